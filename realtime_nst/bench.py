@@ -1,0 +1,86 @@
+"""Benchmarks: model-only and end-to-end frames per second (``rtnst bench``)."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .stylizer import OnnxStylizer
+
+
+@dataclass
+class BenchRow:
+    model: str
+    provider: str
+    size: tuple[int, int]
+    model_ms: float  # onnxruntime run only (median)
+    frame_ms: float  # + pad, colour conversion, crop (median)
+    end_to_end_fps: float | None  # decode + stylise + encode a clip, through the threaded pipeline
+
+
+def synthetic_frames(size: tuple[int, int], count: int, *, seed: int = 0) -> list[np.ndarray]:
+    """Moving textured frames: real-looking content for codecs (not flat, not pure noise)."""
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 255, (h // 8 + 1, w // 8 + 1, 3), np.uint8), (w * 2, h * 2), interpolation=cv2.INTER_CUBIC)
+    return [np.ascontiguousarray(base[i % h : i % h + h, (2 * i) % w : (2 * i) % w + w]) for i in range(count)]
+
+
+def time_model(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, warmup: int) -> tuple[float, float]:
+    frame = synthetic_frames(size, 1)[0]
+    for _ in range(warmup):
+        stylizer.run_model(frame)
+    run, full = [], []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        stylizer._session.run_with_iobinding(stylizer._binding)
+        t1 = time.perf_counter()
+        stylizer.run_model(frame)
+        t2 = time.perf_counter()
+        run.append(t1 - t0)
+        full.append(t2 - t1)
+    return statistics.median(run) * 1000, statistics.median(full) * 1000
+
+
+def write_clip(path: Path, size: tuple[int, int], count: int, fps: int = 30) -> None:
+    from .sinks import VideoFileSink
+
+    with VideoFileSink(path, width=size[0], height=size[1], fps=Fraction(fps), overwrite=True) as sink:
+        for f in synthetic_frames(size, count):
+            sink.write(f)
+
+
+def time_end_to_end(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, clip: Path | None = None) -> float:
+    from .video import stylize_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if clip is None:
+            clip = Path(tmp) / "in.mp4"
+            write_clip(clip, size, frames)
+        t0 = time.perf_counter()
+        report = stylize_video(clip, Path(tmp) / "out.mp4", stylizer, progress=False)
+        return report.frames_written / (time.perf_counter() - t0)
+
+
+def bench(model: str, sizes: list[tuple[int, int]], *, device: str = "auto", frames: int = 30, warmup: int = 5,
+          end_to_end: bool = True, threads: int | None = None, **stylizer_opts) -> list[BenchRow]:
+    rows = []
+    for size in sizes:
+        with OnnxStylizer(model, device=device, threads=threads, **stylizer_opts) as st:
+            model_ms, frame_ms = time_model(st, size, frames=frames, warmup=warmup)
+        e2e = None
+        if end_to_end:
+            # The pipeline shares the cores with decode/encode threads: no spinning there.
+            with OnnxStylizer(model, device=device, threads=threads, spin=False, **stylizer_opts) as st:
+                time_end_to_end(st, size, frames=min(frames, 10))  # warm-up run
+                e2e = time_end_to_end(st, size, frames=max(frames, 60))
+        rows.append(BenchRow(Path(model).name, st.provider, size, model_ms, frame_ms, e2e))
+    return rows

@@ -1,0 +1,48 @@
+"""Options every stylising command shares, and turning them into a stylizer."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..frames import parse_size
+
+
+def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    g = p.add_argument_group("model")
+    if many:
+        g.add_argument("--model", "-m", action="append", metavar="MODEL",
+                       help="ONNX model file or shipped style name (see `rtnst models`); repeat to switch with n/p")
+    else:
+        g.add_argument("--model", "-m", metavar="MODEL", help="ONNX model file or shipped style name (see `rtnst models`); default: the shipped default")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="execution provider; auto tries TensorRT, then CUDA, then CPU (default: auto)")
+    g.add_argument("--max-side", type=int, metavar="PX", dest="max_side_px",
+                   help="resize so the long side is at most PX for inference; output is at source size")
+    g.add_argument("--output-size", type=parse_size, metavar="WxH", help="output frame size (default: source size)")
+    g.add_argument("--preserve-color", action="store_true", help="keep the source colours (transfer luminance only)")
+    g.add_argument("--strength", type=float, default=1.0, metavar="0..1", help="blend with the source: 1 = full style (default), 0 = source")
+    f = p.add_argument_group("foreign models (ONNX files not exported by rtnst)")
+    f.add_argument("--input-range", choices=["0-255", "0-1"], help="pixel range the model takes and returns (default: from metadata, else 0-255)")
+    f.add_argument("--channel-order", choices=["rgb", "bgr"], help="channel order the model takes (default: from metadata, else rgb)")
+    f.add_argument("--pad-multiple", type=int, metavar="N", help="pad frames so sides are multiples of N (default: from metadata, else 8)")
+    f.add_argument("--threads", type=int, metavar="N", help="onnxruntime threads (default: one per core)")
+
+
+def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: bool = True):
+    from ..registry import resolve_model
+    from ..stylizer import OnnxStylizer
+
+    path = resolve_model(model if model is not None else args.model)
+    return OnnxStylizer(
+        path,
+        device=args.device,
+        input_range=args.input_range,
+        channel_order=args.channel_order,
+        pad_multiple=args.pad_multiple,
+        max_side_px=args.max_side_px,
+        output_size=args.output_size,
+        preserve_color=args.preserve_color,
+        strength=args.strength,
+        threads=args.threads,
+        spin=spin,
+    )

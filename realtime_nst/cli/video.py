@@ -1,0 +1,59 @@
+"""``rtnst video IN OUT``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from .common import add_model_options, make_stylizer
+
+log = logging.getLogger("rtnst")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "video", help="stylise a video file",
+        description="Stylise every frame of a video file. The output has the same frame count and frame "
+                    "rate; audio is copied unchanged when the container allows it (else re-encoded, and said). "
+                    "Ctrl-C stops early and still leaves a playable file with the frames done so far.")
+    p.add_argument("input", metavar="IN", help="input video file")
+    p.add_argument("output", metavar="OUT", help="output video file (.mp4, .mkv, .mov, .avi)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default: 18)")
+    add_model_options(p)
+    _add_smoothing(p)
+    p.set_defaults(handler=run)
+
+
+def _add_smoothing(p: argparse.ArgumentParser) -> None:
+    try:
+        from ..smoothing import add_smoothing_options
+    except ImportError:  # the temporal issue adds it
+        return
+    add_smoothing_options(p)
+
+
+def make_smoother_from(args: argparse.Namespace):
+    if getattr(args, "smooth", None) in (None, "none"):
+        return None
+    from ..smoothing import make_smoother
+
+    return make_smoother(args.smooth, strength=args.smooth_strength)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..sinks import check_output_path
+    from ..video import stylize_video
+    from pathlib import Path
+
+    check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
+    smoother = make_smoother_from(args)
+    with make_stylizer(args, spin=False) as stylizer:
+        report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
+                               progress=not args.quiet, crf=args.crf)
+    if report.interrupted:
+        log.warning("rtnst: interrupted: %s holds the first %d frames (playable, incomplete)",
+                    report.output, report.frames_written)
+        return 130
+    log.info("rtnst: wrote %s (%d frames)", report.output, report.frames_written)
+    return 0

@@ -1,0 +1,69 @@
+"""Training photos: found recursively, decoded in worker processes, random crops.
+
+Crops are drawn from a generator seeded by (seed, epoch, index), so a resumed run sees exactly the
+images and crops it would have seen had it never stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .errors import InputError
+from .imageio import list_images
+
+
+class PhotoCrops(Dataset):
+    def __init__(self, root: str | Path, *, size_px: int, seed: int = 0) -> None:
+        self.paths = list_images(root, recursive=True)
+        if not self.paths:
+            raise InputError(f"no images (.jpg, .png, ...) found under {root}")
+        self.size_px = size_px
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """An RGB 0..1 float tensor 3xSxS: short side scaled to S..1.25·S, then a random crop."""
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        img = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
+        if img is None:  # a broken file in a big folder should not stop a long run
+            img = np.full((self.size_px, self.size_px, 3), 127, np.uint8)
+        h, w = img.shape[:2]
+        scale = self.size_px * rng.uniform(1.0, 1.25) / min(h, w)
+        nw, nh = max(self.size_px, round(w * scale)), max(self.size_px, round(h * scale))
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        y, x = rng.integers(0, nh - self.size_px + 1), rng.integers(0, nw - self.size_px + 1)
+        img = img[y : y + self.size_px, x : x + self.size_px]
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        rgb = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2RGB)
+        return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+
+
+class ResumableSampler(Sampler[int]):
+    """Shuffles each epoch with (seed, epoch) and can start part way into an epoch; splits the order
+    between DDP ranks in equal shares (the last n % world images of an epoch's order are left out, so
+    every rank runs the same number of steps)."""
+
+    def __init__(self, n: int, *, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+        self.epoch = 0
+        self.start = 0
+
+    def order(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        return perm[self.rank :: self.world][: self.n // self.world]
+
+    def __iter__(self):
+        return iter(self.order()[self.start :])
+
+    def __len__(self) -> int:
+        return len(self.order()) - self.start

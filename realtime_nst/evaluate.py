@@ -1,0 +1,80 @@
+"""``rtnst eval quality``: style and content distances of a model's outputs (see losses.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import frames as fr
+from .imageio import list_images, read_image
+from .stylizer import Stylizer
+
+EVAL_SIDE_PX = 512
+
+
+@dataclass
+class QualityRow:
+    name: str
+    style_distance: float
+    content_distance: float
+
+
+def to_batch(frame: np.ndarray):
+    """frame (BGR uint8) -> 1x3xHxW float32 RGB 0..1 torch batch."""
+    import torch
+
+    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+class QualityMeter:
+    """Measures S and C against one style image with VGG16 (relu1_2..relu4_3, content relu3_3)."""
+
+    def __init__(self, style: np.ndarray, *, vgg_weights: str | os.PathLike | None = None) -> None:
+        import torch
+
+        from .losses import EVAL_CONTENT_LAYER, EVAL_STYLE_LAYERS, gram
+        from .vgg import load_vgg
+
+        self.vgg = load_vgg("vgg16", weights=vgg_weights)
+        style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], EVAL_SIDE_PX))
+        with torch.no_grad():
+            feats = self.vgg(to_batch(style), EVAL_STYLE_LAYERS)
+        self.style_grams = {k: gram(v) for k, v in feats.items()}
+        self.layers = sorted(set(EVAL_STYLE_LAYERS) | {EVAL_CONTENT_LAYER})
+        self.content_layer = EVAL_CONTENT_LAYER
+
+    def measure(self, content: np.ndarray, output: np.ndarray) -> tuple[float, float]:
+        import torch
+
+        from .losses import content_distance, style_distance
+
+        with torch.no_grad():
+            out = self.vgg(to_batch(output), self.layers)
+            ref = self.vgg(to_batch(content), [self.content_layer])
+            s = style_distance(out, self.style_grams)
+            c = content_distance(out[self.content_layer], ref[self.content_layer])
+        return float(s[0]), float(c[0])
+
+
+def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path, *,
+                     vgg_weights: str | os.PathLike | None = None, progress=None) -> list[QualityRow]:
+    meter = QualityMeter(read_image(style_image), vgg_weights=vgg_weights)
+    rows = []
+    for path in content:
+        img = read_image(path)
+        img = fr.resize(img, fr.fit_max_side(img.shape[1], img.shape[0], EVAL_SIDE_PX))
+        s, c = meter.measure(img, stylizer.stylize(img))
+        rows.append(QualityRow(path.name, s, c))
+        if progress:
+            progress.update(1)
+    return rows
+
+
+def content_paths(arg: str | os.PathLike) -> list[Path]:
+    p = Path(arg)
+    return list_images(p) if p.is_dir() else [p]

@@ -1,0 +1,195 @@
+"""Feed-forward style networks (PyTorch). Import only with the ``train`` extra installed.
+
+Two tiers share one convention: a batch is NCHW float32 RGB; ``INPUT_RANGE`` says whether pixels are
+0..255 or 0..1 (the same range comes out), ``PAD_MULTIPLE`` the side multiple the net needs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvLayer(nn.Module):
+    """Reflection pad + conv, as pytorch/examples fast_neural_style (module names kept for its .pth files)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv2d = nn.Conv2d(in_ch, out_ch, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2d(self.reflection_pad(x))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(ch, ch, 3, 1)
+        self.in1 = nn.InstanceNorm2d(ch, affine=True)
+        self.conv2 = ConvLayer(ch, ch, 3, 1)
+        self.in2 = nn.InstanceNorm2d(ch, affine=True)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.in1(self.conv1(x)))
+        return x + self.in2(self.conv2(y))
+
+
+class UpsampleConvLayer(nn.Module):
+    """Nearest upsample then conv instead of a transposed conv: avoids checkerboard artefacts
+    (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts")."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, upsample: int | None = None) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.reflection_pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv2d = nn.Conv2d(in_ch, out_ch, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = nn.functional.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        return self.conv2d(self.reflection_pad(x))
+
+
+class TransformerNet(nn.Module):
+    """``quality`` tier: Johnson et al. 2016 with instance norm (Ulyanov et al. 2016), exactly the
+    pytorch/examples layout so its published checkpoints load. About 154k MACs per output pixel."""
+
+    INPUT_RANGE = "0-255"
+    PAD_MULTIPLE = 4
+    TIER = "quality"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(3, 32, 9, 1)
+        self.in1 = nn.InstanceNorm2d(32, affine=True)
+        self.conv2 = ConvLayer(32, 64, 3, 2)
+        self.in2 = nn.InstanceNorm2d(64, affine=True)
+        self.conv3 = ConvLayer(64, 128, 3, 2)
+        self.in3 = nn.InstanceNorm2d(128, affine=True)
+        self.res1, self.res2, self.res3, self.res4, self.res5 = (ResidualBlock(128) for _ in range(5))
+        self.deconv1 = UpsampleConvLayer(128, 64, 3, 1, upsample=2)
+        self.in4 = nn.InstanceNorm2d(64, affine=True)
+        self.deconv2 = UpsampleConvLayer(64, 32, 3, 1, upsample=2)
+        self.in5 = nn.InstanceNorm2d(32, affine=True)
+        self.deconv3 = ConvLayer(32, 3, 9, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.in1(self.conv1(x)))
+        y = self.relu(self.in2(self.conv2(y)))
+        y = self.relu(self.in3(self.conv3(y)))
+        y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
+        y = self.relu(self.in4(self.deconv1(y)))
+        y = self.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+
+def _dw_separable(in_ch: int, out_ch: int, *, stride: int = 1) -> nn.Sequential:
+    # Zero padding inside the Conv (not a separate Pad op) lets onnxruntime fuse Conv+ReLU and keep
+    # its blocked NCHWc layout across layers; a Pad op between convs forces layout reorders.
+    return nn.Sequential(
+        nn.Conv2d(in_ch, in_ch, 3, stride, padding=1, groups=in_ch),
+        nn.Conv2d(in_ch, out_ch, 1),
+        nn.ReLU(inplace=True),
+    )
+
+
+class LowResBlock(nn.Module):
+    """Residual block at 1/8 resolution. Instance norm is kept only here, where it costs 1/64 of a
+    full-resolution pass: it is what makes the output independent of the input's contrast."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, padding=1, groups=ch),
+            nn.Conv2d(ch, ch, 1),
+            nn.InstanceNorm2d(ch, affine=True),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(ch, ch, 3, padding=1, groups=ch),
+            nn.Conv2d(ch, ch, 1),
+            nn.InstanceNorm2d(ch, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class RealtimeNet(nn.Module):
+    """``realtime`` tier, designed for 2-core CPU inference in onnxruntime (about 1.5k MACs/px).
+
+    Depthwise-separable convs (Howard et al. 2017, MobileNets), a stride-2 stem, the residual
+    blocks at 1/8 resolution, and PixelShuffle upsampling (Shi et al. 2016) instead of resize+conv.
+    Encoder features are added back at 1/4 and 1/2 (U-Net style skips) so the small net keeps edges.
+    Pixels are RGB 0..1 in and out.
+    """
+
+    INPUT_RANGE = "0-1"
+    PAD_MULTIPLE = 8
+    TIER = "realtime"
+
+    def __init__(self, width: int = 64, blocks: int = 3) -> None:
+        super().__init__()
+        w2, w4 = width // 4, width // 2
+        self.stem = nn.Sequential(nn.Conv2d(3, w2, 3, 2, padding=1), nn.ReLU(inplace=True))
+        self.down2 = _dw_separable(w2, w4, stride=2)
+        self.down3 = _dw_separable(w4, width, stride=2)
+        self.norm_in = nn.InstanceNorm2d(width, affine=True)
+        self.blocks = nn.Sequential(*(LowResBlock(width) for _ in range(blocks)))
+        self.up3 = nn.Sequential(nn.Conv2d(width, w4 * 4, 1), nn.PixelShuffle(2))
+        self.refine2 = _dw_separable(w4, w4)
+        self.up2 = nn.Sequential(nn.Conv2d(w4, w2 * 4, 1), nn.PixelShuffle(2))
+        self.refine1 = _dw_separable(w2, w2)
+        self.head = nn.Sequential(nn.Conv2d(w2, 3 * 4, 3, padding=1), nn.PixelShuffle(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1 = self.stem(x)
+        s2 = self.down2(s1)
+        y = self.blocks(self.norm_in(self.down3(s2)))
+        y = self.refine2(self.up3(y) + s2)
+        y = self.refine1(self.up2(y) + s1)
+        return self.head(y) + 0.5
+
+
+NETWORKS: dict[str, type[nn.Module]] = {"quality": TransformerNet, "realtime": RealtimeNet}
+
+
+def build(tier: str) -> nn.Module:
+    try:
+        return NETWORKS[tier]()
+    except KeyError:
+        from .errors import OptionError
+
+        raise OptionError(f"unknown network tier {tier!r}; expected one of {sorted(NETWORKS)}") from None
+
+
+def load_pytorch_examples_checkpoint(net: TransformerNet, state: dict[str, torch.Tensor]) -> TransformerNet:
+    """Load a pytorch/examples ``.pth``; old ones carry InstanceNorm ``running_mean/var`` keys that
+    current PyTorch no longer has (track_running_stats=False), so they are dropped."""
+    clean = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var"))}
+    net.load_state_dict(clean)
+    return net
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def macs_per_pixel(net: nn.Module, *, size_px: int = 256) -> float:
+    """Multiply-accumulates per output pixel, counted from conv layers with forward hooks."""
+    total = 0
+
+    def hook(mod: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+        total += out.numel() // out.shape[0] * k
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 3, size_px, size_px))
+    finally:
+        for h in handles:
+            h.remove()
+    return total / (size_px * size_px)

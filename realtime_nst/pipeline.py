@@ -1,0 +1,131 @@
+"""Decode → stylise → encode with the three stages overlapping (threads, bounded queues).
+
+onnxruntime, FFmpeg's decoders and encoders release the GIL, so threads overlap real work. Queues
+are bounded so a fast decoder cannot fill memory ahead of a slow model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+_END = object()
+
+
+@dataclass
+class PipelineResult:
+    frames_done: int
+    interrupted: bool
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """While inside, Ctrl-C and SIGTERM set ``stop`` instead of killing the process, so the
+    pipeline can finish the file it is writing. A second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, _frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _put(q: queue.Queue, item, stop: threading.Event | None) -> bool:
+    while True:
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            if stop is not None and stop.is_set():
+                return False
+
+
+def run_pipeline(
+    frames: Callable[[], tuple[np.ndarray, object] | None],
+    process: Callable[[np.ndarray], np.ndarray],
+    write: Callable[[np.ndarray, object], None],
+    *,
+    stop: threading.Event | None = None,
+    queue_size: int = 4,
+    on_frame: Callable[[], None] | None = None,
+) -> PipelineResult:
+    """Run until ``frames()`` returns None or ``stop`` is set; every frame read before the stop is
+    processed and written, in order. Exceptions from any stage are re-raised here after the other
+    stages have drained, so the caller can still finish the output file."""
+    stop = stop or threading.Event()
+    halt = threading.Event()  # tells the reader to stop early (interrupt or downstream failure)
+    q_in: queue.Queue = queue.Queue(queue_size)
+    q_out: queue.Queue = queue.Queue(queue_size)
+    errors: list[BaseException] = []
+    done = 0
+
+    def reader() -> None:
+        try:
+            while not halt.is_set():
+                item = frames()
+                if item is None:
+                    break
+                if not _put(q_in, item, halt):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+        _put(q_in, _END, None)
+
+    def writer() -> None:
+        nonlocal done
+        while True:
+            item = q_out.get()
+            if item is _END:
+                return
+            if errors:
+                continue  # drain without writing after a writer failure
+            try:
+                write(*item)
+                done += 1
+                if on_frame:
+                    on_frame()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+                halt.set()
+
+    threads = [threading.Thread(target=reader, name="rtnst-read", daemon=True),
+               threading.Thread(target=writer, name="rtnst-write", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            if stop.is_set():
+                halt.set()
+            item = q_in.get()
+            if item is _END:
+                break
+            frame, meta = item
+            q_out.put((process(frame), meta))
+    except BaseException as exc:
+        errors.append(exc)
+        halt.set()
+        # Keep draining the reader so it can exit.
+        while q_in.get() is not _END:
+            pass
+    finally:
+        q_out.put(_END)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return PipelineResult(done, stop.is_set())

@@ -1,0 +1,67 @@
+"""Shipped style models: found by name in the models folder, described by its manifest.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError
+
+ENV_MODELS_DIR = "RTNST_MODELS_DIR"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str
+    path: Path
+    style: str
+    tier: str
+    default: bool
+    entry: dict
+
+
+def models_dir() -> Path:
+    """$RTNST_MODELS_DIR, else models/ beside the package (a checkout or editable install), else the
+    data folder a wheel install puts them in."""
+    env = os.environ.get(ENV_MODELS_DIR)
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent / "models"
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "rtnst" / "models"
+
+
+def shipped_models(folder: Path | None = None) -> list[ShippedModel]:
+    folder = folder or models_dir()
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return []
+    try:
+        entries = json.loads(manifest.read_text())["models"]
+    except (ValueError, KeyError) as exc:
+        raise ModelError(f"{manifest} is not a valid model manifest ({exc})") from None
+    return [ShippedModel(e["name"], folder / e["file"], e.get("style", e["name"]), e.get("tier", "?"),
+                         bool(e.get("default")), e) for e in entries]
+
+
+def resolve_model(model: str | os.PathLike | None) -> Path:
+    """A path as given, or a shipped model by name ("starry_night" or "starry_night-quality")."""
+    if model is not None and (Path(model).suffix == ".onnx" or Path(model).exists()):
+        return Path(model)
+    shipped = shipped_models()
+    if model is None:
+        default = [m for m in shipped if m.default] or shipped[:1]
+        if not default:
+            raise ModelError(f"no shipped models found in {models_dir()}; pass --model FILE.onnx")
+        return default[0].path
+    matches = [m for m in shipped if m.name == model] or [m for m in shipped if m.style == model and m.tier == "realtime"]
+    matches = matches or [m for m in shipped if m.style == model]
+    if not matches:
+        names = ", ".join(m.name for m in shipped) or "none"
+        raise ModelError(f"{model!r} is neither a model file nor a shipped model (shipped: {names})")
+    return matches[0].path

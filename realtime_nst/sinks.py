@@ -1,0 +1,208 @@
+"""Frame sinks: video files (PyAV, audio carried over from the source), windows, virtual cameras."""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import OutputError
+
+log = logging.getLogger("rtnst")
+
+_VIDEO_CODECS = ("libx264", "h264", "mpeg4")  # first one available that the container takes
+
+
+@runtime_checkable
+class FrameSink(Protocol):
+    def write(self, frame: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_output_path(path: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Fail before any work if the output cannot or may not be written."""
+    for inp in inputs:
+        if inp.exists() and path.exists() and path.resolve() == inp.resolve():
+            raise OutputError(f"output {path} is the input file; choose another name")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: folder {parent} is not writable")
+
+
+class VideoFileSink:
+    """Encodes frames to a temporary file beside ``path`` and renames it when closed.
+
+    Audio streams of ``audio_from`` are copied packet by packet (remuxed, not re-encoded) when the
+    output container can hold their codec, else re-encoded to its default audio codec, and said so.
+    Audio is muxed alongside the video up to the last video timestamp, so a file closed early
+    (interrupt, corrupt input) still has audio and video of the same length.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, width: int, height: int, fps: Fraction,
+                 time_base: Fraction | None = None, audio_from: str | os.PathLike | None = None,
+                 overwrite: bool = False, crf: int = 18) -> None:
+        import av
+
+        self.path = Path(path)
+        check_output_path(self.path, overwrite=overwrite)
+        self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        try:
+            self._out = av.open(str(self.tmp), "w")
+        except ValueError:
+            raise OutputError(f"cannot tell the video format of {self.path} from its suffix (use .mp4, .mkv, .mov, .avi)") from None
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        codec = next((c for c in _VIDEO_CODECS if c in av.codecs_available and c in self._out.supported_codecs), None)
+        if codec is None:
+            self._discard()
+            raise OutputError(f"no video encoder for the {self.path.suffix} container; use .mp4 or .mkv")
+        self.fps = Fraction(fps)
+        self._video = self._out.add_stream(codec, rate=self.fps)
+        self._video.width, self._video.height = width, height
+        # 4:2:0 needs even sizes; odd sizes keep full chroma instead of losing a row/column.
+        even = width % 2 == 0 and height % 2 == 0
+        self._video.pix_fmt = "yuv420p" if even or codec != "libx264" else "yuv444p"
+        if codec == "libx264":
+            self._video.options = {"crf": str(crf), "preset": "veryfast"}
+        # Encoder and stream share the source's time base, so source timestamps pass through unchanged.
+        tb = Fraction(time_base) if time_base else 1 / self.fps
+        self._video.time_base = self._video.codec_context.time_base = tb
+        self.frames_written = 0
+        self._pts0: int | None = None
+        self._last_time_s = 0.0
+        self._audio: list[tuple] = []  # (in_stream, out_stream, reencode)
+        self._demux = None
+        self._pending: list = []
+        self._closed = False
+        if audio_from is not None:
+            self._open_audio(Path(audio_from))
+
+    # -- audio ---------------------------------------------------------------------------------
+    def _open_audio(self, source: Path) -> None:
+        import av
+
+        self._src = av.open(str(source), "r")
+        streams = list(self._src.streams.audio)
+        for s in streams:
+            name = s.codec_context.name
+            if name in self._out.supported_codecs:
+                out = self._out.add_stream_from_template(s)
+                self._audio.append((s, out, False))
+            else:
+                target = self._out.default_audio_codec
+                out = self._out.add_stream(target, rate=s.codec_context.sample_rate)
+                log.info("rtnst: audio %s cannot go into %s as is; re-encoding it to %s", name, self.path.suffix, target)
+                self._audio.append((s, out, True))
+        if streams:
+            self._demux = self._src.demux(streams)
+
+    def _mux_audio_until(self, time_s: float | None) -> None:
+        """Copy audio packets whose start is before ``time_s`` (None: all that remain)."""
+        if self._demux is None:
+            return
+        streams = {s.index: (s, out, re) for s, out, re in self._audio}
+        while True:
+            if not self._pending:
+                packet = next(self._demux, None)
+                if packet is None:
+                    self._demux = None
+                    break
+                self._pending.append(packet)
+            packet = self._pending[0]
+            if packet.pts is not None and time_s is not None and packet.pts * packet.time_base >= time_s:
+                return
+            self._pending.pop(0)
+            if packet.dts is None and packet.size == 0:
+                continue  # the demuxer's flush packet
+            src, out, reencode = streams[packet.stream.index]
+            if reencode:
+                for frame in packet.decode():
+                    frame.pts = None
+                    self._out.mux(out.encode(frame))
+            else:
+                packet.stream = out
+                self._out.mux(packet)
+        for _, out, reencode in self._audio:
+            if reencode:
+                self._out.mux(out.encode(None))
+
+    # -- video ---------------------------------------------------------------------------------
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
+        """Append a frame. ``pts`` is the source timestamp in ``time_base`` (kept, so variable
+        frame rates and the exact rational rate survive); None numbers frames at ``fps``."""
+        import av
+
+        if self._closed:
+            raise OutputError(f"{self.path} is already closed")
+        vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
+        if pts is None:
+            vf.pts = round(self.frames_written / self.fps / self._video.time_base)
+        else:
+            if self._pts0 is None:
+                self._pts0 = pts
+            vf.pts = pts - self._pts0
+        vf.time_base = self._video.time_base
+        self._last_time_s = float(vf.pts * self._video.time_base)
+        try:
+            for packet in self._video.encode(vf):
+                self._out.mux(packet)
+            self._mux_audio_until(self._last_time_s + float(1 / self.fps))
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"writing {self.path} failed: {exc.strerror or exc}") from None
+        self.frames_written += 1
+
+    def close(self, *, complete: bool = True) -> None:
+        """Finish the file and move it into place. ``complete=False`` (interrupted, corrupt input)
+        still gives a playable file with the frames written so far, and audio of the same length."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for packet in self._video.encode(None):
+                self._out.mux(packet)
+            end = None if complete else self._last_time_s + float(1 / self.fps)
+            self._mux_audio_until(end)
+            self._out.close()
+        except Exception:
+            self._discard()
+            raise
+        finally:
+            if getattr(self, "_src", None) is not None:
+                self._src.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the temporary file: for failures where nothing useful was written."""
+        if self._closed:
+            return
+        self._closed = True
+        self._discard()
+        if getattr(self, "_src", None) is not None:
+            self._src.close()
+
+    def _discard(self) -> None:
+        try:
+            self._out.close()
+        except Exception:
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoFileSink":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,200 @@
+"""Frame sources: video files (PyAV) and cameras/streams (OpenCV). ``read()`` returns a frame or None."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import CameraError, CorruptInputError, InputError
+
+log = logging.getLogger("rtnst")
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    def read(self) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+class VideoFileSource:
+    """Decodes the first video stream of a file, in order, every frame, with its timestamp."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import av
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"input {self.path} does not exist")
+        if not self.path.is_file():
+            raise InputError(f"input {self.path} is not a file")
+        try:
+            self._container = av.open(str(self.path), "r")
+        except av.error.PermissionError:
+            raise InputError(f"cannot read {self.path}: permission denied") from None
+        except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+            raise InputError(f"{self.path} is not a video file FFmpeg can open (or it is truncated before its index)") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputError(f"{self.path} has no video stream")
+        self.stream = self._container.streams.video[0]
+        self.stream.thread_type = "AUTO"  # frame+slice threads in the decoder
+        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        self.fps: Fraction = Fraction(rate)
+        self.time_base: Fraction = self.stream.time_base or Fraction(1, 90_000)
+        self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
+        self.frame_count: int | None = self.stream.frames or self._estimate_frames()
+        self.frames_read = 0
+        self.pts: int | None = None  # timestamp of the last frame read, in ``time_base``
+        self._frames: Iterator | None = None
+
+    def _estimate_frames(self) -> int | None:
+        duration = self.stream.duration
+        if duration is not None and self.time_base:
+            return round(duration * self.time_base * self.fps)
+        if self._container.duration:
+            return round(self._container.duration / 1_000_000 * self.fps)
+        return None
+
+    def _decode(self) -> Iterator:
+        import av
+
+        try:
+            for packet in self._container.demux(self.stream):
+                for frame in packet.decode():
+                    yield frame
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as exc:
+            raise CorruptInputError(
+                f"{self.path} is corrupt: decoding failed after {self.frames_read} frames ({exc.strerror or exc})",
+                frames_done=self.frames_read,
+            ) from None
+
+    def read(self) -> np.ndarray | None:
+        if self._frames is None:
+            self._frames = self._decode()
+        frame = next(self._frames, None)
+        if frame is None:
+            self._check_complete()
+            return None
+        self.frames_read += 1
+        self.pts = frame.pts
+        return frame.to_ndarray(format="bgr24")
+
+    def _check_complete(self) -> None:
+        # A file cut short still demuxes cleanly up to the cut: compare with what its header promises.
+        expected = self.stream.frames
+        if expected and self.frames_read < expected:
+            raise CorruptInputError(
+                f"{self.path} is truncated: it promises {expected} frames but only {self.frames_read} could be decoded",
+                frames_done=self.frames_read,
+            )
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> "VideoFileSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _parse_camera(camera: str | int) -> str | int:
+    if isinstance(camera, int):
+        return camera
+    return int(camera) if camera.isdigit() else camera
+
+
+class CameraSource:
+    """A camera index, device path, URL, or video file standing in for a camera.
+
+    A grabber thread reads continuously and keeps only the newest frame, so a slow consumer drops
+    frames instead of building up latency. A video file is delivered at its own frame rate, as a
+    camera would, and ends normally; a live source that stops delivering raises CameraError.
+    """
+
+    def __init__(self, camera: str | int = 0, *, timeout_s: float = 5.0, width: int | None = None,
+                 height: int | None = None) -> None:
+        import cv2
+
+        self.camera = _parse_camera(camera)
+        self.is_file = isinstance(self.camera, str) and Path(self.camera).is_file()
+        self._cap = cv2.VideoCapture(self.camera)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise CameraError(f"could not open camera {camera!r} (no such device, busy, or not a stream OpenCV can read)")
+        if width and height:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.timeout_s = timeout_s
+        self.frames_grabbed = 0
+        self.frames_dropped = 0
+        self._latest: np.ndarray | None = None
+        self._fresh = False
+        self._ended = False
+        self._error: CameraError | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._grab, name="rtnst-camera", daemon=True)
+        self._thread.start()
+
+    def _grab(self) -> None:
+        period = 1.0 / self.fps if self.is_file else 0.0
+        next_t = time.perf_counter()
+        while not self._stop.is_set():
+            ok, frame = self._cap.read()
+            with self._cond:
+                if not ok:
+                    if not self.is_file:
+                        self._error = CameraError(
+                            f"camera {self.camera!r} stopped delivering frames after {self.frames_grabbed} (disconnected?)")
+                    self._ended = True
+                    self._cond.notify_all()
+                    return
+                if self._fresh:
+                    self.frames_dropped += 1
+                self._latest, self._fresh = frame, True
+                self.frames_grabbed += 1
+                self._cond.notify_all()
+            if period:
+                next_t += period
+                time.sleep(max(0.0, next_t - time.perf_counter()))
+
+    def read(self) -> np.ndarray | None:
+        """The newest frame not yet returned; waits up to ``timeout_s`` for one."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._fresh or self._ended, timeout=self.timeout_s):
+                raise CameraError(f"camera {self.camera!r} delivered no frame for {self.timeout_s:g} s")
+            if self._fresh:
+                self._fresh = False
+                return self._latest
+            if self._error:
+                raise self._error
+            return None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __enter__(self) -> "CameraSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

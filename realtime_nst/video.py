@@ -1,0 +1,93 @@
+"""Stylising a video file: every frame, in order, same rate, audio carried over."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CorruptInputError, OptionError
+from .pipeline import run_pipeline, stop_on_signals
+from .sinks import VideoFileSink, check_output_path
+from .sources import VideoFileSource
+from .stylizer import Stylizer
+
+log = logging.getLogger("rtnst")
+
+
+@dataclass
+class VideoReport:
+    output: Path
+    frames_written: int
+    frames_expected: int | None
+    interrupted: bool
+
+
+def stylize_video(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    stylizer: Stylizer,
+    *,
+    smoother=None,
+    overwrite: bool = False,
+    progress: bool = True,
+    stop: threading.Event | None = None,
+    crf: int = 18,
+) -> VideoReport:
+    """Stylise ``input_path`` into ``output_path``.
+
+    On Ctrl-C/SIGTERM (or ``stop`` set) the frames done so far are written as a playable file and
+    the report says ``interrupted``. A truncated/corrupt input keeps the frames decoded before the
+    damage and raises CorruptInputError afterwards, naming the output that holds them.
+    """
+    from tqdm import tqdm
+
+    src_path, out_path = Path(input_path), Path(output_path)
+    check_output_path(out_path, overwrite=overwrite, inputs=(src_path,))
+    if not 0 < crf <= 51:
+        raise OptionError(f"--crf must be between 1 and 51, got {crf}")
+    with VideoFileSource(src_path) as source:
+        first = source.read()
+        if first is None:
+            raise CorruptInputError(f"{src_path} has a video stream but no frame could be decoded")
+        styled = stylizer.stylize(first)
+        height, width = styled.shape[:2]
+        sink = VideoFileSink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
+                             audio_from=src_path, overwrite=overwrite, crf=crf)
+        pending = [(first, source.pts)]
+
+        def frames():
+            if pending:
+                return pending.pop()
+            frame = source.read()
+            return None if frame is None else (frame, source.pts)
+
+        process = stylizer.stylize
+        if smoother is not None:
+            def process(frame):
+                return smoother(frame, stylizer.stylize(frame))
+
+        bar = tqdm(total=source.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
+                   desc=src_path.name, smoothing=0.1)
+        stop = stop or threading.Event()
+        failure: BaseException | None = None
+        try:
+            with stop_on_signals(stop):
+                result = run_pipeline(frames, process, sink.write, stop=stop, on_frame=lambda: bar.update(1))
+        except CorruptInputError as exc:
+            failure = exc
+            result = None
+        except BaseException:
+            bar.close()
+            sink.abort()
+            raise
+        bar.close()
+        interrupted = result.interrupted if result else False
+        sink.close(complete=failure is None and not interrupted)
+    report = VideoReport(out_path, sink.frames_written, source.frame_count, interrupted)
+    if failure is not None:
+        raise CorruptInputError(f"{failure}; {out_path} holds the {sink.frames_written} frames stylised before it",
+                                frames_done=sink.frames_written)
+    return report

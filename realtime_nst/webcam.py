@@ -1,0 +1,155 @@
+"""The live loop: camera → stylizer → smoothing → window / recording / virtual camera."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from .errors import CameraError, MissingDependencyError
+from .sinks import FrameSink
+from .sources import FrameSource
+from .stylizer import Stylizer
+
+log = logging.getLogger("rtnst")
+WINDOW = "rtnst"
+
+
+class VirtualCameraSink:
+    """Sends frames to a virtual camera through pyvirtualcam (on Linux: the v4l2loopback module)."""
+
+    def __init__(self, width: int, height: int, fps: float, *, device: str | None = None,
+                 backend: str | None = None) -> None:
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise MissingDependencyError("pyvirtualcam is not installed; pip install 'realtime_nst[vcam]'") from None
+        try:
+            self._cam = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR,
+                                            device=device, backend=backend)
+        except RuntimeError as exc:
+            raise CameraError(f"cannot open a virtual camera ({exc}); on Linux load v4l2loopback: "
+                              "sudo modprobe v4l2loopback devices=1 exclusive_caps=1") from None
+        self.device = self._cam.device
+        log.info("rtnst: sending frames to virtual camera %s", self.device)
+
+    def write(self, frame: np.ndarray) -> None:
+        self._cam.send(frame)
+
+    def close(self) -> None:
+        if self._cam is not None:
+            self._cam.close()
+            self._cam = None
+
+    def __enter__(self) -> "VirtualCameraSink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class LiveState:
+    """What the keys change; shown in the window title bar overlay."""
+
+    index: int = 0
+    paused: bool = False
+    quit: bool = False
+    snapshots: list[Path] = field(default_factory=list)
+
+
+def handle_key(key: int, state: LiveState, stylizers: Sequence[Stylizer], *, on_snapshot: Callable[[], None],
+               on_switch: Callable[[], None]) -> None:
+    """q quit, space pause, s snapshot, n/p next/previous model, +/- strength by 0.1."""
+    ch = chr(key & 0xFF) if key >= 0 else ""
+    if ch in ("q", "\x1b"):
+        state.quit = True
+    elif ch == " ":
+        state.paused = not state.paused
+    elif ch == "s":
+        on_snapshot()
+    elif ch in ("n", "p") and len(stylizers) > 1:
+        state.index = (state.index + (1 if ch == "n" else -1)) % len(stylizers)
+        on_switch()
+    elif ch in ("+", "=", "-", "_"):
+        st = stylizers[state.index]
+        step = 0.1 if ch in ("+", "=") else -0.1
+        st.strength = round(min(1.0, max(0.0, getattr(st, "strength", 1.0) + step)), 2)
+
+
+def run_live(
+    source: FrameSource,
+    stylizers: Sequence[Stylizer],
+    *,
+    window: bool = True,
+    sinks: Sequence[FrameSink] = (),
+    smoother=None,
+    snapshot_dir: Path = Path("."),
+    max_frames: int | None = None,
+    stop: threading.Event | None = None,
+    keys: Callable[[], int] | None = None,
+) -> int:
+    """Run until the source ends, q is pressed, ``stop`` is set or ``max_frames`` are shown.
+    Returns the number of frames stylised. ``keys`` replaces cv2.waitKey (tests)."""
+    stop = stop or threading.Event()
+    state = LiveState()
+    times: deque[float] = deque(maxlen=30)
+    shown = 0
+    last: np.ndarray | None = None
+
+    def snapshot() -> None:
+        if last is None:
+            return
+        path = snapshot_dir / f"rtnst_{time.strftime('%Y%m%d_%H%M%S')}_{shown:05d}.png"
+        cv2.imwrite(str(path), last)
+        state.snapshots.append(path)
+        log.info("rtnst: snapshot %s", path)
+
+    def switch() -> None:
+        if smoother is not None:
+            smoother.reset()
+        log.info("rtnst: model %d of %d", state.index + 1, len(stylizers))
+
+    if window:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+    try:
+        while not (stop.is_set() or state.quit or (max_frames is not None and shown >= max_frames)):
+            if not state.paused:
+                frame = source.read()
+                if frame is None:
+                    break
+                out = stylizers[state.index].stylize(frame)
+                if smoother is not None:
+                    out = smoother(frame, out)
+                last = out
+                for sink in sinks:
+                    sink.write(out)
+                shown += 1
+                times.append(time.perf_counter())
+            if window and last is not None:
+                cv2.imshow(WINDOW, _overlay(last, times, state, stylizers))
+            key = keys() if keys else (cv2.waitKey(1 if not state.paused else 30) if window else -1)
+            handle_key(key, state, stylizers, on_snapshot=snapshot, on_switch=switch)
+    finally:
+        if window:
+            cv2.destroyWindow(WINDOW)
+    return shown
+
+
+def _overlay(frame: np.ndarray, times: deque, state: LiveState, stylizers: Sequence[Stylizer]) -> np.ndarray:
+    fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+    st = stylizers[state.index]
+    text = f"{fps:5.1f} fps  model {state.index + 1}/{len(stylizers)}  strength {getattr(st, 'strength', 1.0):.1f}"
+    if state.paused:
+        text += "  [paused]"
+    view = frame.copy()
+    cv2.putText(view, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(view, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    return view

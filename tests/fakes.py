@@ -1,0 +1,113 @@
+"""Small stand-ins for tests: tiny ONNX models, synthetic clips with and without audio."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def onnx_model(path: Path, *, kind: str = "identity", metadata: dict[str, str] | None = None,
+               input_shape=("N", 3, "H", "W")) -> Path:
+    """kind: identity | first_channel (every output channel = input channel 0) | shrink (output half
+    size: not image-to-image) | add_half (x + 0.5)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, list(input_shape))
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, None)
+    inits = []
+    if kind == "identity":
+        nodes = [helper.make_node("Identity", ["input"], ["output"])]
+    elif kind == "first_channel":
+        w = np.zeros((3, 3, 1, 1), np.float32)
+        w[:, 0] = 1.0
+        inits.append(helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.flatten()))
+        nodes = [helper.make_node("Conv", ["input", "w"], ["output"])]
+    elif kind == "shrink":
+        nodes = [helper.make_node("MaxPool", ["input"], ["output"], kernel_shape=[2, 2], strides=[2, 2])]
+    elif kind == "add_half":
+        inits.append(helper.make_tensor("h", TensorProto.FLOAT, [1], [0.5]))
+        nodes = [helper.make_node("Add", ["input", "h"], ["output"])]
+    else:
+        raise ValueError(kind)
+    graph = helper.make_graph(nodes, kind, [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in (metadata or {}).items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
+    onnx.save(model, str(path))
+    return path
+
+
+def gradient_frame(w: int, h: int, *, index: int = 0) -> np.ndarray:
+    """A frame with distinct B, G, R content and a moving bar (so codecs and flow have structure)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    frame = np.stack([(xx * 255 // max(w - 1, 1)), (yy * 255 // max(h - 1, 1)), np.full_like(xx, 40)], -1).astype(np.uint8)
+    x0 = (index * 3) % max(w - 8, 1)
+    frame[:, x0 : x0 + 6] = (255, 255, 255)
+    return frame
+
+
+def write_clip(path: Path, *, frames: int = 12, size=(64, 48), fps=Fraction(30000, 1001),
+               audio: str | None = "aac", faststart: bool = False, brightness_ramp: bool = False) -> Path:
+    """A clip with ``frames`` frames and (optionally) a 440 Hz tone as long as the video."""
+    import av
+
+    opts = {"movflags": "+faststart"} if faststart else {}
+    out = av.open(str(path), "w", options=opts)
+    vs = out.add_stream("libx264", rate=fps)
+    vs.width, vs.height = size
+    vs.pix_fmt = "yuv420p"
+    vs.options = {"crf": "10", "preset": "ultrafast"}
+    a_stream = None
+    if audio:
+        a_stream = out.add_stream(audio, rate=48000)
+    for i in range(frames):
+        img = gradient_frame(*size, index=i)
+        if brightness_ramp:
+            img = np.full_like(img, min(255, 10 + i * 20))
+        vf = av.VideoFrame.from_ndarray(img, format="bgr24")
+        vf.pts = i
+        vf.time_base = 1 / fps
+        for p in vs.encode(vf):
+            out.mux(p)
+    if a_stream is not None:
+        n = int(48000 * frames / fps)
+        t = np.arange(n) / 48000
+        tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+        step = 1024
+        for k in range(0, n, step):
+            chunk = tone[k : k + step]
+            af = av.AudioFrame.from_ndarray(np.repeat(chunk[None, :], 2, 0).T.reshape(1, -1).copy(), format="s16",
+                                            layout="stereo")
+            af.sample_rate = 48000
+            af.pts = k
+            for p in a_stream.encode(af):
+                out.mux(p)
+        for p in a_stream.encode(None):
+            out.mux(p)
+    for p in vs.encode(None):
+        out.mux(p)
+    out.close()
+    return path
+
+
+def probe(path: Path) -> dict:
+    """Frame count (decoded), rate, size, audio codec and audio duration of a file."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        info = {"rate": v.average_rate, "size": (v.codec_context.width, v.codec_context.height),
+                "audio": [a.codec_context.name for a in c.streams.audio]}
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    info["frames"] = frames
+    info["count"] = len(frames)
+    with av.open(str(path)) as c:
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            info["audio_samples"] = sum(f.samples for f in c.decode(audio=0))
+            info["audio_rate"] = a.codec_context.sample_rate
+    return info

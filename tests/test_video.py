@@ -1,0 +1,176 @@
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakes import onnx_model, probe, write_clip
+from realtime_nst.cli import main
+from realtime_nst.errors import CorruptInputError
+from realtime_nst.stylizer import OnnxStylizer
+from realtime_nst.video import stylize_video
+
+
+@pytest.fixture
+def identity(tmp_path):
+    return onnx_model(tmp_path / "identity.onnx")
+
+
+def test_every_frame_same_rate_audio_remuxed(tmp_path, identity):
+    src = write_clip(tmp_path / "in.mp4", frames=20, audio="aac")
+    out = tmp_path / "out.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity)]) == 0
+    a, b = probe(src), probe(out)
+    assert b["count"] == a["count"] == 20
+    assert b["rate"] == a["rate"] == Fraction(30000, 1001)
+    assert b["size"] == a["size"]
+    assert b["audio"] == ["aac"] and b["audio_samples"] == a["audio_samples"]  # copied, not re-encoded
+    # identity model: the picture survives (only codec loss), colours not swapped
+    err = np.mean([np.abs(x.astype(int) - y).mean() for x, y in zip(a["frames"], b["frames"])])
+    assert err < 3
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_audio_reencoded_when_container_cannot_hold_it(tmp_path, identity, caplog):
+    src = write_clip(tmp_path / "in.mkv", frames=10, audio="libopus")
+    out = tmp_path / "out.avi"
+    with OnnxStylizer(identity) as st, caplog.at_level("INFO", logger="rtnst"):
+        stylize_video(src, out, st, progress=False)
+    info = probe(out)
+    assert info["count"] == 10 and len(info["audio"]) == 1 and info["audio"][0] != "opus"
+    assert any("re-encoding" in r.getMessage() for r in caplog.records)
+
+
+def test_frames_stay_in_order(tmp_path, identity):
+    src = write_clip(tmp_path / "ramp.mp4", frames=12, audio=None, brightness_ramp=True)
+    out = tmp_path / "out.mp4"
+    with OnnxStylizer(identity) as st:
+        report = stylize_video(src, out, st, progress=False)
+    assert report.frames_written == 12 and not report.interrupted
+    means = [f.mean() for f in probe(out)["frames"]]
+    assert means == sorted(means) and means[-1] - means[0] > 150
+
+
+class StopAfter:
+    """A stylizer that asks the pipeline to stop after ``n`` frames, as Ctrl-C would."""
+
+    def __init__(self, inner, stop, n):
+        self.inner, self.stop, self.n, self.seen = inner, stop, n, 0
+
+    def stylize(self, frame):
+        self.seen += 1
+        if self.seen == self.n:
+            self.stop.set()
+        return self.inner.stylize(frame)
+
+
+def test_interrupt_leaves_playable_partial_file(tmp_path, identity):
+    src = write_clip(tmp_path / "in.mp4", frames=60, audio="aac")
+    out = tmp_path / "out.mp4"
+    stop = threading.Event()
+    with OnnxStylizer(identity) as st:
+        report = stylize_video(src, out, StopAfter(st, stop, 10), progress=False, stop=stop)
+    assert report.interrupted
+    info = probe(out)
+    assert 10 <= info["count"] < 60 and info["count"] == report.frames_written
+    video_s = info["count"] / float(info["rate"])
+    assert abs(info["audio_samples"] / info["audio_rate"] - video_s) < 0.1  # audio cut at the same point
+
+
+def test_sigint_in_a_real_process(tmp_path, identity):
+    src = write_clip(tmp_path / "in.mp4", frames=400, size=(320, 240), audio=None)
+    out = tmp_path / "out.mp4"
+    code = (
+        "import sys, time\n"
+        "from realtime_nst.cli import common\n"
+        "orig = common.make_stylizer\n"
+        "class Slow:\n"
+        "    def __init__(self, st): self.st = st\n"
+        "    def stylize(self, f): time.sleep(0.02); return self.st.stylize(f)\n"
+        "    def __enter__(self): return self\n"
+        "    def __exit__(self, *a): self.st.close()\n"
+        "common.make_stylizer = lambda *a, **k: Slow(orig(*a, **k))\n"
+        "from realtime_nst.cli import video\n"
+        "video.make_stylizer = common.make_stylizer\n"
+        "from realtime_nst.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, "video", str(src), str(out), "--model", str(identity)],
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.part.mp4")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    n = probe(out)["count"]
+    assert 0 < n < 400
+
+
+def test_truncated_video_keeps_decoded_frames(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.mp4", frames=60, size=(160, 120), audio=None, faststart=True)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.mp4"
+    assert main(["-q", "video", str(cut), str(out), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truncated" in err[0] and str(out) in err[0]
+    n = probe(out)["count"]
+    assert 0 < n < 60
+
+
+def test_existing_output_is_not_overwritten(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.mp4", frames=4, audio=None)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    assert main(["video", str(src), str(out), "--model", str(identity)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--overwrite"]) == 0
+    assert probe(out)["count"] == 4
+
+
+@pytest.mark.parametrize("make_input, expect", [
+    (lambda p: p / "missing.mp4", "does not exist"),
+    (lambda p: (p / "notes.mp4").write_text("hello") and p / "notes.mp4", "not a video"),
+    (lambda p: p, "not a file"),
+])
+def test_bad_inputs_one_line_exit_2(tmp_path, identity, capsys, make_input, expect):
+    src = make_input(tmp_path)
+    assert main(["video", str(src), str(tmp_path / "o.mp4"), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_unwritable_output_and_bad_model(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    assert main(["video", str(src), str(tmp_path / "nodir" / "o.mp4"), "--model", str(identity)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(os.urandom(64))
+    assert main(["video", str(src), str(tmp_path / "o.mp4"), "--model", str(junk)]) == 2
+    assert "not a usable ONNX model" in capsys.readouterr().err
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets"
+
+
+@pytest.mark.skipif(not (SHARED / "reference_models").is_dir(), reason="needs ../shared/assets")
+def test_reference_model_on_real_clip(tmp_path):
+    out = tmp_path / "bunny.mp4"
+    clip = tmp_path / "short.mp4"
+    write_clip(clip, frames=6, size=(162, 90), audio="aac")  # odd multiple: exercises padding
+    model = SHARED / "reference_models" / "lengstrom_udnie.onnx"
+    assert main(["-q", "video", str(clip), str(out), "--model", str(model), "--pad-multiple", "4"]) == 0
+    info = probe(out)
+    assert info["count"] == 6 and info["size"] == (162, 90) and info["audio"] == ["aac"]
