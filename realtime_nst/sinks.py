@@ -78,6 +78,7 @@ class VideoFileSink:
         # Encoder and stream share the source's time base, so source timestamps pass through unchanged.
         tb = Fraction(time_base) if time_base else 1 / self.fps
         self._video.time_base = self._video.codec_context.time_base = tb
+        self._tb = tb  # the muxer may change the stream's time base when it writes the header
         self.frames_written = 0
         self._pts0: int | None = None
         self._last_time_s = 0.0
@@ -147,13 +148,13 @@ class VideoFileSink:
             raise OutputError(f"{self.path} is already closed")
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
         if pts is None:
-            vf.pts = round(self.frames_written / self.fps / self._video.time_base)
+            vf.pts = round(self.frames_written / self.fps / self._tb)
         else:
             if self._pts0 is None:
                 self._pts0 = pts
             vf.pts = pts - self._pts0
-        vf.time_base = self._video.time_base
-        self._last_time_s = float(vf.pts * self._video.time_base)
+        vf.time_base = self._tb
+        self._last_time_s = float(vf.pts * self._tb)
         try:
             for packet in self._video.encode(vf):
                 self._out.mux(packet)

@@ -41,19 +41,24 @@ class _TimedRecorder:
     """Records live frames with wall-clock timestamps, so the file plays at the real pace."""
 
     def __init__(self, sink) -> None:
-        self.sink, self.t0 = sink, None
+        self.sink, self.t0, self.last_ms = sink, None, -1
 
     def write(self, frame) -> None:
         now = time.perf_counter()
         self.t0 = self.t0 if self.t0 is not None else now
-        self.sink.write(frame, round((now - self.t0) * 1000))
+        # Encoders reject repeated timestamps: two frames within one millisecond get consecutive ones.
+        self.last_ms = max(round((now - self.t0) * 1000), self.last_ms + 1)
+        self.sink.write(frame, self.last_ms)
 
     def close(self) -> None:
         self.sink.close()
 
+    def abort(self) -> None:
+        self.sink.abort()
+
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import OptionError
+    from ..errors import OptionError, OutputError
     from ..frames import parse_size
     from ..pipeline import stop_on_signals
     from ..sinks import VideoFileSink, check_output_path
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     stylizers = [make_stylizer(args, m) for m in models]
     smoother = make_smoother_from(args)
     sinks = []
+    broken = False  # a sink itself failed: its file is not worth keeping
     try:
         with CameraSource(args.camera, width=size[0], height=size[1]) as source:
             first = source.read()
@@ -88,9 +94,13 @@ def run(args: argparse.Namespace) -> int:
                 n = run_live(source, stylizers, window=not args.no_window, sinks=sinks, smoother=smoother,
                              snapshot_dir=snap_dir, max_frames=args.max_frames, stop=stop)
             log.info("rtnst: %d frames stylised, %d camera frames dropped to keep latency low", n, source.frames_dropped)
+    except OutputError:
+        broken = True
+        raise
     finally:
+        # A camera that disconnects still leaves a finished recording of what was seen.
         for sink in sinks:
-            sink.close()
+            sink.abort() if broken and hasattr(sink, "abort") else sink.close()
         for st in stylizers:
             st.close()
     return 0

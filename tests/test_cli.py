@@ -1,0 +1,78 @@
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from fakes import gradient_frame, onnx_model
+from realtime_nst.cli import COMMANDS, main
+
+
+@pytest.fixture
+def identity(tmp_path):
+    return onnx_model(tmp_path / "identity.onnx")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert len(capsys.readouterr().out) > 200
+
+
+def test_unknown_option_is_one_line_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "realtime_nst", "video", "a.mp4", "b.mp4", "--bogus"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--bogus" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_image_file_to_file_odd_size(tmp_path, identity):
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), gradient_frame(37, 21))
+    out = tmp_path / "out.png"
+    assert main(["-q", "image", str(src), str(out), "--model", str(identity)]) == 0
+    assert np.array_equal(cv2.imread(str(out)), cv2.imread(str(src)))
+
+
+def test_image_folder_to_folder_and_no_silent_overwrite(tmp_path, identity, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"p{i}.png"), gradient_frame(20 + i, 16, index=i))
+    extra = tmp_path / "extra.jpg"
+    cv2.imwrite(str(extra), gradient_frame(30, 30))
+    out = tmp_path / "out"
+    assert main(["-q", "image", str(folder), str(extra), str(out), "--model", str(identity)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["extra.jpg", "p0.png", "p1.png", "p2.png"]
+    before = (out / "p0.png").read_bytes()
+    assert main(["image", str(folder), str(out), "--model", str(identity), "--strength", "0.5"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "p0.png").read_bytes() == before
+
+
+def test_image_bad_inputs(tmp_path, identity, capsys):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    assert main(["image", str(text), str(tmp_path / "o.jpg"), "--model", str(identity)]) == 2
+    assert "not an image" in capsys.readouterr().err
+    assert main(["image", str(tmp_path / "nope.jpg"), str(tmp_path / "o.jpg"), "--model", str(identity)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), gradient_frame(8, 8))
+    assert main(["image", str(src), str(tmp_path / "o.xyz"), "--model", str(identity)]) == 2
+    assert "format" in capsys.readouterr().err
+    assert main(["image", str(src), str(tmp_path / "o.png"), "--model", str(identity), "--strength", "2"]) == 2
+    assert "strength" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_bench_prints_rows(identity, capsys):
+    assert main(["bench", "--model", str(identity), "--sizes", "64x48", "--frames", "3", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and "64x48" in out[1] and "fps" in out[1]
+    values = out[1].split()
+    assert float(values[-4]) > 0 and float(values[-2]) > 0  # model fps and end-to-end fps

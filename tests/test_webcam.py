@@ -1,0 +1,155 @@
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fakes import onnx_model, probe, write_clip
+from realtime_nst.cli import main
+from realtime_nst.errors import CameraError
+from realtime_nst.sources import CameraSource
+from realtime_nst.stylizer import OnnxStylizer
+from realtime_nst.webcam import LiveState, handle_key, run_live
+
+
+@pytest.fixture
+def identity(tmp_path):
+    return onnx_model(tmp_path / "identity.onnx")
+
+
+def test_video_file_stands_in_for_a_camera(tmp_path, identity, capsys):
+    clip = write_clip(tmp_path / "cam.mp4", frames=30, audio=None)
+    rec = tmp_path / "rec.mp4"
+    code = main(["webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--record", str(rec)])
+    assert code == 0
+    info = probe(rec)
+    assert 1 <= info["count"] <= 30 and info["size"] == (64, 48)
+
+
+def test_camera_that_does_not_open(capsys, identity):
+    assert main(["webcam", "--camera", "/dev/video99", "--no-window", "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not open camera" in err[0]
+
+
+class FakeCapture:
+    """cv2.VideoCapture stand-in: a live camera delivering ``n`` frames, then unplugged."""
+
+    def __init__(self, n, delay_s=0.0):
+        self.n, self.delay_s, self.i = n, delay_s, 0
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        return 30.0
+
+    def set(self, *a):
+        return True
+
+    def read(self):
+        time.sleep(self.delay_s)
+        if self.i >= self.n:
+            return False, None
+        self.i += 1
+        return True, np.full((24, 32, 3), self.i % 256, np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_disconnect_mid_stream_raises(monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *_: FakeCapture(5))
+    with CameraSource(0) as cam:
+        with pytest.raises(CameraError, match="stopped delivering"):
+            while cam.read() is not None:
+                pass
+
+
+def test_live_source_keeps_only_newest_frame(monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *_: FakeCapture(10_000, delay_s=0.002))
+    with CameraSource(0) as cam:
+        first = cam.read()
+        time.sleep(0.3)  # a slow consumer
+        second = cam.read()
+        assert int(second[0, 0, 0]) - int(first[0, 0, 0]) > 5 or cam.frames_dropped > 5
+        assert cam.frames_dropped > 5
+
+
+def test_keys():
+    class S:
+        strength = 1.0
+
+    sts = [S(), S()]
+    state = LiveState()
+    snaps, switches = [], []
+    for key in (ord("n"), ord("-"), ord("-"), ord(" "), ord("s"), ord("p")):
+        handle_key(key, state, sts, on_snapshot=lambda: snaps.append(1), on_switch=lambda: switches.append(1))
+    assert state.index == 0 and sts[1].strength == 0.8 and state.paused and snaps == [1] and len(switches) == 2
+    handle_key(ord("q"), state, sts, on_snapshot=lambda: None, on_switch=lambda: None)
+    assert state.quit
+
+
+def test_run_live_switches_models_and_sends_to_sinks(tmp_path, identity):
+    class Source:
+        def __init__(self):
+            self.i = 0
+
+        def read(self):
+            self.i += 1
+            return np.full((16, 16, 3), 100, np.uint8) if self.i <= 6 else None
+
+    class Sink:
+        def __init__(self):
+            self.frames = []
+
+        def write(self, f):
+            self.frames.append(f)
+
+    first = onnx_model(tmp_path / "first.onnx", kind="first_channel")
+    keys = iter([ord("n"), -1, ord("s"), -1, -1, -1, -1])
+    sink = Sink()
+    with OnnxStylizer(identity) as a, OnnxStylizer(first, input_range="0-1") as b:
+        n = run_live(Source(), [a, b], window=False, sinks=[sink], snapshot_dir=tmp_path, keys=lambda: next(keys, -1))
+    assert n == 6 and len(sink.frames) == 6
+    assert list(tmp_path.glob("rtnst_*.png"))
+
+
+def test_vcam_through_a_fake_backend(tmp_path, identity):
+    pyvirtualcam = pytest.importorskip("pyvirtualcam")
+    sent = []
+
+    class FakeBackend:
+        def __init__(self, *, width, height, fps, fourcc, device, **kw):
+            self.size = (width, height)
+
+        def device(self):
+            return "fake0"
+
+        def send(self, frame):
+            sent.append(frame.copy())
+
+        def close(self):
+            pass
+
+    pyvirtualcam.register_backend("rtnst-test", FakeBackend)
+    clip = write_clip(tmp_path / "cam.mp4", frames=10, audio=None)
+    code = main(["webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--vcam",
+                 "--vcam-backend", "rtnst-test", "--max-frames", "4"])
+    assert code == 0
+    assert len(sent) == 4 and sent[0].size == 48 * 64 * 3  # pyvirtualcam hands backends flat buffers
+
+
+def test_disconnect_keeps_the_recording(tmp_path, identity, monkeypatch, capsys):
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *_: FakeCapture(8, delay_s=0.01))
+    rec = tmp_path / "rec.mp4"
+    assert main(["webcam", "--camera", "0", "--no-window", "--model", str(identity), "--record", str(rec)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stopped delivering" in err[0]
+    assert 1 <= probe(rec)["count"] <= 8
