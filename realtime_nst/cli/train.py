@@ -1,0 +1,99 @@
+"""``rtnst train``: train a feed-forward style network (see realtime_nst.train)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger("rtnst")
+
+# Options that change what a resumed run computes: changing them breaks the exact continuation.
+_TRAINING = ("style", "data", "tier", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
+             "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
+
+
+def _layers(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a style network on a folder of photos",
+        description="Train a feed-forward style network with a VGG perceptual loss. The checkpoint (--out) holds "
+                    "model, optimizer, step and RNG state; --resume continues it exactly. Previews go to "
+                    "NAME.previews/, a loss plot to NAME.loss.png. Multi-GPU: torchrun --standalone "
+                    "--nproc_per_node=G -m realtime_nst train ... (--batch-size is per process).",
+    )
+    g = p.add_argument_group("data and output")
+    g.add_argument("--style", metavar="IMAGE", help="style image (required unless resuming)")
+    g.add_argument("--data", metavar="DIR", help="folder of training photos, searched recursively (required unless resuming)")
+    g.add_argument("--out", required=True, metavar="NAME.pt", help="checkpoint file, written every --checkpoint-every steps")
+    g.add_argument("--resume", action="store_true",
+                   help="continue --out where it stopped, with its saved settings (options given here override them)")
+    g.add_argument("--overwrite", action="store_true", help="start again even if --out exists")
+    n = p.add_argument_group("network and loss (defaults: realtime tier, VGG16 relu3_3 / relu1_2..relu4_3)")
+    n.add_argument("--tier", choices=["realtime", "quality"], help="network: realtime (CPU) or quality (TransformerNet)")
+    n.add_argument("--content-layers", type=_layers, metavar="L1,L2", help="VGG content layers (default: relu3_3)")
+    n.add_argument("--style-layers", type=_layers, metavar="L1,L2",
+                   help="VGG style layers (default: relu1_2,relu2_2,relu3_3,relu4_3)")
+    n.add_argument("--content-weight", type=float, metavar="W", help="content distance weight (default: 1)")
+    n.add_argument("--style-weight", type=float, metavar="W", help="style distance weight (default: 10)")
+    n.add_argument("--tv-weight", type=float, metavar="W", help="total variation weight (default: 0.01)")
+    n.add_argument("--vgg", choices=["vgg16", "vgg19"], help="loss network (default: vgg16)")
+    n.add_argument("--vgg-weights", metavar="FILE", help="VGG weights (.safetensors/.pth; default: $RTNST_VGG_WEIGHTS or torchvision's)")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--image-size", type=int, dest="image_size_px", metavar="PX", help="training crop side (default: 256)")
+    o.add_argument("--style-size", type=int, dest="style_size_px", metavar="PX", help="style image long side (default: 512)")
+    o.add_argument("--batch-size", type=int, metavar="N", help="images per step and process (default: 4)")
+    steps = o.add_mutually_exclusive_group()
+    steps.add_argument("--steps", type=int, metavar="N", help="optimizer steps in all (default: 20000)")
+    steps.add_argument("--epochs", type=int, metavar="N", help="passes over the data instead of --steps")
+    o.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate (default: 0.001)")
+    o.add_argument("--seed", type=int, metavar="N", help="seed of the initial weights, shuffling and crops (default: 42)")
+    o.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"],
+                   help="autocast dtype; auto = bf16 on CUDA, none on CPU (default: auto)")
+    o.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: CUDA when present")
+    o.add_argument("--workers", type=int, metavar="N", help="image decoding processes (default: 2)")
+    m = p.add_argument_group("monitoring")
+    m.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints (default: 200)")
+    m.add_argument("--preview-every", type=int, metavar="N", help="steps between previews (default: 500)")
+    m.add_argument("--preview-image", metavar="IMAGE", help="content image for previews (default: the first photo)")
+    p.set_defaults(handler=run)
+
+
+def build_config(args: argparse.Namespace):
+    from ..errors import OptionError
+    from ..train import TrainConfig, saved_config
+
+    given = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if getattr(args, k, None) is not None}
+    values: dict = {}
+    if args.resume and Path(args.out).is_file():
+        values = saved_config(args.out)
+        changed = [k for k in _TRAINING if k in given and k in values and given[k] != values[k]]
+        if changed:
+            log.warning("rtnst: --resume with changed %s: the run will not continue exactly as it began",
+                        ", ".join(changed))
+        if "steps" in given:
+            values.pop("epochs", None)
+        if "epochs" in given:
+            values.pop("steps", None)
+    values.update(given)
+    missing = [f"--{k}" for k in ("style", "data") if not values.get(k)]
+    if missing:
+        raise OptionError(f"{' and '.join(missing)} required (unless --resume finds a checkpoint at --out)")
+    return TrainConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import require
+
+    require("torch", extra="train")
+    from ..train import Trainer
+
+    cfg = build_config(args)
+    trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
+    trainer.fit(progress=logging.getLogger().level <= logging.INFO)
+    if trainer.rank == 0:
+        print(f"wrote {cfg.out} at step {trainer.step}; loss plot {Path(cfg.out).with_suffix('.loss.png')}")
+    return 0

@@ -1,0 +1,393 @@
+"""``rtnst export``: a trained checkpoint to an ONNX model the stylizer runs, checked before it is kept.
+
+The graph comes from the dynamo-based ``torch.onnx.export`` (clean: Conv, InstanceNormalization, Pad,
+Resize, DepthToSpace, Relu, Add), falling back to the TorchScript exporter if that fails. N, H and W
+are dynamic; metadata carries everything ``OnnxStylizer`` needs. Every export is verified with
+``onnx.checker`` and onnxruntime-vs-PyTorch parity (PSNR on the 0..255 output) at several sizes,
+odd ones included (reflect-padded to the net's multiple, cropped back), and is refused below 45 dB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import statistics
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__, nets
+from . import stylizer as st
+from .errors import ModelError, OptionError, OutputError
+
+log = logging.getLogger("rtnst")
+
+OPSET = 18
+MIN_PSNR_DB = 45.0
+MIN_FP16_PSNR_DB = 35.0
+CHECK_SIZES = ((1, 256, 256), (2, 97, 131), (1, 361, 643))  # (N, H, W); odd sides get padded
+# Ops whose float inputs may become fp16 (input indices); InstanceNormalization stays fp32: its
+# variance of 0..255-scale activations overflows fp16.
+FP16_INPUTS = {"Conv": (0, 1, 2), "Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1), "Relu": (0,), "Pad": (0, 2),
+               "Resize": (0,), "DepthToSpace": (0,), "Identity": (0,), "Concat": tuple(range(8))}
+FP32_OPS = {"InstanceNormalization"}
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    tier: str
+    parity_db: list[tuple[str, float]] = field(default_factory=list)  # ("NxHxW", PSNR)
+    variants: dict[str, str] = field(default_factory=dict)  # "fp16"/"int8" -> what happened
+
+
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Our training checkpoint, or a pytorch/examples ``.pth`` state dict (quality tier)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code from a .pth
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: expected a checkpoint dict, got {type(state).__name__}")
+    info = {k: state[k] for k in ("tier", "style", "style_image", "config", "step") if k in state}
+    weights = state.get("model", state)
+    if "tier" not in info:
+        info["tier"] = "quality" if "conv1.conv2d.weight" in weights else "realtime"
+    net = nets.build(info["tier"])
+    try:
+        if info["tier"] == "quality":
+            nets.load_pytorch_examples_checkpoint(net, weights)
+        else:
+            net.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ModelError(f"{path}: weights do not fit the {info['tier']} net: {str(exc).splitlines()[0]}") from None
+    info.setdefault("style", path.stem)
+    return net.eval(), info
+
+
+def to_onnx(net: torch.nn.Module, *, opset: int = OPSET):
+    """ONNX ModelProto with input "input" and output "output", both (N, 3, H, W) dynamic."""
+    import onnx
+
+    x = torch.rand(2, 3, 12 * net.PAD_MULTIPLE, 16 * net.PAD_MULTIPLE) * (255 if net.INPUT_RANGE == "0-255" else 1)
+    with _quiet():
+        try:
+            from torch.export import Dim
+
+            auto = {0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO}
+            model = torch.onnx.export(net, (x,), dynamo=True, input_names=["input"], output_names=["output"],
+                                      dynamic_shapes=({**auto},), opset_version=opset, verbose=False).model_proto
+        except Exception as exc:  # the dynamo exporter raises many types; the legacy one is the fallback
+            log.warning("rtnst: dynamo ONNX export failed (%s); using the TorchScript exporter", str(exc)[:200])
+            import io
+
+            buf = io.BytesIO()
+            axes = {0: "N", 2: "H", 3: "W"}
+            torch.onnx.export(net, (x,), buf, dynamo=False, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": axes, "output": axes}, opset_version=opset)
+            model = onnx.load_from_string(buf.getvalue())
+            try:
+                import onnxscript.optimizer
+
+                model = onnxscript.optimizer.optimize(model)
+            except ImportError:
+                pass
+    del model.graph.value_info[:]  # drop the exporter's symbolic sizes (s0, s53...): N, H, W say it all
+    for v in (*model.graph.input, *model.graph.output):
+        for dim, name in zip(v.type.tensor_type.shape.dim, ("N", None, "H", "W")):
+            if name:
+                dim.dim_param = name
+    return model
+
+
+def metadata(net: torch.nn.Module, info: dict, precision: str) -> dict[str, str]:
+    cfg = info.get("config") or {}
+    return {
+        st.META_INPUT_RANGE: net.INPUT_RANGE,
+        st.META_CHANNEL_ORDER: "rgb",
+        st.META_PAD_MULTIPLE: str(net.PAD_MULTIPLE),
+        st.META_STYLE: str(info["style"]),
+        st.META_TIER: info["tier"],
+        "rtnst.input_layout": "NCHW float32, RGB, range as rtnst.input_range; output the same",
+        "rtnst.style_image": str(info.get("style_image") or Path(cfg.get("style", "")).name),
+        "rtnst.precision": precision,
+        "rtnst.params": str(nets.count_params(net)),
+        "rtnst.macs_per_pixel": str(round(nets.macs_per_pixel(net))),
+        "rtnst.steps": str(info.get("step", "")),
+        "rtnst.training": json.dumps(cfg, sort_keys=True, default=str),
+        "rtnst.version": __version__,
+    }
+
+
+def set_metadata(model, meta: dict[str, str]) -> None:
+    import onnx
+
+    keep = [p for p in model.metadata_props if p.key not in meta]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep + [onnx.StringStringEntryProto(key=k, value=v) for k, v in meta.items()])
+    model.doc_string = f"rtnst {meta[st.META_TIER]} style model: {meta[st.META_STYLE]}"
+
+
+def sample_images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Deterministic smooth-plus-detail RGB 0..1 images (NCHW), standing in for photos."""
+    import cv2
+
+    rng = np.random.default_rng((seed, n, h, w))
+    out = np.empty((n, 3, h, w), np.float32)
+    for i in range(n):
+        coarse = cv2.resize(rng.random((7, 9, 3), np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+        out[i] = np.clip(coarse + 0.08 * rng.standard_normal((h, w, 3), np.float32), 0, 1).transpose(2, 0, 1)
+    return out
+
+
+def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
+    ph, pw = (-x.shape[2]) % multiple, (-x.shape[3]) % multiple
+    return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if ph < x.shape[2] and pw < x.shape[3] else "edge")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two 0..255 images as seen (clipped to 0..255); inf when identical."""
+    mse = float(np.mean((np.clip(a, 0, 255).astype(np.float64) - np.clip(b, 0, 255)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def run_both(session, net: torch.nn.Module | None, x01: np.ndarray, tier: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Outputs (0..255 scale, cropped to x's size) of an ORT session and the PyTorch net on x01."""
+    cls = nets.NETWORKS[tier]
+    scale = 255.0 if cls.INPUT_RANGE == "0-255" else 1.0
+    h, w = x01.shape[2:]
+    xin = pad_to(x01, cls.PAD_MULTIPLE) * np.float32(scale)
+    ort_out = session.run(None, {session.get_inputs()[0].name: xin})[0][:, :, :h, :w] * (255.0 / scale)
+    if net is None:
+        return ort_out, None
+    with torch.no_grad():
+        ref = net(torch.from_numpy(xin)).numpy()[:, :, :h, :w] * (255.0 / scale)
+    return ort_out, ref
+
+
+def _session(path: Path, *, device: str = "cpu", threads: int | None = None):
+    """An onnxruntime session without the stylizer's "runs on ..." line (these are internal checks)."""
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        return st.open_session(path, device=device, threads=threads, spin=threads is not None)
+    finally:
+        log.setLevel(level)
+
+
+def check_parity(path: Path, net: torch.nn.Module, tier: str, sizes, *, min_db: float) -> list[tuple[str, float]]:
+    session = _session(path)
+    rows = []
+    for n, h, w in sizes:
+        got, ref = run_both(session, net, sample_images(n, h, w), tier)
+        rows.append((f"{n}x{h}x{w}", round(psnr(got, ref), 2)))
+        log.info("rtnst: parity %s onnxruntime vs PyTorch: %.1f dB", rows[-1][0], rows[-1][1])
+        if rows[-1][1] < min_db:
+            raise ModelError(f"{path}: onnxruntime output differs from PyTorch at {rows[-1][0]} "
+                             f"({rows[-1][1]:.1f} dB < {min_db} dB); the model was not kept")
+    return rows
+
+
+def to_fp16(model):
+    """fp16 weights and activations with fp32 input/output and InstanceNormalization islands."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    half = onnx.ModelProto()
+    half.CopyFrom(model)
+    model, g = half, half.graph
+    unknown = {n.op_type for n in g.node} - set(FP16_INPUTS) - FP32_OPS
+    if unknown:
+        raise ModelError(f"--fp16 does not know how to convert ops {sorted(unknown)}")
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for node in g.node:
+        for i, name in enumerate(node.input):
+            uses.setdefault(name, []).append((node.op_type, i))
+    for init in g.initializer:
+        if init.data_type == TensorProto.FLOAT and all(i in FP16_INPUTS.get(op, ()) for op, i in uses.get(init.name, [])):
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+    nodes = []
+    inp, out = g.input[0].name, g.output[0].name
+    nodes.append(helper.make_node("Cast", [inp], [inp + "_fp16"], to=TensorProto.FLOAT16))
+    for node in g.node:
+        node.input[:] = [inp + "_fp16" if x == inp else x for x in node.input]
+        if node.op_type in FP32_OPS:
+            x = node.input[0]
+            nodes.append(helper.make_node("Cast", [x], [x + "_fp32"], to=TensorProto.FLOAT))
+            node.input[0] = x + "_fp32"
+            y = node.output[0]
+            node.output[0] = y + "_fp32"
+            nodes += [node, helper.make_node("Cast", [y + "_fp32"], [y], to=TensorProto.FLOAT16)]
+        else:
+            nodes.append(node)
+    for node in nodes:
+        node.output[:] = [out + "_fp16" if y == out else y for y in node.output]
+    nodes.append(helper.make_node("Cast", [out + "_fp16"], [out], to=TensorProto.FLOAT))
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.value_info[:]
+    onnx.checker.check_model(model)
+    return model
+
+
+def time_models(paths: list[Path], shape: tuple[int, int, int, int], *, runs: int = 7, threads: int = 2) -> list[float]:
+    """Median milliseconds of one inference for each model (onnxruntime CPU, ``threads`` threads,
+    model only); runs are interleaved so a load change on the machine hits every model alike."""
+    sessions = [_session(p, threads=threads) for p in paths]
+    feed = np.random.default_rng(0).random(shape, np.float32)
+    times: list[list[float]] = [[] for _ in sessions]
+    for i in range(runs + 1):
+        for s, t in zip(sessions, times):
+            t0 = time.perf_counter()
+            s.run(None, {s.get_inputs()[0].name: feed})
+            if i:  # the first run of each warms up
+                t.append(time.perf_counter() - t0)
+    return [1000 * statistics.median(t) for t in times]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences the exporter's, optimizer's and quantizer's chatter (onnxruntime.quantization logs on
+    the root logger itself; a filter there drops only such direct records, not rtnst's)."""
+    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript", "onnx_ir")
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    drop = lambda record: record.levelno >= logging.ERROR  # noqa: E731
+    logging.getLogger().addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.getLogger().removeFilter(drop)
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def calibration_batches(folder: str | Path, tier: str, *, count: int = 16, size_px: int = 256, seed: int = 0):
+    import cv2
+
+    from .imageio import list_images, read_image
+
+    paths = list_images(folder, recursive=True)
+    if not paths:
+        raise OptionError(f"--calib {folder}: no images found")
+    rng = np.random.default_rng(seed)
+    scale = 255.0 if nets.NETWORKS[tier].INPUT_RANGE == "0-255" else 1.0
+    for i in sorted(rng.choice(len(paths), min(count, len(paths)), replace=False)):
+        img = read_image(paths[i])
+        h, w = img.shape[:2]
+        k = size_px / min(h, w)
+        img = cv2.resize(img, (max(size_px, round(w * k)), max(size_px, round(h * k))), interpolation=cv2.INTER_AREA)
+        y, x = (img.shape[0] - size_px) // 2, (img.shape[1] - size_px) // 2
+        rgb = cv2.cvtColor(img[y : y + size_px, x : x + size_px], cv2.COLOR_BGR2RGB)
+        yield (rgb.transpose(2, 0, 1)[None].astype(np.float32) * (scale / 255.0))
+
+
+def quantize_int8(fp32: Path, out: Path, calib: str | Path, tier: str, meta: dict[str, str], *,
+                  speed_shape=(1, 3, 360, 640), runs: int = 7, force: bool = False) -> str:
+    """Static QDQ int8 (per-channel weights), kept only when faster than fp32 here (or ``force``)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    batches = list(calibration_batches(calib, tier))
+
+    class Reader(CalibrationDataReader):
+        feeds = iter({"input": b} for b in batches)
+        get_next = lambda self: next(self.feeds, None)  # noqa: E731
+
+    tmp = out.with_name(out.name + ".part")
+    with _quiet():  # reduce_range: 7-bit weights avoid u8s8 overflow on CPUs without VNNI
+        quantize_static(str(fp32), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    s32, s8 = _session(fp32), _session(tmp)
+    scale = 255.0 if nets.NETWORKS[tier].INPUT_RANGE == "0-255" else 1.0
+    db = statistics.median(psnr(run_both(s8, None, b / scale, tier)[0], run_both(s32, None, b / scale, tier)[0])
+                           for b in batches[:4])
+    ms32, ms8 = time_models([fp32, tmp], speed_shape, runs=runs)
+    note = f"int8 {db:.1f} dB vs fp32, {ms8:.0f} ms vs {ms32:.0f} ms fp32 at {speed_shape[3]}x{speed_shape[2]}"
+    if ms8 >= 0.95 * ms32 and not force:
+        tmp.unlink(missing_ok=True)
+        log.warning("rtnst: int8 model not written: it is not faster than fp32 on this CPU (%s)", note)
+        return "not written: " + note
+    model = onnx.load(str(tmp))
+    set_metadata(model, {**meta, "rtnst.precision": "int8", "rtnst.int8_psnr_db": f"{db:.2f}"})
+    onnx.save(model, str(out))
+    tmp.unlink(missing_ok=True)
+    return f"{out.name}: " + note
+
+
+def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8: bool = False,
+           calib: str | Path | None = None, sizes=CHECK_SIZES, opset: int = OPSET, overwrite: bool = False,
+           min_db: float = MIN_PSNR_DB, force_int8: bool = False, int8_speed_shape=(1, 3, 360, 640)) -> ExportReport:
+    """Write ``out`` (fp32), plus ``out``'s stem + .fp16.onnx / .int8.onnx when asked."""
+    import onnx
+
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise OptionError(f"the output must end in .onnx, got {out}")
+    if int8 and not calib:
+        raise OptionError("--int8 needs --calib DIR (a folder of photos for calibration)")
+    if opset < 17:
+        raise OptionError(f"--opset must be at least 17, got {opset}")
+    targets = [out] + [out.with_suffix(f".{p}.onnx") for p, on in (("fp16", fp16), ("int8", int8)) if on]
+    for t in targets:
+        if t.exists() and not overwrite:
+            raise OutputError(f"{t} exists; pass --overwrite to replace it")
+    net, info = load_checkpoint(checkpoint)
+    log.info("rtnst: exporting %s (%s, %s, step %s)", checkpoint, info["style"], info["tier"], info.get("step", "?"))
+    model = to_onnx(net, opset=opset)
+    meta = metadata(net, info, "fp32")
+    set_metadata(model, meta)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ModelError(f"the exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    try:
+        onnx.save(model, str(tmp))
+        report = ExportReport(out, info["tier"], check_parity(tmp, net, info["tier"], sizes, min_db=min_db))
+        tmp.replace(out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    if fp16:
+        path = out.with_suffix(".fp16.onnx")
+        half = to_fp16(model)
+        set_metadata(half, {**meta, "rtnst.precision": "fp16"})
+        onnx.save(half, str(path))
+        report.variants["fp16"] = _check_fp16(path, net, info["tier"], sizes[:2])
+    if int8:
+        report.variants["int8"] = quantize_int8(out, out.with_suffix(".int8.onnx"), calib, info["tier"], meta,
+                                                speed_shape=int8_speed_shape, force=force_int8)
+    return report
+
+
+def _check_fp16(path: Path, net: torch.nn.Module, tier: str, sizes) -> str:
+    import onnxruntime as ort
+
+    # On CPU onnxruntime runs fp16 ops it has no kernel for in fp32 (inserting Casts): that checks the
+    # graph and the fp16 weights, not fp16 arithmetic, which only a GPU run shows.
+    device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+    try:
+        session = _session(path, device=device)
+    except ModelError as exc:
+        log.warning("rtnst: fp16 parity not checked: onnxruntime %s cannot run it here (%s)", device, exc)
+        return f"{path.name}: written, parity not checked ({device} cannot run it)"
+    worst = min(psnr(*run_both(session, net, sample_images(n, h, w), tier)) for n, h, w in sizes)
+    if worst < MIN_FP16_PSNR_DB:
+        path.unlink()
+        raise ModelError(f"fp16 model differs from PyTorch fp32 ({worst:.1f} dB < {MIN_FP16_PSNR_DB} dB); removed")
+    where = "CUDA" if device == "cuda" else "CPU (fp16 weights; fp16 arithmetic is only checked on a GPU)"
+    return f"{path.name}: {worst:.1f} dB vs PyTorch fp32 on {where}"

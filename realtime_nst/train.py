@@ -1,0 +1,316 @@
+"""``rtnst train``: a feed-forward style network trained with a VGG perceptual loss
+(Johnson et al. 2016), resumable, with checkpoints, previews and a loss plot.
+
+The loss terms are the evaluation metric itself (losses.py): the style term is the normalised Gram
+distance S, the content term the normalised feature distance C, so weights mean the same whatever
+the VGG weights' input convention and a run optimises what ``rtnst eval quality`` measures.
+Multi-GPU (or multi-process CPU) training runs under ``torchrun`` with DistributedDataParallel:
+
+    torchrun --standalone --nproc_per_node=2 -m realtime_nst train --style S.jpg --data DIR --out NAME.pt
+
+Each process takes its own share of every epoch's shuffled order; ``--batch-size`` is per process
+(gloo on CPU, NCCL on CUDA). A resumed run (``--resume``) sees the same batches and optimizer state
+it would have had it never stopped, so its losses match an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from . import nets
+from .data import PhotoCrops, ResumableSampler
+from .errors import OptionError, OutputError
+from .evaluate import to_batch
+from .imageio import read_image, write_image
+from .losses import content_distance, gram, style_distance, total_variation
+from .vgg import load_vgg
+
+log = logging.getLogger("rtnst")
+
+
+@dataclass
+class TrainConfig:
+    style: str
+    data: str
+    out: str
+    tier: str = "realtime"
+    image_size_px: int = 256
+    style_size_px: int = 512
+    batch_size: int = 4
+    steps: int = 20_000
+    epochs: int | None = None
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 1e-2
+    content_layers: list[str] = field(default_factory=lambda: ["relu3_3"])
+    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    vgg: str = "vgg16"
+    vgg_weights: str | None = None
+    seed: int = 42
+    checkpoint_every: int = 200
+    preview_every: int = 500
+    preview_image: str | None = None
+    amp: str = "auto"  # auto | none | bf16 | fp16
+    workers: int = 2
+    device: str = "auto"
+
+    def check(self) -> None:
+        if self.epochs is not None and self.epochs <= 0:
+            raise OptionError(f"--epochs must be positive, got {self.epochs}")
+        if self.workers < 0:
+            raise OptionError(f"--workers must be 0 or more, got {self.workers}")
+        if self.tier not in nets.NETWORKS:
+            raise OptionError(f"--tier must be one of {sorted(nets.NETWORKS)}, got {self.tier!r}")
+        for name in ("image_size_px", "style_size_px", "batch_size", "steps", "checkpoint_every", "preview_every"):
+            if getattr(self, name) <= 0:
+                raise OptionError(f"--{name.replace('_px', '').replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("content_weight", "style_weight", "tv_weight", "lr"):
+            if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
+                raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.amp not in ("auto", "none", "bf16", "fp16"):
+            raise OptionError(f"--amp must be auto, none, bf16 or fp16, got {self.amp!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise OptionError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+
+
+def saved_config(path: str | Path) -> dict:
+    """The TrainConfig fields a checkpoint was trained with ({} for an older file without them)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    known = TrainConfig.__dataclass_fields__
+    return {k: v for k, v in (state.get("config") or {}).items() if k in known}
+
+
+def _to_net(x01: torch.Tensor, tier: str) -> torch.Tensor:
+    return x01 * 255.0 if nets.NETWORKS[tier].INPUT_RANGE == "0-255" else x01
+
+
+def _from_net(y: torch.Tensor, tier: str) -> torch.Tensor:
+    return y / 255.0 if nets.NETWORKS[tier].INPUT_RANGE == "0-255" else y
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> None:
+        cfg.check()
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise OptionError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+        cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if cuda else "gloo")
+            if cuda:
+                torch.cuda.set_device(self.local_rank)
+        self.device = torch.device("cuda" if cuda else "cpu")
+        amp = cfg.amp if cfg.amp != "auto" else ("bf16" if cuda else "none")  # bf16 convs are slow on AVX2 CPUs
+        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        if self.out.exists() and not (resume or overwrite):
+            raise OutputError(f"{self.out} exists; pass --resume to continue it or --overwrite to start again")
+
+        torch.manual_seed(cfg.seed)
+        self.net = nets.build(cfg.tier).to(self.device, memory_format=torch.channels_last)
+        self.vgg = load_vgg(cfg.vgg, weights=cfg.vgg_weights).to(self.device, memory_format=torch.channels_last)
+        self.vgg.check_layers(cfg.content_layers + cfg.style_layers)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.step = 0
+        self.history: list[list[float]] = []
+        if resume and self.out.exists():
+            self._load(self.out)
+
+        style = read_image(cfg.style)
+        from . import frames as fr
+
+        style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], cfg.style_size_px))
+        with torch.no_grad():
+            feats = self.vgg(to_batch(style).to(self.device), cfg.style_layers)
+        self.style_grams = {k: gram(v) for k, v in feats.items()}
+
+        self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, seed=cfg.seed)
+        self.sampler = ResumableSampler(len(self.data), seed=cfg.seed, rank=self.rank, world=self.world)
+        per_epoch = len(self.data) // (cfg.batch_size * self.world)
+        if per_epoch == 0:
+            raise OptionError(f"{len(self.data)} images are fewer than one batch of {cfg.batch_size * self.world}")
+        self.steps_per_epoch = per_epoch
+        self.total_steps = cfg.epochs * per_epoch if cfg.epochs else cfg.steps
+        self.model = self.net
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(self.net, device_ids=[self.local_rank] if cuda else None)
+        preview = Path(cfg.preview_image) if cfg.preview_image else self.data.paths[0]
+        self.preview = read_image(preview)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _load(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state.get("tier") != self.cfg.tier:
+            raise OptionError(f"{path} holds a {state.get('tier')} net, not {self.cfg.tier}")
+        self.net.load_state_dict(state["model"])
+        if "optimizer" in state:
+            self.opt.load_state_dict(state["optimizer"])
+        self.step = int(state.get("step", 0))
+        self.history = state.get("history", [])
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        log.info("rtnst: resumed %s at step %d", path, self.step)
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        state = {
+            "model": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "rng": torch.get_rng_state(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+            "tier": self.cfg.tier,
+            "style": Path(self.cfg.style).stem,
+            "style_image": Path(self.cfg.style).name,
+            "config": asdict(self.cfg),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        tmp = self.out.with_name(self.out.name + ".part")
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, self.out)
+        except OSError as exc:
+            raise OutputError(f"cannot write checkpoint {self.out}: {exc.strerror}") from None
+
+    # -- training ------------------------------------------------------------------------------
+    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            y = _from_net(self.model(_to_net(x, cfg.tier)), cfg.tier)
+            feats_y = self.vgg(y, sorted(set(cfg.style_layers + cfg.content_layers)))
+            with torch.no_grad():
+                feats_x = self.vgg(x, cfg.content_layers)
+        content = sum(content_distance(feats_y[k], feats_x[k]).mean() for k in cfg.content_layers) / len(cfg.content_layers)
+        style = style_distance({k: feats_y[k] for k in cfg.style_layers}, self.style_grams).mean()
+        tv = total_variation(y.float())
+        total = cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
+        return {"total": total, "content": content, "style": style, "tv": tv}
+
+    def fit(self, *, progress: bool = True, plot: bool = True) -> None:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress or self.rank != 0,
+                   unit="step", dynamic_ncols=True)
+        self.net.train()
+        t0, seen = time.perf_counter(), 0
+        while self.step < self.total_steps:
+            epoch, offset = divmod(self.step, self.steps_per_epoch)
+            self.data.epoch = self.sampler.epoch = epoch
+            self.sampler.start = offset * cfg.batch_size
+            loader = DataLoader(self.data, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
+                                num_workers=cfg.workers, pin_memory=self.device.type == "cuda")
+            for x in loader:
+                x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                terms = self.losses(x)
+                self.opt.zero_grad(set_to_none=True)
+                self.scaler.scale(terms["total"]).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.step += 1
+                seen += x.shape[0] * self.world
+                vals = self._mean_over_ranks(terms)
+                if not math.isfinite(vals["total"]):
+                    raise OptionError(f"the loss became {vals['total']} at step {self.step}; lower --lr or the weights")
+                self.history.append([self.step, vals["total"], vals["content"], vals["style"], vals["tv"]])
+                bar.set_postfix(epoch=epoch + 1, total=f"{vals['total']:.4f}", content=f"{vals['content']:.3f}",
+                                style=f"{vals['style']:.4f}", tv=f"{vals['tv']:.4f}",
+                                img_s=f"{seen / (time.perf_counter() - t0):.2f}")
+                bar.update(1)
+                if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
+                    self.save()
+                if self.step % cfg.preview_every == 0 or self.step == self.total_steps:
+                    self.write_preview()
+                if self.step >= self.total_steps:
+                    break
+        bar.close()
+        self.save()
+        if self.rank == 0 and plot:
+            self.plot_losses()
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+
+    def _mean_over_ranks(self, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Loss terms for the log and history: under DDP, the mean over all processes' batches."""
+        keys = list(terms)
+        t = torch.stack([terms[k].detach().float() for k in keys])
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(t)
+            t /= self.world
+        return dict(zip(keys, t.tolist()))
+
+    def stylize_preview(self):
+        from . import frames as fr
+
+        img = fr.resize(self.preview, fr.fit_max_side(self.preview.shape[1], self.preview.shape[0], 512))
+        h, w = img.shape[:2]
+        m = self.net.PAD_MULTIPLE
+        img = img[: h - h % m, : w - w % m]
+        self.net.eval()
+        with torch.no_grad():
+            y = _from_net(self.net(_to_net(to_batch(img).to(self.device), self.cfg.tier)), self.cfg.tier)
+        self.net.train()
+        rgb = (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        return rgb[:, :, ::-1].copy()
+
+    def write_preview(self) -> None:
+        if self.rank != 0:
+            return
+        folder = self.out.with_name(self.out.stem + ".previews")
+        folder.mkdir(parents=True, exist_ok=True)
+        write_image(folder / f"step_{self.step:06d}.jpg", self.stylize_preview(), overwrite=True)
+
+    def plot_losses(self) -> Path | None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            log.warning("rtnst: matplotlib is not installed; no loss plot (pip install 'realtime_nst[train]')")
+            return None
+        if not self.history:
+            return None
+        h = torch.tensor(self.history)
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+        for ax, col, name in zip(axes, (2, 3, 4), ("content distance C", "style distance S", "total variation")):
+            k = max(1, len(h) // 200)  # moving average over ~0.5% of the run
+            v = torch.nn.functional.avg_pool1d(h[:, col].view(1, 1, -1), k, 1).flatten() if len(h) > k else h[:, col]
+            ax.plot(h[: len(v), 0] + k - 1, v)
+            ax.set_title(name)
+            ax.set_xlabel("step")
+            ax.set_yscale("log")
+        fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.9, wspace=0.25)  # tight_layout costs seconds
+        path = self.out.with_suffix(".loss.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path

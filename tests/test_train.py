@@ -1,0 +1,145 @@
+"""Training: exact resume, epochs, checkpoints/previews/plot, options, and DDP under torchrun (gloo)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+from realtime_nst.data import PhotoCrops, ResumableSampler  # noqa: E402
+from realtime_nst.errors import OptionError, OutputError  # noqa: E402
+from realtime_nst.train import TrainConfig, Trainer  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_config(photo_dir: Path, vgg: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(style=str(photo_dir.parent / "style.png"), data=str(photo_dir), out=str(out), tier="realtime",
+                image_size_px=32, style_size_px=48, batch_size=2, steps=6, lr=1e-2, checkpoint_every=3,
+                preview_every=3, workers=2, vgg_weights=str(vgg), seed=7)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resume_continues_exactly(photo_dir, tiny_vgg16_file, tmp_path):
+    # 8 photos / batch 2 = 4 steps an epoch: the resumed half crosses an epoch boundary.
+    whole = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "whole.pt"))
+    whole.fit(progress=False)
+    Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "split.pt", steps=3)).fit(progress=False, plot=False)
+    resumed = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "split.pt"), resume=True)
+    assert resumed.step == 3
+    resumed.fit(progress=False, plot=False)
+
+    a, b = torch.tensor(whole.history), torch.tensor(resumed.history)
+    assert a.shape == (6, 5) and a[:, 0].tolist() == [1, 2, 3, 4, 5, 6]
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=0)
+    for (k, va), vb in zip(whole.net.state_dict().items(), resumed.net.state_dict().values()):
+        torch.testing.assert_close(vb, va, rtol=1e-5, atol=1e-7, msg=k)
+
+    state = torch.load(tmp_path / "split.pt", weights_only=True)
+    assert {"model", "optimizer", "step", "rng", "history", "tier", "style", "style_image", "config"} <= set(state)
+    assert state["step"] == 6 and state["style"] == "style" and state["config"]["steps"] == 6
+    assert sorted(p.name for p in (tmp_path / "whole.previews").iterdir()) == ["step_000003.jpg", "step_000006.jpg"]
+    assert (tmp_path / "whole.loss.png").stat().st_size > 1000
+
+
+def test_epochs_and_quality_tier(photo_dir, tiny_vgg16_file, tmp_path):
+    cfg = tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "q.pt", tier="quality", epochs=1, batch_size=4,
+                      workers=0, image_size_px=16, checkpoint_every=100, preview_every=100)
+    t = Trainer(cfg)
+    assert t.total_steps == 2
+    t.fit(progress=False, plot=False)
+    assert torch.load(tmp_path / "q.pt", weights_only=True)["step"] == 2
+    with pytest.raises(OutputError, match="--resume"):
+        Trainer(cfg)
+    with pytest.raises(OptionError, match="holds a quality net"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "q.pt"), resume=True)
+
+
+@pytest.mark.parametrize("bad, match", [(dict(batch_size=0), "--batch-size"), (dict(epochs=0), "--epochs"),
+                                        (dict(amp="fp8"), "--amp"), (dict(lr=0), "--lr"),
+                                        (dict(tier="fast"), "--tier")])
+def test_bad_options(photo_dir, tiny_vgg16_file, tmp_path, bad, match):
+    with pytest.raises(OptionError, match=match):
+        tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "x.pt", **bad).check()
+
+
+def test_sampler_splits_ranks_equally_and_resumes_mid_epoch():
+    ranks = [ResumableSampler(11, seed=3, rank=r, world=2) for r in range(2)]
+    orders = [s.order() for s in ranks]
+    assert len(orders[0]) == len(orders[1]) == 5 and not set(orders[0]) & set(orders[1])
+    ranks[0].start = 2
+    assert list(ranks[0]) == orders[0][2:] and len(ranks[0]) == 3
+    ranks[0].epoch = 1
+    assert ranks[0].order() != orders[0]
+
+
+def test_crops_are_reproducible(photo_dir):
+    data = PhotoCrops(photo_dir, size_px=24, seed=1)
+    assert len(data) == 8  # found recursively, .jpg and .png
+    x = data[3]
+    assert x.shape == (3, 24, 24) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.equal(x, data[3])
+    data.epoch = 1
+    assert not torch.equal(x, data[3])
+
+
+def test_cli_resume_uses_saved_settings(photo_dir, tiny_vgg16_file, tmp_path, monkeypatch, capsys):
+    from realtime_nst import cli
+
+    monkeypatch.setattr(cli, "COMMANDS", ["train"])
+    out = tmp_path / "c.pt"
+    args = ["-q", "train", "--style", str(photo_dir.parent / "style.png"), "--data", str(photo_dir), "--out", str(out),
+            "--vgg-weights", str(tiny_vgg16_file), "--image-size", "16", "--style-size", "32", "--batch-size", "2",
+            "--steps", "1", "--workers", "0", "--style-layers", "relu1_2,relu2_2", "--tv-weight", "0.5"]
+    assert cli.main(args) == 0
+    assert cli.main(["-q", "train", "--out", str(out), "--resume", "--steps", "2"]) == 0
+    state = torch.load(out, weights_only=True)
+    assert state["step"] == 2 and state["config"]["style_layers"] == ["relu1_2", "relu2_2"]
+    assert state["config"]["tv_weight"] == 0.5 and state["config"]["image_size_px"] == 16
+    assert cli.main(["-q", "train", "--out", str(tmp_path / "none.pt")]) == 2
+    assert "--style and --data required" in capsys.readouterr().err
+
+
+def test_ddp_two_processes_gloo(photo_dir, tiny_vgg16_file, tmp_path):
+    """`torchrun --nproc_per_node=2 -m realtime_nst train ...` on CPU: gloo, each rank its own share."""
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        from realtime_nst import cli
+        cli.COMMANDS = ["train"]  # only the command under test, whatever else is being written
+        sys.exit(cli.main(sys.argv[1:]))
+    """))
+    out = tmp_path / "ddp.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           "-q", "train", "--style", str(photo_dir.parent / "style.png"), "--data", str(photo_dir), "--out", str(out),
+           "--vgg-weights", str(tiny_vgg16_file), "--image-size", "16", "--style-size", "32", "--batch-size", "2",
+           "--epochs", "1", "--workers", "1", "--checkpoint-every", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(out, weights_only=True)
+    # 8 photos, 2 processes x batch 2: one epoch is 2 steps.
+    assert state["step"] == 2 and len(state["history"]) == 2
+    assert all(torch.isfinite(torch.tensor(state["history"])).flatten())
+    assert not any(k.startswith("module.") for k in state["model"])
+
+
+def test_fp16_autocast_saves_its_grad_scaler(photo_dir, tiny_vgg16_file, tmp_path):
+    # bf16 works the same way but its convolutions are very slow on CPUs without AVX-512 BF16.
+    cfg = tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "h.pt", amp="fp16", steps=2, workers=0,
+                      image_size_px=16)
+    t = Trainer(cfg)
+    assert t.amp_dtype == torch.float16 and t.scaler.is_enabled()
+    t.fit(progress=False, plot=False)
+    state = torch.load(tmp_path / "h.pt", weights_only=True)
+    assert state["scaler"]["scale"] > 0 and len(state["history"]) == 2
+    assert Trainer(cfg, resume=True).scaler.get_scale() == state["scaler"]["scale"]

@@ -1,0 +1,186 @@
+"""Build the shipped-models folder: manifest.json, the README table and a contact sheet.
+
+    python tools/build_models.py models/starry_night-realtime.onnx models/udnie.pt ... \\
+        --content /path/to/content_photos --styles /path/to/style_images --default starry_night-realtime
+
+Each .pt is exported first (``rtnst export``, checked) to MODELS_DIR/<style>-<tier>.onnx; each .onnx is
+described from its rtnst metadata (copied into MODELS_DIR when it lies elsewhere). The manifest lists
+name, file, style, source image, tier, precision, MACs/px, params, training settings, sha256 and the
+default flag; README.md gets the table between its markers; contact_sheet.png shows every content
+image (rows) through every model (columns), with the style images on top when --styles is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from realtime_nst.errors import RtnstError  # noqa: E402
+from realtime_nst.imageio import list_images, read_image  # noqa: E402
+from realtime_nst.registry import MANIFEST  # noqa: E402
+
+START, END = "<!-- models-table:start -->", "<!-- models-table:end -->"
+TRAINING_KEYS = ("steps", "epochs", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
+                 "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "seed", "amp")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def describe(path: Path, folder: Path) -> dict:
+    from realtime_nst.stylizer import open_session
+
+    meta = dict(open_session(path, device="cpu").get_modelmeta().custom_metadata_map)
+    if "rtnst.tier" not in meta:
+        raise RtnstError(f"{path} has no rtnst metadata; export it with `rtnst export`")
+    training = json.loads(meta.get("rtnst.training") or "{}")
+    return {
+        "name": path.name[: -len(".onnx")],
+        "file": path.relative_to(folder).as_posix(),
+        "style": meta["rtnst.style"],
+        "style_image": meta.get("rtnst.style_image", ""),
+        "tier": meta["rtnst.tier"],
+        "precision": meta.get("rtnst.precision", "fp32"),
+        "input_range": meta.get("rtnst.input_range"),
+        "pad_multiple": int(meta.get("rtnst.pad_multiple", 8)),
+        "macs_per_pixel": int(meta.get("rtnst.macs_per_pixel", 0)) or None,
+        "params": int(meta.get("rtnst.params", 0)) or None,
+        "trained_steps": int(meta["rtnst.steps"]) if meta.get("rtnst.steps", "").isdigit() else None,
+        "training": {k: training[k] for k in TRAINING_KEYS if k in training},
+        "sha256": sha256(path),
+        "bytes": path.stat().st_size,
+        "default": False,
+    }
+
+
+def gather(inputs: list[Path], folder: Path, *, overwrite: bool) -> list[Path]:
+    out = []
+    for path in inputs:
+        if path.suffix == ".pt":
+            from realtime_nst.export import export, load_checkpoint
+
+            _, info = load_checkpoint(path)
+            target = folder / f"{info['style']}-{info['tier']}.onnx"
+            if overwrite or not target.exists():
+                export(path, target, overwrite=True)
+            path = target
+        elif path.suffix != ".onnx":
+            raise RtnstError(f"{path}: expected a .pt checkpoint or an .onnx model")
+        elif path.resolve().parent != folder.resolve():
+            shutil.copy2(path, folder / path.name)
+            path = folder / path.name
+        out.append(path)
+    return out
+
+
+def _num(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else "?"
+
+
+def table(entries: list[dict]) -> str:
+    lines = ["| name | style | source image | tier | precision | MACs/px | params | steps | default |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        lines.append(f"| `{e['name']}` | {e['style']} | {e['style_image']} | {e['tier']} | {e['precision']} | "
+                     f"{_num(e['macs_per_pixel'])} | {_num(e['params'])} | {_num(e['trained_steps'])} | "
+                     f"{'yes' if e['default'] else ''} |")
+    return "\n".join(lines)
+
+
+def write_readme(path: Path, entries: list[dict]) -> None:
+    block = f"{START}\n{table(entries)}\n{END}"
+    if path.is_file() and START in path.read_text() and END in path.read_text():
+        text = path.read_text()
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = ("# Shipped style models\n\nList them with `rtnst models`; use one with `--model NAME`. "
+                "Built by `tools/build_models.py`, which also writes `manifest.json` and `contact_sheet.png`.\n\n"
+                f"{block}\n")
+    path.write_text(text)
+
+
+def _square(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return cv2.resize(img[y : y + s, x : x + s], (side, side), interpolation=cv2.INTER_AREA)
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    strip = np.full((24, img.shape[1], 3), 255, np.uint8)
+    cv2.putText(strip, text[:28], (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([strip, img])
+
+
+def contact_sheet(entries: list[dict], folder: Path, content: Path, styles: Path | None, *, cell: int,
+                  max_side: int) -> np.ndarray:
+    from realtime_nst.stylizer import OnnxStylizer
+
+    photos = [read_image(p) for p in list_images(content)]
+    if not photos:
+        raise RtnstError(f"--content {content}: no images")
+    blank = np.full((cell, cell, 3), 255, np.uint8)
+    columns = [_label(np.vstack([blank] * bool(styles) + [_square(p, cell) for p in photos]), "content")]
+    for e in entries:
+        with OnnxStylizer(folder / e["file"], device="cpu", max_side_px=max_side) as model:
+            cells = [_square(model.stylize(p), cell) for p in photos]
+        if styles:
+            found = styles / e["style_image"] if e["style_image"] else None
+            cells.insert(0, _square(read_image(found), cell) if found and found.is_file() else blank)
+        columns.append(_label(np.vstack(cells), e["name"]))
+    return np.hstack([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255) for c in columns])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", type=Path, help="trained .pt checkpoints and/or exported .onnx models")
+    ap.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parent.parent / "models")
+    ap.add_argument("--content", type=Path, help="folder of content photos for the contact sheet (none: no sheet)")
+    ap.add_argument("--styles", type=Path, help="folder holding the style images, shown on top of the sheet")
+    ap.add_argument("--default", help="name of the default model (default: the previous one, else the first realtime)")
+    ap.add_argument("--cell", type=int, default=192, help="contact sheet cell side in pixels (default: 192)")
+    ap.add_argument("--max-side", type=int, default=512, help="stylise sheet photos at this long side (default: 512)")
+    ap.add_argument("--overwrite", action="store_true", help="re-export .pt files whose .onnx exists")
+    args = ap.parse_args(argv)
+    folder = args.models_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        entries = [describe(p, folder) for p in gather(args.models, folder, overwrite=args.overwrite)]
+        names = [e["name"] for e in entries]
+        previous = folder / MANIFEST
+        old = [e["name"] for e in json.loads(previous.read_text())["models"] if e.get("default")] if previous.is_file() else []
+        default = args.default or next((n for n in old if n in names), None) or next(
+            (e["name"] for e in entries if e["tier"] == "realtime"), names[0])
+        if default not in names:
+            raise RtnstError(f"--default {default!r} is not one of {names}")
+        for e in entries:
+            e["default"] = e["name"] == default
+        previous.write_text(json.dumps({"models": entries}, indent=2) + "\n")
+        write_readme(folder / "README.md", entries)
+        print(f"wrote {previous} and {folder / 'README.md'} ({len(entries)} models, default {default})")
+        if args.content:
+            sheet = contact_sheet(entries, folder, args.content, args.styles, cell=args.cell, max_side=args.max_side)
+            cv2.imwrite(str(folder / "contact_sheet.png"), sheet)
+            print(f"wrote {folder / 'contact_sheet.png'} ({sheet.shape[1]}x{sheet.shape[0]})")
+    except RtnstError as exc:
+        print(f"build_models: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
