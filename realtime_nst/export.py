@@ -33,7 +33,7 @@ MIN_FP16_PSNR_DB = 35.0
 CHECK_SIZES = ((1, 256, 256), (2, 97, 131), (1, 361, 643))  # (N, H, W); odd sides get padded
 # Ops whose float inputs may become fp16 (input indices); InstanceNormalization stays fp32: its
 # variance of 0..255-scale activations overflows fp16.
-FP16_INPUTS = {"Conv": (0, 1, 2), "Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1), "Relu": (0,), "Pad": (0, 2),
+FP16_INPUTS = {"Conv": (0, 1, 2), "ConvTranspose": (0, 1, 2), "Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1), "Relu": (0,), "Pad": (0, 2),
                "Resize": (0,), "DepthToSpace": (0,), "Identity": (0,), "Concat": tuple(range(8))}
 FP32_OPS = {"InstanceNormalization"}
 

@@ -24,7 +24,7 @@ def test_cli_export_checks_and_metadata(realtime_export):
         dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
         assert dims == ["N", 3, "H", "W"]
     ops = {n.op_type for n in model.graph.node}
-    assert {"Conv", "InstanceNormalization", "DepthToSpace"} <= ops
+    assert {"Conv", "InstanceNormalization", "ConvTranspose"} <= ops
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["rtnst.input_range"] == "0-1" and meta["rtnst.channel_order"] == "rgb"
     assert meta["rtnst.pad_multiple"] == "8" and meta["rtnst.tier"] == "realtime"

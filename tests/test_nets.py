@@ -10,7 +10,7 @@ from realtime_nst import nets  # noqa: E402
 from realtime_nst.errors import OptionError  # noqa: E402
 
 
-@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 47_260, 1_494)])
+@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 45_571, 1_110)])
 def test_cost_report(tier, params, macs):
     net = nets.build(tier)
     assert net.TIER == tier
@@ -38,7 +38,7 @@ def test_conventions():
 
 
 def test_realtime_starts_mid_grey():
-    # The head adds 0.5, so an untrained net returns a mid-grey-ish image, not black.
+    # The head bias starts at 0.5, so an untrained net returns a mid-grey-ish image, not black.
     torch.manual_seed(0)
     with torch.no_grad():
         y = nets.build("realtime").eval()(torch.rand(1, 3, 32, 32))

@@ -25,10 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors (no progress bars or info lines)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        try:  # TEMPORARY while commands are being written
-            module = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError:
-            continue
+        module = importlib.import_module(f".{name}", __name__)
         module.register(sub)
     return parser
 

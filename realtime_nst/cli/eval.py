@@ -1,0 +1,136 @@
+"""``rtnst eval quality`` (style/content distances on images) and ``rtnst eval flicker`` (temporal
+consistency of a model, with or without smoothing, on a video)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+from ..errors import OptionError
+from .common import add_model_options, make_stylizer
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="measure a model: style/content quality or flicker",
+                       description="Measure a model: style and content distances on images (quality), "
+                                   "or flicker on a video (flicker).")
+    evsub = p.add_subparsers(dest="eval_command", metavar="WHAT", parser_class=type(p))
+    p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+    q = evsub.add_parser("quality", help="style distance S and content distance C of a model's outputs",
+                         description="Stylise images and print the style distance S (Gram matrices of "
+                                     "VGG16 relu1_2..relu4_3 against the style image) and the content "
+                                     "distance C (relu3_3 against the input), per image and mean.")
+    q.add_argument("model_pos", metavar="MODEL", help="ONNX model file or shipped style name")
+    q.add_argument("--content", required=True, metavar="DIR_OR_FILE", help="an image or a folder of images")
+    q.add_argument("--style", required=True, metavar="S.jpg", help="the style image the model imitates")
+    _add_vgg_option(q)
+    add_model_options(q)
+    q.set_defaults(handler=run_quality)
+
+    f = evsub.add_parser("flicker", help="warping error (flicker) and style distance on a video",
+                         description="Stylise a video and measure flicker as the warping error E_warp of "
+                                     "Lai et al. 2018 (flow and occlusions from the input video), for each "
+                                     "smoothing mode, plus the mean style distance on every Nth frame so "
+                                     "that smoothing cannot win by washing the style out.")
+    f.add_argument("model_pos", metavar="MODEL", help="ONNX model file or shipped style name")
+    f.add_argument("video", metavar="VIDEO", help="input video file")
+    from ..smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
+
+    f.add_argument("--smooth", nargs="+", choices=SMOOTH_KINDS, default=list(SMOOTH_KINDS), metavar="KIND",
+                   help="smoothing modes to compare, from none, ema, flow (default: all three); the model "
+                        "runs once per frame for all of them")
+    f.add_argument("--smooth-strength", type=float, default=DEFAULT_STRENGTH, metavar="0..1",
+                   help=f"weight of the previous output for ema and flow (default {DEFAULT_STRENGTH})")
+    f.add_argument("--style", metavar="S.jpg", help="style image: also report the mean style distance (needs VGG weights)")
+    f.add_argument("--style-every", type=int, default=10, metavar="N", help="style distance on every Nth frame (default 10)")
+    _add_vgg_option(f)
+    f.add_argument("--max-frames", type=int, metavar="N", help="only the first N frames")
+    f.add_argument("--csv", metavar="F.csv", help="write per-frame E_warp and style distance")
+    f.add_argument("--plot", metavar="F.png", help="plot E_warp per frame (needs matplotlib)")
+    add_model_options(f)
+    f.set_defaults(handler=run_flicker)
+
+
+def _add_vgg_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vgg-weights", metavar="FILE",
+                   help="VGG16 weights (safetensors or .pth; default: $RTNST_VGG_WEIGHTS, else a download)")
+
+
+def _model(args: argparse.Namespace) -> str:
+    if args.model is not None and args.model != args.model_pos:
+        raise OptionError("MODEL is positional here; drop --model")
+    return args.model_pos
+
+
+def _progress(args: argparse.Namespace, total: int | None, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, desc=desc, unit="frame" if desc != "quality" else "image",
+                disable=getattr(args, "quiet", False), leave=False)
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    from ..evaluate import content_paths, evaluate_quality
+    from ..errors import InputError
+
+    paths = content_paths(args.content)
+    if not paths:
+        raise InputError(f"no images in {args.content}")
+    with make_stylizer(args, _model(args)) as stylizer, _progress(args, len(paths), "quality") as bar:
+        rows = evaluate_quality(stylizer, paths, args.style, vgg_weights=args.vgg_weights, progress=bar)
+    width = max(len(r.name) for r in rows)
+    print(f"{'image':<{width}}  {'S':>10}  {'C':>10}")
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.style_distance:10.4g}  {r.content_distance:10.4g}")
+    s = sum(r.style_distance for r in rows) / len(rows)
+    c = sum(r.content_distance for r in rows) / len(rows)
+    print(f"{'mean':<{width}}  {s:10.4g}  {c:10.4g}")
+    return 0
+
+
+def run_flicker(args: argparse.Namespace) -> int:
+    from ..flicker import evaluate_flicker, plot, read_video, write_csv
+    from ..imageio import read_image
+    from ..smoothing import make_smoother
+
+    if args.max_frames is not None and args.max_frames < 2:
+        raise OptionError(f"--max-frames must be at least 2 (flicker is between frames), got {args.max_frames}")
+    if args.style_every < 1:
+        raise OptionError(f"--style-every must be at least 1, got {args.style_every}")
+    kinds = list(dict.fromkeys(args.smooth))
+    smoothers = {k: make_smoother(k, strength=args.smooth_strength) for k in kinds}
+    meter = None
+    if args.style:
+        from ..evaluate import QualityMeter
+
+        meter = QualityMeter(read_image(args.style), vgg_weights=args.vgg_weights)
+    else:
+        print("rtnst: no --style given: skipping the style distance (E_warp alone can be lowered by "
+              "washing the style out)")
+    frames, count = read_video(args.video, max_frames=args.max_frames)
+    with make_stylizer(args, _model(args), spin=False) as stylizer, _progress(args, count, "flicker") as bar:
+        results = evaluate_flicker(stylizer.stylize, frames, smoothers, meter=meter,
+                                   style_every=args.style_every, progress=bar)
+    n = next(iter(results.values())).frames
+    if n < 2:
+        raise OptionError(f"{args.video}: {n} frame(s) decoded; flicker needs at least 2")
+    base = results.get("none")
+    print(f"{os.path.basename(args.video)}: {n} frames, strength {args.smooth_strength}")
+    print(f"{'smooth':<6}  {'E_warp':>10}  {'vs none':>8}  {'style S':>10}  {'vs none':>8}  {'ms/frame':>8}")
+    for name, res in results.items():
+        e, s = res.mean_e_warp, res.mean_style
+        de = f"{100 * (e / base.mean_e_warp - 1):+7.1f}%" if base is not None and base.mean_e_warp > 0 else ""
+        ds = (f"{100 * (s / base.mean_style - 1):+7.1f}%"
+              if base is not None and s is not None and base.mean_style else "")
+        stxt = f"{s:10.4g}" if s is not None else f"{'-':>10}"
+        ms = f"{res.ms_per_frame:8.2f}" if name != "none" else f"{'-':>8}"
+        print(f"{name:<6}  {e:10.4g}  {de:>8}  {stxt}  {ds:>8}  {ms}")
+    if any(math.isnan(r.mean_e_warp) for r in results.values()):
+        print("rtnst: no visible pixels between any two frames: E_warp is undefined (nan)")
+    if args.csv:
+        write_csv(args.csv, results)
+    if args.plot:
+        plot(args.plot, results, title=f"{os.path.basename(args.video)} / {os.path.basename(args.model_pos)}")
+    return 0

@@ -1,0 +1,342 @@
+"""``rtnst optimize``: style transfer by optimising the pixels of one image (Gatys, Ecker & Bethge 2016,
+"Image Style Transfer Using Convolutional Neural Networks", CVPR).
+
+Slow but needs no trained network. The loss terms are relative, so their weights mean the same whatever
+the VGG's input convention (Caffe 0..255 or torchvision 0..1) and whatever the layer's activation scale:
+
+    content = Σ_l w_l ‖φ_l(x) − φ_l(c)‖² / ‖φ_l(c)‖²     / Σ_l w_l
+    style   = Σ_l w_l ‖G_l(x) − A_l‖²_F / ‖A_l‖²_F       / Σ_l w_l
+    tv      = total variation of x (losses.total_variation)
+
+with G_l = F·Fᵀ/(C·H·W) and A_l the blend of the style images' Grams. Gatys et al. weight each style
+layer by 1/(4N²M²); dividing by ‖A_l‖² instead makes every layer count equally, as their equal w_l intend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import frames as fr
+from .errors import OptionError
+from .evaluate import to_batch
+from .losses import total_variation
+from .vgg import VGGFeatures, layer_names, load_vgg
+
+# Gatys et al.: content conv4_2, style conv1_1 ... conv5_1. The paper uses Caffe's blob names, and Caffe
+# rectifies in place, so its "conv4_2" is the ReLU output: relu4_2 here (conv4_2 here is pre-ReLU).
+DEFAULT_CONTENT_LAYERS = "relu4_2"
+DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "style")
+LBFGS_HISTORY = 20
+
+
+def parse_layers(spec: str, what: str) -> dict[str, float]:
+    """'relu1_1,relu2_1:0.5' -> {'relu1_1': 1.0, 'relu2_1': 0.5}: names with optional positive weights."""
+    layers: dict[str, float] = {}
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name, _, weight = item.partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise OptionError(f"--{what}-layers: bad weight {weight!r} in {item!r} (expected NAME or NAME:WEIGHT)") from None
+        if not value > 0 or not math.isfinite(value):
+            raise OptionError(f"--{what}-layers: the weight of {name} must be positive, got {weight}")
+        layers[name.strip()] = value
+    if not layers:
+        raise OptionError(f"--{what}-layers names no layer")
+    return layers
+
+
+@dataclass
+class OptimizeConfig:
+    vgg: str = "vgg19"
+    vgg_weights: str | os.PathLike | None = None
+    pool: str = "max"  # "avg": Gatys et al. found average pooling gives slightly better results
+    content_layers: dict[str, float] = field(default_factory=lambda: parse_layers(DEFAULT_CONTENT_LAYERS, "content"))
+    style_layers: dict[str, float] = field(default_factory=lambda: parse_layers(DEFAULT_STYLE_LAYERS, "style"))
+    content_weight: float = 1.0
+    style_weight: float = 20.0
+    tv_weight: float = 1e-2
+    optimizer: str = "lbfgs"
+    lr: float | None = None  # None: 1.0 for L-BFGS (its step scale), 0.02 for Adam (pixel units 0..1)
+    iterations: int = 300  # per scale; one VGG forward+backward each
+    init: str = "content"
+    max_side_px: int = 512
+    scales: int = 1
+    style_blend: list[float] | None = None  # one weight per style image; default equal
+    preserve_color: bool = False
+    seed: int = 0
+    device: str = "auto"
+    winograd: bool = True  # CPU only: NNPACK Winograd convolutions (see _speed_up); False: oneDNN
+
+    def check(self, n_styles: int) -> None:
+        if self.vgg not in ("vgg16", "vgg19"):
+            raise OptionError(f"--vgg must be vgg16 or vgg19, got {self.vgg!r}")
+        if self.pool not in ("max", "avg"):
+            raise OptionError(f"--pool must be max or avg, got {self.pool!r}")
+        names = layer_names(self.vgg)  # before minutes of loading and computing, not after
+        bad = [n for n in [*self.content_layers, *self.style_layers] if n not in names]
+        if bad:
+            raise OptionError(f"unknown {self.vgg} layer(s) {', '.join(bad)}; valid: conv1_1 ... {names[-2]}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not value >= 0 or not math.isfinite(value):  # 0 switches a term off
+                raise OptionError(f"--{name.replace('_', '-')} must be 0 or positive, got {value}")
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise OptionError("--content-weight and --style-weight are both 0: nothing to optimise")
+        for name in ("iterations", "max_side_px", "scales"):
+            if getattr(self, name) <= 0:
+                raise OptionError(f"--{name.replace('_px', '').replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.lr is not None and not self.lr > 0:
+            raise OptionError(f"--lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise OptionError(f"--optimizer must be lbfgs or adam, got {self.optimizer!r}")
+        if self.init not in INITS:
+            raise OptionError(f"--init must be content, noise or style, got {self.init!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise OptionError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise OptionError("--device cuda: no CUDA device is available to PyTorch")
+        if n_styles == 0:
+            raise OptionError("give at least one style image")
+        if self.style_blend is not None:
+            if len(self.style_blend) != n_styles:
+                raise OptionError(f"--style-blend has {len(self.style_blend)} weights for {n_styles} style images")
+            if not all(w > 0 and math.isfinite(w) for w in self.style_blend):
+                raise OptionError(f"--style-blend weights must be positive, got {self.style_blend}")
+
+
+@dataclass
+class StepInfo:
+    """Passed to the callback after every evaluation; ``frame()`` renders the current image."""
+
+    step: int  # 1-based, counted over all scales
+    total: int
+    scale: int  # 1-based, coarse to fine
+    terms: dict[str, float]  # total, content, style, tv (unweighted terms; total is weighted)
+    frame: Callable[[], np.ndarray]
+
+
+@dataclass
+class OptimizeResult:
+    frame: np.ndarray
+    history: list[dict[str, float]]  # terms of every evaluation, in order
+
+
+def scale_sizes(width: int, height: int, max_side_px: int, scales: int) -> list[tuple[int, int]]:
+    """(w, h) of each pass, coarse to fine, halving per scale; the last fits ``max_side_px``."""
+    w, h = fr.fit_max_side(width, height, max_side_px)
+    return [(max(1, round(w / 2**k)), max(1, round(h / 2**k))) for k in range(scales - 1, -1, -1)]
+
+
+def _as_matrix(feat: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Activations as a matrix without a copy: (N, HW, C) if channels-last, else (N, C, HW)."""
+    n, c, h, w = feat.shape
+    if feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous():
+        return feat.permute(0, 2, 3, 1).reshape(n, h * w, c), True
+    return feat.reshape(n, c, h * w), False
+
+
+class _GramFn(torch.autograd.Function):
+    """losses.gram with a cheaper backward. Autograd would differentiate through both factors of F·Fᵀ
+    (two matrix products and a sum); for G = F·Fᵀ/K, dL/dF = (g + gᵀ)·F/K is one product. On VGG at
+    512 px the Grams cost ~15% of an evaluation this way instead of ~20%."""
+
+    @staticmethod
+    def forward(ctx, feat):  # type: ignore[override]
+        ctx.save_for_backward(feat)
+        m, hwc = _as_matrix(feat)
+        g = torch.bmm(m.transpose(1, 2), m) if hwc else torch.bmm(m, m.transpose(1, 2))
+        return g / feat[0].numel()
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (feat,) = ctx.saved_tensors
+        n, c, h, w = feat.shape
+        sym = (grad + grad.transpose(1, 2)) / feat[0].numel()
+        m, hwc = _as_matrix(feat)
+        if hwc:
+            return torch.bmm(m, sym).view(n, h, w, c).permute(0, 3, 1, 2)
+        return torch.bmm(sym, m).view(n, c, h, w)
+
+
+def _gram(feat: torch.Tensor) -> torch.Tensor:
+    return _GramFn.apply(feat)
+
+
+class _WinogradConvFn(torch.autograd.Function):
+    """3x3, stride 1, pad 1 convolution through NNPACK's Winograd kernels; input gradient only.
+
+    The input gradient of such a convolution is the same convolution of the output gradient with the
+    kernels flipped and in/out swapped, so backward runs through NNPACK too."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, weight_t):  # type: ignore[override]
+        ctx.save_for_backward(weight_t)
+        return torch._nnpack_spatial_convolution(x, weight, bias, [1, 1], [1, 1])
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (weight_t,) = ctx.saved_tensors
+        return torch._nnpack_spatial_convolution(grad.contiguous(), weight_t, None, [1, 1], [1, 1]), None, None, None
+
+
+class _WinogradConv(nn.Module):
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.weight, self.bias = conv.weight, conv.bias
+        self.register_buffer("weight_t", conv.weight.detach().transpose(0, 1).flip(2, 3).contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _WinogradConvFn.apply(x.contiguous(), self.weight, self.bias, self.weight_t)
+
+
+def winograd_available() -> bool:
+    return torch._nnpack_available()  # also initialises NNPACK, which must happen before its first use
+
+
+def _speed_up(vgg: VGGFeatures, device: torch.device, winograd: bool) -> tuple[VGGFeatures, torch.memory_format]:
+    """Same function, faster. On CPU, Winograd convolutions (NNPACK) need ~1.5x less time than oneDNN's
+    channels-last ones on AVX2 for VGG's 3x3 layers (fwd+bwd at 512 px); their relative error, ~1e-5 on
+    activations and ~3e-4 on the image gradient, is far below what changes an optimisation (see
+    tools/bench_optimize.py). Elsewhere (CUDA, or no NNPACK) channels-last is the fast layout."""
+    if device.type == "cpu" and winograd and winograd_available():
+        for i, m in enumerate(vgg.features):
+            # NNPACK fails on few input channels (conv1_1's 3) and loses there anyway.
+            if isinstance(m, nn.Conv2d) and m.in_channels >= 16 and m.kernel_size == (3, 3) and m.padding == (1, 1):
+                vgg.features[i] = _WinogradConv(m)
+        return vgg.to(device), torch.contiguous_format
+    return vgg.to(device, memory_format=torch.channels_last), torch.channels_last
+
+
+def _to_frame(x: torch.Tensor) -> np.ndarray:
+    rgb = (x.detach()[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+class Objective:
+    """The loss of one pass: content targets and blended style Grams are computed once, up front."""
+
+    def __init__(self, vgg: VGGFeatures, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float],
+                 cfg: OptimizeConfig, *, memory_format: torch.memory_format = torch.contiguous_format) -> None:
+        self.vgg, self.cfg, self.memory_format = vgg, cfg, memory_format
+        self.content_layers = cfg.content_layers if cfg.content_weight else {}
+        self.style_layers = cfg.style_layers if cfg.style_weight else {}
+        self.layers = list(self.content_layers) + [k for k in self.style_layers if k not in self.content_layers]
+        with torch.no_grad():
+            feats = vgg(content, list(self.content_layers)) if self.content_layers else {}
+            self.content = {k: feats[k] for k in self.content_layers}
+            self.content_norm = {k: (v**2).sum() for k, v in self.content.items()}
+            self.grams: dict[str, torch.Tensor] = {}
+            for style, b in zip(styles, blend):  # Gatys et al. 2016 §3: mix styles by mixing their Grams
+                for k, v in (vgg(style, list(self.style_layers)) if self.style_layers else {}).items():
+                    self.grams[k] = self.grams.get(k, 0) + b * _gram(v)
+            self.gram_norm = {k: (g**2).sum() for k, g in self.grams.items()}
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        zero = x.new_zeros(())
+        feats = self.vgg(x.contiguous(memory_format=self.memory_format), self.layers)
+        content = sum((w * ((feats[k] - self.content[k]) ** 2).sum() / self.content_norm[k]
+                       for k, w in self.content_layers.items()), zero)
+        style = sum((w * ((_gram(feats[k]) - self.grams[k]) ** 2).sum() / self.gram_norm[k]
+                     for k, w in self.style_layers.items()), zero)
+        content = content / max(sum(self.content_layers.values()), 1e-12)
+        style = style / max(sum(self.style_layers.values()), 1e-12)
+        tv = total_variation(x) if self.cfg.tv_weight else zero
+        total = self.cfg.content_weight * content + self.cfg.style_weight * style + self.cfg.tv_weight * tv
+        return {"total": total, "content": content, "style": style, "tv": tv}
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def _min_side_px(vgg: VGGFeatures, layers: list[str]) -> int:
+    """Each pooling layer before the deepest used layer halves the image: it must not reach 0 px."""
+    deepest = max(vgg.names.index(n) for n in layers)
+    return 2 ** sum(1 for n in vgg.names[:deepest] if n.startswith("pool"))
+
+
+def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig | None = None, *,
+             callback: Callable[[StepInfo], None] | None = None) -> OptimizeResult:
+    """Stylise ``content`` (a BGR frame) with ``styles`` (frames); returns the image at ``cfg.max_side_px``."""
+    cfg = cfg or OptimizeConfig()
+    cfg.check(len(styles))
+    for frame in [content, *styles]:
+        fr.check_frame(frame)
+    device = _device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    # Weights need no gradient (VGGFeatures sets that), so backward computes input gradients only.
+    vgg, layout = _speed_up(load_vgg(cfg.vgg, weights=cfg.vgg_weights, pool=cfg.pool), device, cfg.winograd)
+    sizes = scale_sizes(content.shape[1], content.shape[0], cfg.max_side_px, cfg.scales)
+    need = _min_side_px(vgg, list(cfg.content_layers) + list(cfg.style_layers))
+    if min(sizes[0]) < need:
+        raise OptionError(f"the {'coarsest pass' if cfg.scales > 1 else 'image'} would be {sizes[0][0]}x{sizes[0][1]} px, "
+                          f"but the layers used need at least {need} px per side; use fewer --scales or a larger --max-side")
+    blend = cfg.style_blend or [1.0] * len(styles)
+    blend = [b / sum(blend) for b in blend]
+    lr = cfg.lr or (1.0 if cfg.optimizer == "lbfgs" else 0.02)
+    total = cfg.iterations * len(sizes)
+    history: list[dict[str, float]] = []
+    x: torch.Tensor | None = None
+    for scale, (w, h) in enumerate(sizes, 1):
+        c_frame = fr.resize(content, (w, h))
+        # Styles are seen at the pass's long side, so brush strokes keep their size relative to the image.
+        s_batches = [to_batch(fr.resize(s, fr.fit_max_side(s.shape[1], s.shape[0], max(w, h)))).to(device) for s in styles]
+        objective = Objective(vgg, to_batch(c_frame).to(device), s_batches, blend, cfg, memory_format=layout)
+        if x is None:
+            if cfg.init == "content":
+                x = to_batch(c_frame)
+            elif cfg.init == "style":
+                x = to_batch(fr.resize(styles[0], (w, h)))
+            else:  # Gatys et al. start from white noise
+                x = torch.rand(1, 3, h, w)
+        else:  # coarse to fine: the last pass's result, upsampled, starts the next one
+            x = F.interpolate(x.detach(), size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
+        # The optimiser's parameter stays NCHW-contiguous (L-BFGS flattens it with .view); the
+        # objective hands VGG a channels-last copy where that is the fast layout.
+        x = x.to(device).contiguous().requires_grad_(True)
+        if cfg.optimizer == "lbfgs":
+            # One iteration per step() call: one evaluation each (no line search, as in Johnson's
+            # neural-style), and the curvature history carries over between calls. Tolerances are 0 so
+            # that small relative losses never end the run early. 20 past steps cost 20*2 image-sized
+            # vectors: 120 MB at 512 px (PyTorch's default 100 would be 600 MB).
+            opt = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=LBFGS_HISTORY, tolerance_grad=0.0,
+                                    tolerance_change=0.0)
+        else:
+            opt = torch.optim.Adam([x], lr=lr)
+        terms: dict[str, float] = {}
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            loss = objective(x)
+            loss["total"].backward()
+            terms.update({k: float(v.detach()) for k, v in loss.items()})
+            return loss["total"]
+
+        for _ in range(cfg.iterations):
+            opt.step(closure)
+            if cfg.optimizer == "adam":
+                with torch.no_grad():  # Adam's steps are small: keeping x a valid image costs nothing
+                    x.clamp_(0, 1)
+            if not math.isfinite(terms["total"]):
+                raise OptionError(f"the loss became {terms['total']} at iteration {len(history) + 1}; "
+                                  f"lower --lr or the loss weights")
+            history.append(dict(terms))
+            if callback:
+                xs, cf = x, c_frame
+                render = (lambda: fr.preserve_color(cf, _to_frame(xs))) if cfg.preserve_color else (lambda: _to_frame(xs))
+                callback(StepInfo(len(history), total, scale, dict(terms), render))
+    out = _to_frame(x)
+    return OptimizeResult(fr.preserve_color(c_frame, out) if cfg.preserve_color else out, history)

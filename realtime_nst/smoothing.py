@@ -1,0 +1,196 @@
+"""Temporal smoothing of stylised video against flicker (``--smooth none|ema|flow``).
+
+A feed-forward style network sees each frame on its own, so small changes in the input (noise,
+compression, a one-pixel shift) become large changes in the painted texture: flicker. Both smoothers
+here blend the model's output with the previous *output*:
+
+- ``ema`` blends in place. Nearly free, but anything that moves leaves a ghost behind it.
+- ``flow`` first moves the previous output along the optical flow of the *input* frames (DIS,
+  Kroeger et al. 2016, "Fast Optical Flow using Dense Inverse Search"), computed at a reduced
+  resolution and upsampled, so the blend follows the motion. Where the flow cannot be trusted
+  (occlusions, objects entering, lighting changes; found by a photometric check of the warped input)
+  and after scene cuts the current stylised frame is used alone. This is the post-hoc counterpart of
+  the short-term temporal consistency measured by Lai et al. 2018 ("Learning Blind Video Temporal
+  Consistency"); see flicker.py for the metric.
+
+The smoothers are stateful: one per stream, ``reset()`` after a seek or a model switch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from .errors import OptionError
+
+SMOOTH_KINDS = ("none", "ema", "flow")
+# Weight of the history where it is trusted. 0.6 keeps ~40% of every fresh frame, so the style stays
+# crisp; higher values smooth more but freeze and blur the texture (1 never updates at all).
+DEFAULT_STRENGTH = 0.6
+
+# Flow runs on grey input frames scaled so the long side is this many pixels (640x360 -> 192x108).
+# Flicker lives in the texture, not in the motion: a coarse flow is enough to carry the previous
+# output along, and the photometric check catches where it is wrong.
+FLOW_SIDE_PX = 192
+# Photometric check on the grey, reduced frames (0..255): a warped pixel differing by less than
+# PHOTO_LOW is fully trusted, by more than PHOTO_HIGH not at all, linear in between (a soft mask
+# avoids visible seams between smoothed and unsmoothed regions).
+PHOTO_LOW, PHOTO_HIGH = 6.0, 20.0
+# A frame whose trusted fraction falls below this is a scene cut (or a flash): start afresh.
+CUT_TRUSTED_FRACTION = 0.3
+# EMA has no flow; it detects cuts by the mean absolute difference of tiny thumbnails (0..255).
+THUMB_SIZE = (32, 18)
+CUT_MEAN_ABS_DIFF = 35.0
+
+
+@runtime_checkable
+class Smoother(Protocol):
+    """Turns the model's output for a frame into the output to write, given the input frame."""
+
+    def __call__(self, source: np.ndarray, stylized: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+def check_smooth_strength(strength: float) -> float:
+    if not 0.0 <= strength <= 1.0:
+        raise OptionError(f"--smooth-strength must be between 0 and 1, got {strength}")
+    return float(strength)
+
+
+def _gray(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Grey frame scaled to ``size`` (w, h); area filter so fine texture does not alias."""
+    g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return g if (g.shape[1], g.shape[0]) == size else cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+
+
+def _grid(w: int, h: int) -> np.ndarray:
+    """HxWx2 float32 pixel coordinates (x, y): flow + grid is a cv2.remap map."""
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.dstack([xs, ys])
+
+
+class EmaSmoother:
+    """out_t = (1 - a)·stylized_t + a·out_{t-1}: cheap, but ghosts on motion; resets on cuts."""
+
+    def __init__(self, strength: float = DEFAULT_STRENGTH) -> None:
+        self.strength = check_smooth_strength(strength)
+        self.reset()
+
+    def reset(self) -> None:
+        self._prev: np.ndarray | None = None
+        self._thumb: np.ndarray | None = None
+
+    def __call__(self, source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        thumb = _gray(source, THUMB_SIZE).astype(np.float32)
+        fresh = (self._prev is None or self._prev.shape != stylized.shape
+                 or float(np.mean(np.abs(thumb - self._thumb))) > CUT_MEAN_ABS_DIFF)
+        self._thumb = thumb
+        if fresh or self.strength == 0.0:
+            out = stylized
+        else:
+            out = cv2.addWeighted(stylized, 1.0 - self.strength, self._prev, self.strength, 0.0)
+        self._prev = out
+        return out
+
+
+class FlowSmoother:
+    """Blends the stylised frame with the previous output warped along the input's optical flow.
+
+    Per frame: grey input at ``flow_side_px`` -> DIS flow current->previous (so every current pixel
+    knows where it came from) -> photometric check of the warped previous input gives a soft trust
+    mask -> flow and mask upsampled to the output size -> previous output remapped ->
+    out = (1 - a·M)·stylized + a·M·warped. With few trusted pixels (a cut) the frame passes unchanged.
+    """
+
+    def __init__(self, strength: float = DEFAULT_STRENGTH, *, flow_side_px: int = FLOW_SIDE_PX,
+                 preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, interpolation: int = cv2.INTER_LINEAR) -> None:
+        self.strength = check_smooth_strength(strength)
+        if flow_side_px < 16:
+            raise OptionError(f"flow_side_px must be at least 16, got {flow_side_px}")
+        self.flow_side_px = flow_side_px
+        self.interpolation = interpolation
+        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._grids: dict[tuple[int, int], np.ndarray] = {}
+        self.trusted_fraction = 0.0  # of the last frame, for diagnostics and tests
+        self.reset()
+
+    def reset(self) -> None:
+        self._prev_gray: np.ndarray | None = None
+        self._prev_out: np.ndarray | None = None
+        self._wp = None
+
+    def _grid(self, w: int, h: int) -> np.ndarray:
+        if (w, h) not in self._grids:
+            if len(self._grids) > 4:  # sizes change rarely; do not grow without bound
+                self._grids.clear()
+            self._grids[(w, h)] = _grid(w, h)
+        return self._grids[(w, h)]
+
+    def _work_size(self, source: np.ndarray) -> tuple[int, int]:
+        h, w = source.shape[:2]
+        scale = min(1.0, self.flow_side_px / max(w, h))
+        return max(8, round(w * scale)), max(8, round(h * scale))
+
+    def __call__(self, source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        lw, lh = self._work_size(source)
+        gray = _gray(source, (lw, lh))
+        prev_gray, prev_out = self._prev_gray, self._prev_out
+        self._prev_gray = gray
+        if (prev_gray is None or prev_gray.shape != gray.shape or prev_out is None
+                or prev_out.shape != stylized.shape or self.strength == 0.0):
+            self._prev_out, self.trusted_fraction = stylized, 0.0
+            return stylized
+        # Backward flow: gray(x) ~ prev_gray(x + flow(x)).
+        flow = self._dis.calc(gray, prev_gray, None)
+        lmap = cv2.add(flow, self._grid(lw, lh))
+        # Out-of-frame samples get a value no pixel can match, so the check rejects them.
+        warped = cv2.remap(prev_gray.astype(np.float32), lmap, None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=-1000.0)
+        err = cv2.absdiff(gray.astype(np.float32), warped)
+        # Soft mask in [0, a]: a where the warp matches, 0 where it does not.
+        scale = -self.strength / (PHOTO_HIGH - PHOTO_LOW)
+        mask = cv2.min(cv2.max(err * scale + self.strength * PHOTO_HIGH / (PHOTO_HIGH - PHOTO_LOW), 0.0),
+                       self.strength)
+        self.trusted_fraction = float(cv2.mean(mask)[0]) / self.strength
+        if self.trusted_fraction < CUT_TRUSTED_FRACTION:
+            self._prev_out = stylized
+            self._wp = None
+            return stylized
+        oh, ow = stylized.shape[:2]
+        # Scale the vectors at low resolution (cheaper), then upsample the field.
+        flow *= np.array([ow / lw, oh / lh], np.float32)
+        hmap = cv2.add(cv2.resize(flow, (ow, oh), interpolation=cv2.INTER_LINEAR), self._grid(ow, oh))
+        warped_out = cv2.remap(prev_out, hmap, None, self.interpolation, borderMode=cv2.BORDER_REPLICATE)
+        w_prev = cv2.resize(mask, (ow, oh), interpolation=cv2.INTER_LINEAR)
+        out = cv2.blendLinear(stylized, warped_out, 1.0 - w_prev, w_prev)
+        self._wp = w_prev
+        self._prev_out = out
+        return out
+
+
+def make_smoother(kind: str, *, strength: float = DEFAULT_STRENGTH) -> Smoother | None:
+    """A fresh smoother for one stream: None for "none", else an EmaSmoother or FlowSmoother."""
+    check_smooth_strength(strength)
+    if kind == "none":
+        return None
+    if kind == "ema":
+        return EmaSmoother(strength)
+    if kind == "flow":
+        return FlowSmoother(strength)
+    raise OptionError(f"--smooth must be one of {', '.join(SMOOTH_KINDS)}, got {kind!r}")
+
+
+def add_smoothing_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("temporal smoothing (against flicker)")
+    g.add_argument("--smooth", choices=SMOOTH_KINDS, default="none",
+                   help="none (default); ema: blend with the previous output, nearly free but moving "
+                        "things leave ghosts; flow: warp the previous output along the optical flow of "
+                        "the input and blend where the flow is reliable (a few ms per frame, no ghosts, "
+                        "resets on scene cuts)")
+    g.add_argument("--smooth-strength", type=float, default=DEFAULT_STRENGTH, metavar="0..1",
+                   help=f"weight of the previous output (default {DEFAULT_STRENGTH}); higher is steadier "
+                        "but softer, 1 freezes the picture")

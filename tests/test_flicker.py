@@ -1,0 +1,166 @@
+"""The warping-error metric on known cases, and the clip evaluation on synthetic video (no models)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime_nst.errors import InputError
+from realtime_nst.flicker import (
+    MetricFlow,
+    evaluate_flicker,
+    inside_mask,
+    non_occlusion_mask,
+    read_video,
+    warp,
+    warping_error,
+    write_csv,
+)
+from realtime_nst.smoothing import make_smoother
+
+from test_smoothing import H, W, fake_style, flicker, panning, texture
+
+ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+
+
+def const_flow(dx: float, dy: float, h: int = H, w: int = W) -> np.ndarray:
+    return np.dstack([np.full((h, w), dx, np.float32), np.full((h, w), dy, np.float32)])
+
+
+def test_identical_frames_score_zero():
+    f = texture(0)[:H, :W].copy()
+    assert warping_error(f, f, const_flow(0, 0)) == 0.0
+    assert warping_error(f, f, const_flow(0, 0), np.ones((H, W), np.float32)) == 0.0
+
+
+@pytest.mark.parametrize("shift", [(3, 2), (-2.5, 1.25)])
+def test_translation_with_its_true_flow_scores_zero(shift):
+    dx, dy = shift
+    prev = texture(1)[:H, :W].copy()
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    cur = cv2.warpAffine(prev, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    true_back = const_flow(-dx, -dy)  # cur(x) = prev(x - d)
+    assert warping_error(prev, cur, true_back) < 1e-4
+    # Without the flow the same pair is far from zero, and a wrong flow is penalised too.
+    assert warping_error(prev, cur, const_flow(0, 0)) > 100 * max(warping_error(prev, cur, true_back), 1e-6)
+    # Rounding the (sub-pixel) flow of uint8 frames is the only difference left.
+    assert warping_error(prev, cur, const_flow(dx, dy)) > 1e-3
+
+
+def test_warp_and_inside_mask():
+    img = np.arange(H * W, dtype=np.float32).reshape(H, W)
+    out = warp(img, const_flow(2, 0))
+    assert np.array_equal(out[:, :-2], img[:, 2:])
+    m = inside_mask(const_flow(2, -1))
+    assert m[:, -2:].sum() == 0 and m[:1].sum() == 0 and m[1:, :-2].min() == 1
+
+
+def test_occlusion_mask_forward_backward():
+    back, fwd = const_flow(-3, 1), const_flow(3, -1)
+    m = non_occlusion_mask(back, fwd)
+    assert m[5:-5, 5:-5].min() == 1  # consistent: visible
+    assert m[:, :3].sum() == 0  # came from outside the frame
+    bad = non_occlusion_mask(back, const_flow(-3, 1))  # forward disagrees: occluded
+    assert bad.sum() == 0
+
+
+def test_metric_flow_on_a_translation():
+    frames = panning(2, step=(3, 2))
+    flow, mask = MetricFlow()(frames[0], frames[1])
+    inner = mask[10:-10, 10:-10]
+    assert inner.mean() > 0.9
+    # The crop window moves right and down, so each current pixel came from (x + 3, y + 2).
+    assert np.median(np.abs(flow[..., 0][mask > 0] - 3)) < 0.25
+    assert np.median(np.abs(flow[..., 1][mask > 0] - 2)) < 0.25
+    assert warping_error(frames[0], frames[1], flow, mask) < 0.2 * warping_error(frames[0], frames[1], const_flow(0, 0))
+
+
+class FakeMeter:
+    def __init__(self):
+        self.calls = 0
+
+    def measure(self, content, output):
+        self.calls += 1
+        assert content.shape == output.shape
+        return float(np.std(output)), 0.0
+
+
+def test_evaluate_flicker_ranks_smoothing(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = panning(16, step=(2, 1))
+    smoothers = {k: make_smoother(k) for k in ("none", "ema", "flow")}
+    meter = FakeMeter()
+    res = evaluate_flicker(lambda f: flicker(fake_style(f), rng), frames, smoothers, meter=meter, style_every=5)
+    assert list(res) == ["none", "ema", "flow"]
+    for r in res.values():
+        assert r.frames == 16 and len(r.e_warp) == 15
+        assert [t for t, _ in r.style] == [4, 9, 14]
+    assert meter.calls == 9
+    assert res["flow"].mean_e_warp < 0.6 * res["none"].mean_e_warp
+    assert res["flow"].ms_per_frame > 0 and res["none"].ms_per_frame == 0
+    out = tmp_path / "f.csv"
+    write_csv(out, res)
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 48 and rows[0]["e_warp"] == "" and rows[4]["style_distance"] != ""
+
+
+def test_evaluate_flicker_static_unsmoothed_is_zero():
+    f = texture(2)[:H, :W].copy()
+    res = evaluate_flicker(fake_style, [f] * 4, {"none": None})
+    assert res["none"].mean_e_warp == 0.0 and res["none"].mean_style is None
+
+
+def test_read_video(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_video(tmp_path / "nope.avi")
+    (tmp_path / "junk.avi").write_bytes(b"not a video")
+    with pytest.raises(InputError):
+        read_video(tmp_path / "junk.avi")
+    path = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    for f in panning(6):
+        w.write(f)
+    w.release()
+    frames, count = read_video(path, max_frames=4)
+    got = list(frames)
+    assert count == 4 and len(got) == 4 and got[0].shape == (H, W, 3)
+
+
+def test_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from realtime_nst.flicker import plot
+
+    res = evaluate_flicker(fake_style, panning(4), {"none": None, "flow": make_smoother("flow")})
+    plot(tmp_path / "p.png", res)
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def _cli(argv):
+    """The eval command alone (the full CLI imports every command module)."""
+    from realtime_nst.cli import _Parser
+    from realtime_nst.cli import eval as ev
+
+    p = _Parser(prog="rtnst")
+    p.add_argument("-q", "--quiet", action="store_true")
+    ev.register(p.add_subparsers(dest="command", parser_class=_Parser))
+    args = p.parse_args(argv)
+    return args.handler(args)
+
+
+@pytest.mark.skipif(not (ASSETS / "reference_models" / "lengstrom_udnie.onnx").is_file(), reason="reference models absent")
+def test_cli_eval_flicker(tmp_path, capsys):
+    path = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for f in panning(5):
+        w.write(cv2.resize(f, (96, 64), interpolation=cv2.INTER_AREA))
+    w.release()
+    rc = _cli(["-q", "eval", "flicker", str(ASSETS / "reference_models" / "lengstrom_udnie.onnx"), str(path),
+               "--csv", str(tmp_path / "f.csv")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "skipping the style distance" in out
+    assert all(k in out for k in ("none", "ema", "flow"))
+    assert (tmp_path / "f.csv").is_file()
