@@ -80,7 +80,7 @@ def bench(model: str, sizes: list[tuple[int, int]], *, device: str = "auto", fra
         if end_to_end:
             # The pipeline shares the cores with decode/encode threads: no spinning there.
             with OnnxStylizer(model, device=device, threads=threads, spin=False, **stylizer_opts) as st:
-                time_end_to_end(st, size, frames=min(frames, 10))  # warm-up run
-                e2e = time_end_to_end(st, size, frames=max(frames, 60))
+                time_end_to_end(st, size, frames=min(frames, 5))  # warm-up run
+                e2e = time_end_to_end(st, size, frames=frames)
         rows.append(BenchRow(Path(model).name, st.provider, size, model_ms, frame_ms, e2e))
     return rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -34,8 +35,6 @@ from .vgg import VGGFeatures, layer_names, load_vgg
 # rectifies in place, so its "conv4_2" is the ReLU output: relu4_2 here (conv4_2 here is pre-ReLU).
 DEFAULT_CONTENT_LAYERS = "relu4_2"
 DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "style")
 LBFGS_HISTORY = 20
 
 
@@ -81,18 +80,17 @@ class OptimizeConfig:
     winograd: bool = True  # CPU only: NNPACK Winograd convolutions (see _speed_up); False: oneDNN
 
     def check(self, n_styles: int) -> None:
-        if self.vgg not in ("vgg16", "vgg19"):
-            raise OptionError(f"--vgg must be vgg16 or vgg19, got {self.vgg!r}")
-        if self.pool not in ("max", "avg"):
-            raise OptionError(f"--pool must be max or avg, got {self.pool!r}")
+        for name, choices in (("vgg", ("vgg16", "vgg19")), ("pool", ("max", "avg")), ("optimizer", ("lbfgs", "adam")),
+                              ("init", ("content", "noise", "style")), ("device", ("auto", "cpu", "cuda"))):
+            if getattr(self, name) not in choices:
+                raise OptionError(f"--{name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {getattr(self, name)!r}")
         names = layer_names(self.vgg)  # before minutes of loading and computing, not after
         bad = [n for n in [*self.content_layers, *self.style_layers] if n not in names]
         if bad:
             raise OptionError(f"unknown {self.vgg} layer(s) {', '.join(bad)}; valid: conv1_1 ... {names[-2]}")
         for name in ("content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not value >= 0 or not math.isfinite(value):  # 0 switches a term off
-                raise OptionError(f"--{name.replace('_', '-')} must be 0 or positive, got {value}")
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):  # 0 turns a term off
+                raise OptionError(f"--{name.replace('_', '-')} must be 0 or positive, got {getattr(self, name)}")
         if self.content_weight == 0 and self.style_weight == 0:
             raise OptionError("--content-weight and --style-weight are both 0: nothing to optimise")
         for name in ("iterations", "max_side_px", "scales"):
@@ -100,21 +98,14 @@ class OptimizeConfig:
                 raise OptionError(f"--{name.replace('_px', '').replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.lr is not None and not self.lr > 0:
             raise OptionError(f"--lr must be positive, got {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise OptionError(f"--optimizer must be lbfgs or adam, got {self.optimizer!r}")
-        if self.init not in INITS:
-            raise OptionError(f"--init must be content, noise or style, got {self.init!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise OptionError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise OptionError("--device cuda: no CUDA device is available to PyTorch")
         if n_styles == 0:
             raise OptionError("give at least one style image")
-        if self.style_blend is not None:
-            if len(self.style_blend) != n_styles:
-                raise OptionError(f"--style-blend has {len(self.style_blend)} weights for {n_styles} style images")
-            if not all(w > 0 and math.isfinite(w) for w in self.style_blend):
-                raise OptionError(f"--style-blend weights must be positive, got {self.style_blend}")
+        if self.style_blend is not None and len(self.style_blend) != n_styles:
+            raise OptionError(f"--style-blend has {len(self.style_blend)} weights for {n_styles} style images")
+        if self.style_blend is not None and not all(w > 0 and math.isfinite(w) for w in self.style_blend):
+            raise OptionError(f"--style-blend weights must be positive, got {self.style_blend}")
 
 
 @dataclass
@@ -207,22 +198,24 @@ def winograd_available() -> bool:
 
 
 def _speed_up(vgg: VGGFeatures, device: torch.device, winograd: bool) -> tuple[VGGFeatures, torch.memory_format]:
-    """Same function, faster. On CPU, Winograd convolutions (NNPACK) need ~1.5x less time than oneDNN's
-    channels-last ones on AVX2 for VGG's 3x3 layers (fwd+bwd at 512 px); their relative error, ~1e-5 on
-    activations and ~3e-4 on the image gradient, is far below what changes an optimisation (see
-    tools/bench_optimize.py). Elsewhere (CUDA, or no NNPACK) channels-last is the fast layout."""
+    """Same function, faster. On CPU, NNPACK's Winograd convolutions take ~1.5x less time than oneDNN's
+    channels-last ones for VGG's 3x3 layers on AVX2 (forward + backward at 512 px). They keep the result:
+    the image gradient's error against float64 is 2.9e-4 with them and 2.7e-4 with oneDNN (fp32 rounding
+    in the loss dominates); tools/bench_optimize.py checks this and the whole optimisation. (bf16 is no
+    option: ~100x slower on CPUs without AVX-512 BF16.) Elsewhere channels-last is the fast layout."""
     if device.type == "cpu" and winograd and winograd_available():
         for i, m in enumerate(vgg.features):
-            # NNPACK fails on few input channels (conv1_1's 3) and loses there anyway.
+            # On conv1_1 (3 input channels) NNPACK is ~3x slower than oneDNN.
             if isinstance(m, nn.Conv2d) and m.in_channels >= 16 and m.kernel_size == (3, 3) and m.padding == (1, 1):
                 vgg.features[i] = _WinogradConv(m)
         return vgg.to(device), torch.contiguous_format
     return vgg.to(device, memory_format=torch.channels_last), torch.channels_last
 
 
-def _to_frame(x: torch.Tensor) -> np.ndarray:
+def _render(x: torch.Tensor, content: np.ndarray, preserve_color: bool) -> np.ndarray:
     rgb = (x.detach()[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    frame = np.ascontiguousarray(rgb[:, :, ::-1])
+    return fr.preserve_color(content, frame) if preserve_color else frame
 
 
 class Objective:
@@ -335,8 +328,5 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig 
                                   f"lower --lr or the loss weights")
             history.append(dict(terms))
             if callback:
-                xs, cf = x, c_frame
-                render = (lambda: fr.preserve_color(cf, _to_frame(xs))) if cfg.preserve_color else (lambda: _to_frame(xs))
-                callback(StepInfo(len(history), total, scale, dict(terms), render))
-    out = _to_frame(x)
-    return OptimizeResult(fr.preserve_color(c_frame, out) if cfg.preserve_color else out, history)
+                callback(StepInfo(len(history), total, scale, dict(terms), partial(_render, x, c_frame, cfg.preserve_color)))
+    return OptimizeResult(_render(x, c_frame, cfg.preserve_color), history)

@@ -174,3 +174,12 @@ def test_reference_model_on_real_clip(tmp_path):
     assert main(["-q", "video", str(clip), str(out), "--model", str(model), "--pad-multiple", "4"]) == 0
     info = probe(out)
     assert info["count"] == 6 and info["size"] == (162, 90) and info["audio"] == ["aac"]
+
+
+@pytest.mark.parametrize("smooth", ["ema", "flow"])
+def test_smoothing_option_keeps_every_frame(tmp_path, identity, smooth):
+    src = write_clip(tmp_path / "in.mp4", frames=10, size=(96, 64), audio="aac")
+    out = tmp_path / "out.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", smooth,
+                 "--smooth-strength", "0.5"]) == 0
+    assert probe(out)["count"] == 10

@@ -22,7 +22,7 @@ def _floats(text: str) -> list[float]:
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action):  # no "(default: None)" on options without one
-        return action.help if action.default in (None, False) else super()._get_help_string(action)
+        return action.help if action.default is None or action.default is False else super()._get_help_string(action)
 
 
 def register(sub) -> None:
@@ -167,7 +167,8 @@ def _report_distances(args: argparse.Namespace, content, styles, output, *, quie
     from .. import frames as fr
     from ..evaluate import EVAL_SIDE_PX, QualityMeter
 
-    weights = args.metric_vgg_weights or (args.vgg_weights if args.vgg == "vgg16" else None) or os.environ.get("RTNST_VGG_WEIGHTS")
+    own = args.vgg_weights if args.vgg == "vgg16" else None
+    weights = args.metric_vgg_weights or own or os.environ.get("RTNST_VGG_WEIGHTS")
     size = fr.fit_max_side(output.shape[1], output.shape[0], EVAL_SIDE_PX)
     output = fr.resize(output, size)
     content = fr.resize(content, size)

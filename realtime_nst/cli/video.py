@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..smoothing import add_smoothing_options, make_smoother
 from .common import add_model_options, make_stylizer
 
 log = logging.getLogger("rtnst")
@@ -21,30 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default: 18)")
     add_model_options(p)
-    _add_smoothing(p)
+    add_smoothing_options(p)
     p.set_defaults(handler=run)
 
 
-def _add_smoothing(p: argparse.ArgumentParser) -> None:
-    try:
-        from ..smoothing import add_smoothing_options
-    except ImportError:  # the temporal issue adds it
-        return
-    add_smoothing_options(p)
-
-
 def make_smoother_from(args: argparse.Namespace):
-    if getattr(args, "smooth", None) in (None, "none"):
-        return None
-    from ..smoothing import make_smoother
-
     return make_smoother(args.smooth, strength=args.smooth_strength)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..sinks import check_output_path
     from ..video import stylize_video
-    from pathlib import Path
 
     check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
     smoother = make_smoother_from(args)

@@ -10,7 +10,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from .common import add_model_options, make_stylizer
-from .video import _add_smoothing, make_smoother_from
+from ..smoothing import add_smoothing_options
+from .video import make_smoother_from
 
 log = logging.getLogger("rtnst")
 
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--snapshot-dir", default=".", help="where the s key saves PNG snapshots (default: .)")
     add_model_options(p, many=True)
-    _add_smoothing(p)
+    add_smoothing_options(p)
     p.set_defaults(handler=run)
 
 
