@@ -130,6 +130,9 @@ class FlowSmoother:
             self._grids[(w, h)] = _grid(w, h)
         return self._grids[(w, h)]
 
+    def warp_hook(self, w):
+        return w
+
     def _work_size(self, source: np.ndarray) -> tuple[int, int]:
         h, w = source.shape[:2]
         scale = min(1.0, self.flow_side_px / max(w, h))
@@ -165,6 +168,7 @@ class FlowSmoother:
         flow *= np.array([ow / lw, oh / lh], np.float32)
         hmap = cv2.add(cv2.resize(flow, (ow, oh), interpolation=cv2.INTER_LINEAR), self._grid(ow, oh))
         warped_out = cv2.remap(prev_out, hmap, None, self.interpolation, borderMode=cv2.BORDER_REPLICATE)
+        warped_out = self.warp_hook(warped_out)
         w_prev = cv2.resize(mask, (ow, oh), interpolation=cv2.INTER_LINEAR)
         out = cv2.blendLinear(stylized, warped_out, 1.0 - w_prev, w_prev)
         self._wp = w_prev

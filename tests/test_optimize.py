@@ -198,6 +198,9 @@ def test_bad_inputs_raise_clear_errors(assets):
                     (dict(pool="min"), "--pool must be max or avg"), (dict(vgg="vgg11"), "--vgg must be vgg16 or vgg19")]:
         with pytest.raises(OptionError, match=msg):
             optimize(c, s, _cfg(assets, **kw))
+    if not torch.cuda.is_available():
+        with pytest.raises(OptionError, match="--device cuda: no CUDA device"):
+            optimize(c, s, _cfg(assets, device="cuda"))
     with pytest.raises(OptionError, match="at least one style"):
         optimize(c, [], _cfg(assets))
     with pytest.raises(OptionError, match="HxWx3 uint8"):

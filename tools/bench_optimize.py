@@ -9,9 +9,13 @@ forward + backward to the image) of the same loss, from the same start, with the
 * plain: the same loss written the naive way: NCHW, the whole VGG16 (through pool5) every evaluation,
          oneDNN's default convolutions, one LBFGS.step(max_iter=20) call.
 
-It prints wall time (and process CPU time, which a busy machine inflates less) of each, their ratio, and
-how closely the results agree: the relative difference of the loss at every evaluation, of the final
-images' losses under the plain (exact fp32) objective, and the mean pixel difference of the images.
+It prints wall time (and process CPU time) of each and their ratio, and checks that the speed-ups keep
+the result: (1) the loss gradient at one image, 256 px, of ours and of the plain objective against a
+float64 computation; (2) the loss at every evaluation, the final images' losses under the plain
+objective, and the mean pixel difference of the images. L-BFGS without line search builds its first
+curvature pair from a tiny step, so any fp32 reordering (even channels-last instead of NCHW) moves the
+trajectory by a few percent; --control adds a run of ours with oneDNN instead of Winograd convolutions
+to show that spread.
 
     python tools/bench_optimize.py [--vgg-weights FILE] [--content IMG --style IMG] [--size 512] [--evals 20]
 """
@@ -34,7 +38,7 @@ from realtime_nst import frames as fr  # noqa: E402
 from realtime_nst.evaluate import to_batch  # noqa: E402
 from realtime_nst.imageio import read_image  # noqa: E402
 from realtime_nst.losses import gram, total_variation  # noqa: E402
-from realtime_nst.optimize import LBFGS_HISTORY, OptimizeConfig, optimize  # noqa: E402
+from realtime_nst.optimize import LBFGS_HISTORY, OptimizeConfig, _render, optimize  # noqa: E402
 from realtime_nst.vgg import load_vgg  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "assets"
@@ -73,7 +77,8 @@ def run_plain(weights, content, style, cfg: OptimizeConfig):
     # to_batch's tensors are strided like channels-last (a permuted HWC frame): make them plain NCHW.
     objective = PlainObjective(vgg, to_batch(content).contiguous(), to_batch(style).contiguous(), cfg)
     x = to_batch(content).contiguous().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=cfg.iterations, history_size=LBFGS_HISTORY, tolerance_grad=0.0, tolerance_change=0.0)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=cfg.iterations, history_size=LBFGS_HISTORY,
+                            tolerance_grad=0.0, tolerance_change=0.0)
     losses = []
 
     def closure():
@@ -85,6 +90,27 @@ def run_plain(weights, content, style, cfg: OptimizeConfig):
 
     opt.step(closure)
     return x.detach(), losses, objective
+
+
+def gradient_errors(weights, content, style, cfg: OptimizeConfig, size: int = 256) -> dict[str, float]:
+    """Relative error of the image gradient, against float64, at the content plus a little noise."""
+    from realtime_nst.optimize import Objective, _speed_up
+
+    c, s = (to_batch(fr.resize(img, (size, size))).contiguous() for img in (content, style))
+    x0 = (c + 0.05 * torch.randn(c.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+
+    def grad(objective, dtype):
+        x = x0.to(dtype).clone().requires_grad_(True)
+        loss = objective(x)
+        (loss["total"] if isinstance(loss, dict) else loss).backward()
+        return x.grad.double()
+
+    ref = grad(PlainObjective(load_vgg("vgg16", weights=weights).double(), c.double(), s.double(), cfg), torch.float64)
+    out = {"plain fp32": grad(PlainObjective(load_vgg("vgg16", weights=weights), c, s, cfg), torch.float32)}
+    for name, winograd in (("ours", True), ("ours with oneDNN", False)):
+        vgg, layout = _speed_up(load_vgg("vgg16", weights=weights), torch.device("cpu"), winograd)
+        out[name] = grad(Objective(vgg, c, [s], [1.0], cfg, memory_format=layout), torch.float32)
+    return {k: float((g - ref).norm() / ref.norm()) for k, g in out.items()}
 
 
 def _timed(fn):
@@ -104,6 +130,7 @@ def main() -> int:
     ap.add_argument("--evals", type=int, default=20, help="L-BFGS function evaluations (default 20)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     ap.add_argument("--skip-plain", action="store_true", help="time only ours")
+    ap.add_argument("--control", action="store_true", help="also run ours with oneDNN convolutions (see above)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,7 +138,8 @@ def main() -> int:
     images = []
     for path in (args.content, args.style):
         # The timing does not depend on the pictures: noise stands in where the shared ones are absent.
-        img = read_image(path) if Path(path).exists() else np.random.default_rng(len(images)).integers(0, 256, (*size, 3), np.uint8)
+        rng = np.random.default_rng(len(images))
+        img = read_image(path) if Path(path).exists() else rng.integers(0, 256, (*size, 3), np.uint8)
         images.append(fr.resize(img, size))
     content, style = images
     cfg = OptimizeConfig(vgg="vgg16", vgg_weights=args.vgg_weights, iterations=args.evals, max_side_px=args.size)
@@ -119,8 +147,12 @@ def main() -> int:
           f"style {list(cfg.style_layers)}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, load average before {os.getloadavg()[0]:.1f}")
 
+    errors = gradient_errors(args.vgg_weights, content, style, cfg)
+    print("image gradient vs float64 (256 px): " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
+
     # Warm-up (imports, oneDNN/NNPACK set-up) outside the timings: a tiny run of each.
-    optimize(fr.resize(content, (64, 64)), [style], OptimizeConfig(vgg="vgg16", vgg_weights=args.vgg_weights, iterations=2, max_side_px=64))
+    optimize(fr.resize(content, (64, 64)), [style],
+             OptimizeConfig(vgg="vgg16", vgg_weights=args.vgg_weights, iterations=2, max_side_px=64))
     if not args.skip_plain:
         run_plain(args.vgg_weights, fr.resize(content, (64, 64)), fr.resize(style, (64, 64)),
                   OptimizeConfig(iterations=2, vgg="vgg16"))
@@ -134,16 +166,22 @@ def main() -> int:
         print(f"plain: {t_plain:7.1f} s wall, {cpu_plain:7.1f} s CPU  ({t_plain / args.evals:.2f} s per evaluation); "
               f"loss {losses[0]:.4g} -> {losses[-1]:.4g}")
         print(f"ratio plain/ours: {t_plain / t_ours:.2f}x wall, {cpu_plain / cpu_ours:.2f}x CPU")
-        ours_losses = [h["total"] for h in ours.history]
-        diffs = [abs(a - b) / abs(b) for a, b in zip(ours_losses, losses)]
-        with torch.no_grad():  # both final images under the exact objective (ours is quantised to 8 bits)
-            final_plain = objective(x_plain.clamp(0, 1)).item()
-            final_ours = objective(to_batch(ours.frame)).item()
-        pixels = np.abs(ours.frame.astype(float)
-                        - (x_plain[0].clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()[:, :, ::-1]).mean()
-        print(f"agreement: loss per evaluation differs by at most {max(diffs):.2%} (at the last {diffs[-1]:.2%}); "
-              f"final images' exact loss {final_ours:.4g} (ours) vs {final_plain:.4g} (plain), "
-              f"{abs(final_ours - final_plain) / final_plain:.2%} apart; mean pixel difference {pixels:.2f}/255")
+        plain_frame = _render(x_plain, content, False)
+
+        def agreement(result) -> str:
+            diffs = [abs(h["total"] - p) / p for h, p in zip(result.history, losses)]
+            with torch.no_grad():  # both final images, as 8-bit frames, under the plain objective
+                final, ref = (objective(to_batch(f).contiguous()).item() for f in (result.frame, plain_frame))
+            pixels = np.abs(result.frame.astype(float) - plain_frame).mean()
+            return (f"loss per evaluation differs from plain's by at most {max(diffs):.2%} (at the last {diffs[-1]:.2%}); "
+                    f"final image's loss {final:.4g} vs plain's {ref:.4g} ({(final - ref) / ref:+.2%}); "
+                    f"mean pixel difference {pixels:.2f}/255")
+
+        print("agreement, ours: " + agreement(ours))
+        if args.control:
+            cfg.winograd = False
+            ctrl, t_ctrl, _ = _timed(lambda: optimize(content, [style], cfg))
+            print(f"control, ours with oneDNN convolutions ({t_ctrl:.1f} s wall): " + agreement(ctrl))
     print(f"load average after {os.getloadavg()[0]:.1f} (timings are pessimistic when it exceeds the cores)")
     return 0
 
