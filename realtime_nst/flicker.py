@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from . import frames as fr
-from .errors import InputError, OutputError
+from .errors import OutputError
 from .evaluate import EVAL_SIDE_PX
 from .smoothing import Smoother
 
@@ -34,31 +34,23 @@ OCC_REL, OCC_ABS = 0.01, 0.5
 
 
 def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tuple[Iterator[np.ndarray], int]:
-    """Frames of a video file and how many there will be (0 if unknown).
+    """Frames of a video file (at most ``max_frames``) and how many to expect (0 if unknown)."""
+    from .sources import VideoFileSource
 
-    Kept behind one function so that switching to sources.VideoFileSource is a one-line change.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"video {path} does not exist")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise InputError(f"{path} is not a video OpenCV can decode")
-    count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    source = VideoFileSource(path)
+    count = source.frame_count or 0
     if max_frames is not None:
         count = min(count, max_frames) if count else max_frames
 
     def frames() -> Iterator[np.ndarray]:
-        try:
+        with source:
             n = 0
             while max_frames is None or n < max_frames:
-                ok, frame = cap.read()
-                if not ok:
+                frame = source.read()
+                if frame is None:
                     return
                 n += 1
                 yield frame
-        finally:
-            cap.release()
 
     return frames(), count
 

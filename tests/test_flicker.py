@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
+from fakes import onnx_model, write_clip
+from realtime_nst.cli import main
 from realtime_nst.errors import InputError
 from realtime_nst.flicker import (
     MetricFlow,
@@ -23,9 +23,6 @@ from realtime_nst.flicker import (
 from realtime_nst.smoothing import make_smoother
 
 from test_smoothing import H, W, fake_style, flicker, panning, texture
-
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
-
 
 def const_flow(dx: float, dy: float, h: int = H, w: int = W) -> np.ndarray:
     return np.dstack([np.full((h, w), dx, np.float32), np.full((h, w), dy, np.float32)])
@@ -117,17 +114,15 @@ def test_evaluate_flicker_static_unsmoothed_is_zero():
 def test_read_video(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_video(tmp_path / "nope.avi")
-    (tmp_path / "junk.avi").write_bytes(b"not a video")
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
     with pytest.raises(InputError):
-        read_video(tmp_path / "junk.avi")
-    path = tmp_path / "v.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
-    for f in panning(6):
-        w.write(f)
-    w.release()
+        read_video(tmp_path / "junk.mp4")
+    path = write_clip(tmp_path / "v.mp4", frames=6, audio=None, size=(W, H))
     frames, count = read_video(path, max_frames=4)
     got = list(frames)
     assert count == 4 and len(got) == 4 and got[0].shape == (H, W, 3)
+    frames, count = read_video(path)
+    assert count == 6 and len(list(frames)) == 6
 
 
 def test_plot(tmp_path):
@@ -139,28 +134,51 @@ def test_plot(tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
-def _cli(argv):
-    """The eval command alone (the full CLI imports every command module)."""
-    from realtime_nst.cli import _Parser
-    from realtime_nst.cli import eval as ev
-
-    p = _Parser(prog="rtnst")
-    p.add_argument("-q", "--quiet", action="store_true")
-    ev.register(p.add_subparsers(dest="command", parser_class=_Parser))
-    args = p.parse_args(argv)
-    return args.handler(args)
+@pytest.fixture
+def identity(tmp_path):
+    pytest.importorskip("onnx")
+    return onnx_model(tmp_path / "identity.onnx")
 
 
-@pytest.mark.skipif(not (ASSETS / "reference_models" / "lengstrom_udnie.onnx").is_file(), reason="reference models absent")
-def test_cli_eval_flicker(tmp_path, capsys):
-    path = tmp_path / "v.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
-    for f in panning(5):
-        w.write(cv2.resize(f, (96, 64), interpolation=cv2.INTER_AREA))
-    w.release()
-    rc = _cli(["-q", "eval", "flicker", str(ASSETS / "reference_models" / "lengstrom_udnie.onnx"), str(path),
-               "--csv", str(tmp_path / "f.csv")])
+def test_cli_eval_flicker(tmp_path, identity, capsys):
+    clip = write_clip(tmp_path / "c.mp4", frames=8, audio=None)
+    rc = main(["-q", "eval", "flicker", str(identity), str(clip), "--csv", str(tmp_path / "f.csv"),
+               "--smooth", "none,flow", "--max-frames", "6"])
     out = capsys.readouterr().out
     assert rc == 0 and "skipping the style distance" in out
-    assert all(k in out for k in ("none", "ema", "flow"))
-    assert (tmp_path / "f.csv").is_file()
+    assert "none" in out and "flow" in out and "ema" not in out
+    rows = list(csv.DictReader((tmp_path / "f.csv").open()))
+    assert len(rows) == 12 and {r["smooth"] for r in rows} == {"none", "flow"}
+    # The identity model on a clean synthetic clip barely flickers.
+    assert all(float(r["e_warp"]) < 0.05 for r in rows if r["e_warp"])
+
+
+def test_cli_eval_flicker_with_style(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys):
+    pytest.importorskip("matplotlib")
+    clip = write_clip(tmp_path / "c.mp4", frames=6, audio=None)
+    rc = main(["-q", "eval", "flicker", str(identity), str(clip), "--style", str(photo_dir.parent / "style.png"),
+               "--vgg-weights", str(tiny_vgg16_file), "--style-every", "2", "--plot", str(tmp_path / "p.png")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "style S" in out and "skipping" not in out
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_cli_eval_flicker_bad_options(tmp_path, identity, capsys):
+    clip = write_clip(tmp_path / "c.mp4", frames=4, audio=None)
+    assert main(["eval", "flicker", str(identity), str(clip), "--max-frames", "1"]) == 2
+    assert main(["eval", "flicker", str(identity), str(clip), "--smooth-strength", "2"]) == 2
+    assert main(["eval", "flicker", str(identity), str(tmp_path / "missing.mp4")]) == 2
+    with pytest.raises(SystemExit):
+        main(["eval", "flicker", str(identity), str(clip), "--smooth", "none,median"])
+    err = capsys.readouterr().err
+    assert "--max-frames" in err and "--smooth-strength" in err and "does not exist" in err
+
+
+def test_cli_eval_quality(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys):
+    rc = main(["-q", "eval", "quality", str(identity), "--content", str(photo_dir / "p1.png"),
+               "--style", str(photo_dir.parent / "style.png"), "--vgg-weights", str(tiny_vgg16_file)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0 and lines[0].split() == ["image", "S", "C"]
+    assert lines[1].startswith("p1.png") and lines[-1].startswith("mean")
+    # The identity model reproduces its input: content distance 0.
+    assert float(lines[1].split()[2]) == pytest.approx(0.0, abs=1e-6)

@@ -8,6 +8,7 @@ import math
 import os
 
 from ..errors import OptionError
+from ..smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
 from .common import add_model_options, make_stylizer
 
 
@@ -36,11 +37,9 @@ def register(sub) -> None:
                                      "that smoothing cannot win by washing the style out.")
     f.add_argument("model_pos", metavar="MODEL", help="ONNX model file or shipped style name")
     f.add_argument("video", metavar="VIDEO", help="input video file")
-    from ..smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
-
-    f.add_argument("--smooth", nargs="+", choices=SMOOTH_KINDS, default=list(SMOOTH_KINDS), metavar="KIND",
-                   help="smoothing modes to compare, from none, ema, flow (default: all three); the model "
-                        "runs once per frame for all of them")
+    f.add_argument("--smooth", type=_kinds, default=list(SMOOTH_KINDS), metavar="KIND[,KIND...]",
+                   help="smoothing modes to compare, comma-separated, from none, ema, flow (default: all "
+                        "three); the model runs once per frame for all of them")
     f.add_argument("--smooth-strength", type=float, default=DEFAULT_STRENGTH, metavar="0..1",
                    help=f"weight of the previous output for ema and flow (default {DEFAULT_STRENGTH})")
     f.add_argument("--style", metavar="S.jpg", help="style image: also report the mean style distance (needs VGG weights)")
@@ -51,6 +50,14 @@ def register(sub) -> None:
     f.add_argument("--plot", metavar="F.png", help="plot E_warp per frame (needs matplotlib)")
     add_model_options(f)
     f.set_defaults(handler=run_flicker)
+
+
+def _kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in SMOOTH_KINDS]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"expected some of {','.join(SMOOTH_KINDS)}, got {text!r}")
+    return list(dict.fromkeys(kinds))
 
 
 def _add_vgg_option(p: argparse.ArgumentParser) -> None:
@@ -99,8 +106,7 @@ def run_flicker(args: argparse.Namespace) -> int:
         raise OptionError(f"--max-frames must be at least 2 (flicker is between frames), got {args.max_frames}")
     if args.style_every < 1:
         raise OptionError(f"--style-every must be at least 1, got {args.style_every}")
-    kinds = list(dict.fromkeys(args.smooth))
-    smoothers = {k: make_smoother(k, strength=args.smooth_strength) for k in kinds}
+    smoothers = {k: make_smoother(k, strength=args.smooth_strength) for k in args.smooth}
     meter = None
     if args.style:
         from ..evaluate import QualityMeter
