@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,6 +116,10 @@ class Trainer:
             if cuda:
                 torch.cuda.set_device(self.local_rank)
         self.device = torch.device("cuda" if cuda else "cpu")
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest conv algorithms once
+        self.stop = threading.Event()  # set by Ctrl-C / SIGTERM: checkpoint at the next step and return
+        self.interrupted = False
         amp = cfg.amp if cfg.amp != "auto" else ("bf16" if cuda else "none")  # bf16 convs are slow on AVX2 CPUs
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         if self.out.exists() and not (resume or overwrite):
@@ -211,6 +216,14 @@ class Trainer:
         return {"total": total, "content": content, "style": style, "tv": tv}
 
     def fit(self, *, progress: bool = True, plot: bool = True) -> None:
+        """Train to the last step, or until Ctrl-C / SIGTERM: then the step in progress finishes, a
+        checkpoint is written and ``self.interrupted`` is set (``--resume`` continues from there)."""
+        from .pipeline import stop_on_signals
+
+        with stop_on_signals(self.stop):
+            self._fit(progress=progress, plot=plot)
+
+    def _fit(self, *, progress: bool, plot: bool) -> None:
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -245,8 +258,11 @@ class Trainer:
                     self.save()
                 if self.step % cfg.preview_every == 0 or self.step == self.total_steps:
                     self.write_preview()
-                if self.step >= self.total_steps:
+                if self.step >= self.total_steps or self.stop.is_set():
                     break
+            if self.stop.is_set():
+                self.interrupted = True
+                break
         bar.close()
         self.save()
         if self.rank == 0 and plot:

@@ -143,3 +143,18 @@ def test_fp16_autocast_saves_its_grad_scaler(photo_dir, tiny_vgg16_file, tmp_pat
     state = torch.load(tmp_path / "h.pt", weights_only=True)
     assert state["scaler"]["scale"] > 0 and len(state["history"]) == 2
     assert Trainer(cfg, resume=True).scaler.get_scale() == state["scaler"]["scale"]
+
+
+def test_sigterm_checkpoints_and_resume_finishes(photo_dir, tiny_vgg16_file, tmp_path, monkeypatch):
+    import signal
+
+    t = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "s.pt", workers=0))
+    real = Trainer.losses
+    monkeypatch.setattr(Trainer, "losses", lambda self, x: (os.kill(os.getpid(), signal.SIGTERM), real(self, x))[1])
+    t.fit(progress=False, plot=False)
+    assert t.interrupted and t.step == 1
+    assert torch.load(tmp_path / "s.pt", weights_only=True)["step"] == 1
+    monkeypatch.setattr(Trainer, "losses", real)
+    again = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "s.pt", workers=0), resume=True)
+    again.fit(progress=False, plot=False)
+    assert not again.interrupted and again.step == 6

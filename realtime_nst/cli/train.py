@@ -94,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
     trainer.fit(progress=logging.getLogger().level <= logging.INFO)
-    if trainer.rank == 0:
-        print(f"wrote {cfg.out} at step {trainer.step}; loss plot {Path(cfg.out).with_suffix('.loss.png')}")
+    if trainer.rank != 0:
+        return 130 if trainer.interrupted else 0
+    if trainer.interrupted:
+        print(f"rtnst: stopped; wrote {cfg.out} at step {trainer.step} of {trainer.total_steps} "
+              f"(continue with: rtnst train --out {cfg.out} --resume)")
+        return 130
+    print(f"wrote {cfg.out} at step {trainer.step}; loss plot {Path(cfg.out).with_suffix('.loss.png')}")
     return 0
