@@ -114,6 +114,7 @@ def metadata(net: torch.nn.Module, info: dict, precision: str) -> dict[str, str]
         st.META_INPUT_RANGE: net.INPUT_RANGE,
         st.META_CHANNEL_ORDER: "rgb",
         st.META_PAD_MULTIPLE: str(net.PAD_MULTIPLE),
+        st.META_MARGIN: str(getattr(net, "INFERENCE_MARGIN_PX", 0)),
         st.META_STYLE: str(info["style"]),
         st.META_TIER: info["tier"],
         "rtnst.input_layout": "NCHW float32, RGB, range as rtnst.input_range; output the same",

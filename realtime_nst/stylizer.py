@@ -22,6 +22,7 @@ META_CHANNEL_ORDER = "rtnst.channel_order"  # "rgb" | "bgr"
 META_PAD_MULTIPLE = "rtnst.pad_multiple"
 META_STYLE = "rtnst.style"
 META_TIER = "rtnst.tier"
+META_MARGIN = "rtnst.margin_px"  # reflect-pad this much around a frame and crop it off (border artefacts)
 DEFAULT_PAD_MULTIPLE = 8  # covers nets with up to three stride-2 stages when a foreign model says nothing
 
 PROVIDERS = {
@@ -47,6 +48,7 @@ class ModelInfo:
     channel_order: str
     pad_multiple: int
     fixed_size: tuple[int, int] | None  # (w, h) when the model only takes one size
+    margin_px: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -106,7 +108,8 @@ def inspect_model(session, path: Path, *, input_range: str | None, channel_order
     if multiple < 1:
         raise OptionError(f"--pad-multiple must be at least 1, got {multiple}")
     fixed = (shape[3], shape[2]) if isinstance(shape[2], int) and isinstance(shape[3], int) else None
-    return ModelInfo(path, inputs[0].name, outputs[0].name, rng, order, multiple, fixed, meta)
+    margin = 0 if fixed else int(meta.get(META_MARGIN, 0))
+    return ModelInfo(path, inputs[0].name, outputs[0].name, rng, order, multiple, fixed, margin, meta)
 
 
 def open_session(path: str | os.PathLike, *, device: str = "auto", threads: int | None = None, spin: bool = True):
@@ -191,11 +194,11 @@ class OnnxStylizer:
     def run_model(self, frame: np.ndarray) -> np.ndarray:
         """The raw model on one frame at its own size: pad, run, crop. No resizing or blending."""
         h, w = frame.shape[:2]
-        m = self.info.pad_multiple
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            mode = cv2.BORDER_REFLECT_101 if ph < h and pw < w else cv2.BORDER_REPLICATE
-            frame = cv2.copyMakeBorder(frame, 0, ph, 0, pw, mode)
+        m, k = self.info.pad_multiple, self.info.margin_px
+        ph, pw = (-(h + 2 * k)) % m, (-(w + 2 * k)) % m
+        if ph or pw or k:
+            mode = cv2.BORDER_REFLECT_101 if k + ph < h and k + pw < w else cv2.BORDER_REPLICATE
+            frame = cv2.copyMakeBorder(frame, k, k + ph, k, k + pw, mode)
         if self._shape != frame.shape[:2]:
             self._bind(*frame.shape[:2])
         order = (2, 1, 0) if self.info.channel_order == "rgb" else (0, 1, 2)
@@ -203,7 +206,7 @@ class OnnxStylizer:
         for dst, src in enumerate(order):
             np.multiply(frame[:, :, src], inv, out=self._in[0, dst], casting="unsafe")
         self._session.run_with_iobinding(self._binding)
-        planes = self._out[0, :, :h, :w]
+        planes = self._out[0, :, k : k + h, k : k + w]
         # Both orders are their own inverse: BGR channel i is model channel order[i].
         out = cv2.merge([planes[order[i]] for i in range(3)])
         np.maximum(out, 0.0, out=out)

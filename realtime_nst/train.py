@@ -172,9 +172,9 @@ class Trainer:
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         if "rng" in state:
-            torch.set_rng_state(state["rng"])
+            torch.set_rng_state(state["rng"].cpu())  # map_location moved it to the GPU
         if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"])
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         log.info("rtnst: resumed %s at step %d", path, self.step)
 
     def save(self) -> None:
@@ -205,7 +205,7 @@ class Trainer:
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            y = _from_net(self.model(_to_net(x, cfg.tier)), cfg.tier)
+            y = _from_net(nets.forward_with_margin(self.net, _to_net(x, cfg.tier), call=self.model), cfg.tier)
             feats_y = self.vgg(y, sorted(set(cfg.style_layers + cfg.content_layers)))
             with torch.no_grad():
                 feats_x = self.vgg(x, cfg.content_layers)
@@ -293,7 +293,8 @@ class Trainer:
         img = img[: h - h % m, : w - w % m]
         self.net.eval()
         with torch.no_grad():
-            y = _from_net(self.net(_to_net(to_batch(img).to(self.device), self.cfg.tier)), self.cfg.tier)
+            y = _from_net(nets.forward_with_margin(self.net, _to_net(to_batch(img).to(self.device), self.cfg.tier)),
+                          self.cfg.tier)
         self.net.train()
         rgb = (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
         return rgb[:, :, ::-1].copy()

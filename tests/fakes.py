@@ -11,7 +11,7 @@ import numpy as np
 def onnx_model(path: Path, *, kind: str = "identity", metadata: dict[str, str] | None = None,
                input_shape=("N", 3, "H", "W")) -> Path:
     """kind: identity | first_channel (every output channel = input channel 0) | shrink (output half
-    size: not image-to-image) | add_half (x + 0.5)."""
+    size: not image-to-image) | add_half (x + 0.5) | blur (3x3 box, zero padding)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -25,6 +25,10 @@ def onnx_model(path: Path, *, kind: str = "identity", metadata: dict[str, str] |
         w[:, 0] = 1.0
         inits.append(helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.flatten()))
         nodes = [helper.make_node("Conv", ["input", "w"], ["output"])]
+    elif kind == "blur":  # 3x3 box blur with zero padding: darkens the border, as zero-padded nets do
+        w = np.zeros((3, 1, 3, 3), np.float32) + 1 / 9
+        inits.append(helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.flatten()))
+        nodes = [helper.make_node("Conv", ["input", "w"], ["output"], group=3, pads=[1, 1, 1, 1])]
     elif kind == "shrink":
         nodes = [helper.make_node("MaxPool", ["input"], ["output"], kernel_shape=[2, 2], strides=[2, 2])]
     elif kind == "add_half":

@@ -118,3 +118,16 @@ def test_close_twice_is_safe(identity):
     st = OnnxStylizer(identity)
     st.close()
     st.close()
+
+
+def test_margin_from_metadata_hides_border_effects(tmp_path):
+    frame = np.full((21, 30, 3), 100, np.uint8)
+    plain = OnnxStylizer(onnx_model(tmp_path / "b.onnx", kind="blur"), device="cpu").stylize(frame)
+    assert plain.shape == frame.shape and plain[0, 0, 0] < 60  # zero padding darkens the corner
+    meta = {"rtnst.margin_px": "2", "rtnst.pad_multiple": "8"}
+    with OnnxStylizer(onnx_model(tmp_path / "m.onnx", kind="blur", metadata=meta), device="cpu") as st:
+        assert st.info.margin_px == 2
+        assert np.array_equal(st.stylize(frame), frame)  # reflected margin, cropped off again
+    ident = OnnxStylizer(onnx_model(tmp_path / "i.onnx", metadata=meta), device="cpu")
+    img = gradient_frame(13, 17)
+    assert np.array_equal(ident.stylize(img), img)  # the crop lands exactly on the frame
