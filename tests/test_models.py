@@ -77,3 +77,51 @@ def test_build_models(realtime_export, photo_dir, tmp_path, monkeypatch, capsys)
     monkeypatch.setenv(ENV_MODELS_DIR, str(out))
     assert [m.name for m in shipped_models()] == ["mosaic-realtime"]
     assert resolve_model("mosaic") == out / "mosaic-realtime.onnx" and resolve_model(None) == resolve_model("mosaic")
+
+
+def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for s in ("udnie", "mosaic"):
+        (styles / f"{s}.jpg").write_bytes(b"x")
+    base = [sys.executable, str(REPO / "tools" / "train_models.py"), "--styles", str(styles), "--data", "photos",
+            "--runs", str(tmp_path / "runs")]
+    proc = subprocess.run(base + ["--only", "udnie-quality,mosaic-realtime", "--style-weights", "3,9", "--dry-run"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4 and all("--resume" in ln and "train" in ln for ln in lines)
+    assert "--tier quality" in lines[0] and "--style-weight 3.0" in lines[0] and "udnie-quality.sw3.pt" in lines[0]
+    assert "--tier realtime" in lines[3] and "--style-weight 9.0" in lines[3] and "mosaic-realtime.sw9.pt" in lines[3]
+    bad = subprocess.run(base + ["--only", "nope-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown model" in bad.stderr
+
+
+def test_shipped_models_match_their_manifest():
+    import hashlib
+
+    folder = REPO / "models"
+    entries = json.loads((folder / "manifest.json").read_text())["models"]
+    assert sum(e["default"] for e in entries) == 1
+    tiers = {(e["style"], e["tier"]) for e in entries}
+    for style in ("starry_night", "the_scream", "great_wave", "udnie", "shipwreck", "mosaic"):
+        assert (style, "realtime") in tiers
+    assert sum(t == "quality" for _, t in tiers) >= 3
+    for e in entries:
+        assert hashlib.sha256((folder / e["file"]).read_bytes()).hexdigest() == e["sha256"], e["name"]
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 40e6
+
+
+def test_default_shipped_model_stylizes_a_frame(monkeypatch):
+    import numpy as np
+
+    from realtime_nst.stylizer import OnnxStylizer
+
+    monkeypatch.delenv(ENV_MODELS_DIR, raising=False)
+    path = resolve_model(None)
+    assert path.parent == REPO / "models"
+    frame = np.zeros((45, 61, 3), np.uint8)
+    frame[:, :30] = (0, 0, 255)  # red half, then black
+    with OnnxStylizer(path, device="cpu") as st:
+        out = st.stylize(frame)
+    assert out.shape == frame.shape and out.std() > 5  # painted, not blank

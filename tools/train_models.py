@@ -34,9 +34,9 @@ COMMON = dict(batch_size=8, steps=40_000, checkpoint_every=250, preview_every=10
 
 
 def command(name: str, recipe: dict, args: argparse.Namespace, out: Path) -> list[str]:
-    style = next((p for p in sorted(Path(args.styles).glob(recipe["style"] + ".*"))), None)
+    style = next(iter(sorted(Path(args.styles).glob(recipe["style"] + ".*"))), None)
     if style is None:
-        sys.exit(f"train_models: no style image {recipe['style']}.* in {args.styles}")
+        raise SystemExit(f"train_models: no style image {recipe['style']}.* in {args.styles}")
     settings = {**COMMON, **{k: v for k, v in recipe.items() if k != "style"}}
     cmd = [sys.executable, "-m", "realtime_nst", "train", "--style", str(style), "--data", args.data,
            "--out", str(out), "--resume", "--workers", str(args.workers)]
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=0, help="processes at once (default: all)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes per run (default 1)")
     p.add_argument("--time-limit-s", type=float, help="SIGTERM every run after this many seconds")
+    p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     args = p.parse_args(argv)
 
     names = [n.strip() for n in args.only.split(",")] if args.only else list(RECIPES)
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                 recipe["style_weight"], stem = w, f"{name}.sw{w:g}"
             jobs.append((stem, command(name, recipe, args, runs / f"{stem}.pt"), runs / f"{stem}.log"))
 
+    if args.dry_run:
+        for _, cmd, log in jobs:
+            print(" ".join(cmd[1:]), ">>", log)
+        return 0
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), PYTHONUNBUFFERED="1")
     deadline = time.monotonic() + args.time_limit_s if args.time_limit_s else None
     parallel = args.parallel or len(jobs)
