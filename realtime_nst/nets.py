@@ -133,8 +133,9 @@ class RealtimeNet(nn.Module):
     INPUT_RANGE = "0-1"
     PAD_MULTIPLE = 8
     # Zero padding (fast in onnxruntime, see _dw_separable) lets the net see the image border and
-    # paint a frame there. Inputs are reflect-padded by MARGIN_PX and the margin cropped off, in
-    # training (so the loss never sees the border band) and at inference (rtnst.margin_px).
+    # paint a frame there. Inputs are reflect-padded by a margin that is cropped off again: MARGIN_PX
+    # in training (the loss never sees the border band), INFERENCE_MARGIN_PX in the runtime
+    # (exported as rtnst.margin_px).
     MARGIN_PX = 16
     # At inference the net still shades a band up to ~40 px wide inside a 16 px margin (measured
     # against a 128 px margin on content photos: 48 px brings the border within the interior's

@@ -87,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         for _, cmd, log in jobs:
             print(" ".join(cmd[1:]), ">>", log)
         return 0
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), PYTHONUNBUFFERED="1")
     deadline = time.monotonic() + args.time_limit_s if args.time_limit_s else None
     parallel = args.parallel or len(jobs)
+    # Side by side, the processes share the cores: one thread each unless the caller says otherwise
+    # (a single CPU run keeps torch's default of one thread per core).
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", threads), PYTHONUNBUFFERED="1")
     pending, running, codes = list(jobs), [], {}
     while pending or running:
         while pending and len(running) < parallel and not (deadline and time.monotonic() > deadline):
