@@ -1,7 +1,8 @@
 """Training photos: found recursively, decoded in worker processes, random crops.
 
 Crops are drawn from a generator seeded by (seed, epoch, index), so a resumed run sees exactly the
-images and crops it would have seen had it never stopped.
+images and crops it would have seen had it never stopped. ``fixed=True`` gives one centre crop per
+photo instead (distillation caches the teacher's output for each).
 """
 
 from __future__ import annotations
@@ -18,30 +19,35 @@ from .imageio import list_images
 
 
 class PhotoCrops(Dataset):
-    def __init__(self, root: str | Path, *, size_px: int, seed: int = 0) -> None:
+    def __init__(self, root: str | Path, *, size_px: int, seed: int = 0, fixed: bool = False) -> None:
         self.paths = list_images(root, recursive=True)
         if not self.paths:
             raise InputError(f"no images (.jpg, .png, ...) found under {root}")
         self.size_px = size_px
         self.seed = seed
+        self.fixed = fixed
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        """An RGB 0..1 float tensor 3xSxS: short side scaled to S..1.25·S, then a random crop."""
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        """An RGB 0..1 float tensor 3xSxS: short side scaled to S..1.25·S, then a random crop (fixed:
+        short side S, centre crop, not flipped)."""
+        rng = np.random.default_rng((self.seed, 0 if self.fixed else self.epoch, index))
         img = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
         if img is None:  # a broken file in a big folder should not stop a long run
             img = np.full((self.size_px, self.size_px, 3), 127, np.uint8)
         h, w = img.shape[:2]
-        scale = self.size_px * rng.uniform(1.0, 1.25) / min(h, w)
+        scale = self.size_px * (1.0 if self.fixed else rng.uniform(1.0, 1.25)) / min(h, w)
         nw, nh = max(self.size_px, round(w * scale)), max(self.size_px, round(h * scale))
         img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-        y, x = rng.integers(0, nh - self.size_px + 1), rng.integers(0, nw - self.size_px + 1)
+        if self.fixed:
+            y, x = (nh - self.size_px) // 2, (nw - self.size_px) // 2
+        else:
+            y, x = rng.integers(0, nh - self.size_px + 1), rng.integers(0, nw - self.size_px + 1)
         img = img[y : y + self.size_px, x : x + self.size_px]
-        if rng.random() < 0.5:
+        if not self.fixed and rng.random() < 0.5:
             img = img[:, ::-1]
         rgb = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2RGB)
         return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
@@ -67,3 +73,16 @@ class ResumableSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.order()) - self.start
+
+
+class Indexed(Dataset):
+    """``(index, item)`` pairs of another dataset (to look up per-item data such as cached targets)."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        return index, self.data[index]

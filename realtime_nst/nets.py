@@ -97,19 +97,18 @@ def _dw_separable(in_ch: int, out_ch: int, *, stride: int = 1) -> nn.Sequential:
 
 
 class LowResBlock(nn.Module):
-    """Residual block at 1/8 resolution. Instance norm is kept only here, where it costs 1/64 of a
-    full-resolution pass: it is what makes the output independent of the input's contrast."""
+    """Residual block at 1/8 resolution, without normalisation: every InstanceNormalization op makes
+    onnxruntime leave its blocked NCHWc layout and come back (two reorders); with one per block the
+    net ran ~25% slower at 720p (measured, random weights)."""
 
     def __init__(self, ch: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(ch, ch, 3, padding=1, groups=ch),
             nn.Conv2d(ch, ch, 1),
-            nn.InstanceNorm2d(ch, affine=True),
             nn.ReLU(inplace=True),
             nn.Conv2d(ch, ch, 3, padding=1, groups=ch),
             nn.Conv2d(ch, ch, 1),
-            nn.InstanceNorm2d(ch, affine=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,21 +125,19 @@ class RealtimeNet(nn.Module):
     (Odena et al. 2016), but onnxruntime runs it ~8x faster than DepthToSpace at 720p.
     Channels are 8 at 1/2, 24 at 1/4 and 64 at 1/8 resolution: at 720p the half-resolution
     tensors, not the MACs, set the time (memory traffic plus layout reorders), so that level is
-    kept thin; 16 channels there cost about 25% more time for no visible gain.
-    Pixels are RGB 0..1 in and out.
+    kept thin; 16 channels there cost about 25% more time for no visible gain. One instance norm
+    (Ulyanov et al. 2016) where the 1/8 level starts makes the output independent of the input's
+    contrast; the blocks have none (see LowResBlock). Pixels are RGB 0..1 in and out.
     """
 
     INPUT_RANGE = "0-1"
     PAD_MULTIPLE = 8
-    # Zero padding (fast in onnxruntime, see _dw_separable) lets the net see the image border and
-    # paint a frame there. Inputs are reflect-padded by a margin that is cropped off again: MARGIN_PX
-    # in training (the loss never sees the border band), INFERENCE_MARGIN_PX in the runtime
-    # (exported as rtnst.margin_px).
-    MARGIN_PX = 16
-    # At inference the net still shades a band up to ~40 px wide inside a 16 px margin (measured
-    # against a 128 px margin on content photos: 48 px brings the border within the interior's
-    # difference); the runtime pays for the margin, ~20% more pixels at 720p.
-    INFERENCE_MARGIN_PX = 48
+    # Zero padding (fast in onnxruntime, see _dw_separable) lets the net see the image border. With
+    # no margin the loss sees the border too, so the net learns not to paint a frame there (distilled
+    # from a teacher, it copies the teacher's reflect-padded borders). A margin costs the runtime:
+    # 48 px is 22% more pixels at 720p. INFERENCE_MARGIN_PX is exported as rtnst.margin_px.
+    MARGIN_PX = 0
+    INFERENCE_MARGIN_PX = 0
     TIER = "realtime"
 
     def __init__(self, width: int = 64, blocks: int = 3, *, mid: int = 24, half: int = 8) -> None:

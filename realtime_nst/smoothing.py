@@ -214,6 +214,15 @@ class FlowSmoother:
         return cv2.addWeighted(out, self.gain, blur_out, 1.0 - self.gain, 0.0)
 
 
+def strength_for(given: float | None, model_strength: float | None) -> float:
+    """The strength asked for, else the one measured for the model (``rtnst.smooth_strength``
+    metadata: how much flicker a net has differs, so one default cannot suit every model), else
+    DEFAULT_STRENGTH."""
+    if given is not None:
+        return check_smooth_strength(given)
+    return DEFAULT_STRENGTH if model_strength is None else model_strength
+
+
 def make_smoother(kind: str, *, strength: float = DEFAULT_STRENGTH) -> Smoother | None:
     """A fresh smoother for one stream: None for "none", else an EmaSmoother or FlowSmoother."""
     check_smooth_strength(strength)
@@ -233,6 +242,6 @@ def add_smoothing_options(parser: argparse.ArgumentParser) -> None:
                         "things leave ghosts; flow: warp the previous output along the optical flow of "
                         "the input and blend where the flow is reliable (a few ms per frame at 640x360, "
                         "no ghosts, restarts at scene cuts)")
-    g.add_argument("--smooth-strength", type=float, default=DEFAULT_STRENGTH, metavar="0..1",
-                   help=f"weight of the previous output (default {DEFAULT_STRENGTH}); higher is steadier "
-                        "but softer, 1 freezes the picture")
+    g.add_argument("--smooth-strength", type=float, metavar="0..1",
+                   help="weight of the previous output; higher is steadier but softer, 1 freezes the picture "
+                        f"(default: the value measured for the model, in its metadata, else {DEFAULT_STRENGTH})")

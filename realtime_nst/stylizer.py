@@ -23,6 +23,7 @@ META_PAD_MULTIPLE = "rtnst.pad_multiple"
 META_STYLE = "rtnst.style"
 META_TIER = "rtnst.tier"
 META_MARGIN = "rtnst.margin_px"  # reflect-pad this much around a frame and crop it off (border artefacts)
+META_SMOOTH_STRENGTH = "rtnst.smooth_strength"  # --smooth-strength measured for this model (tools/)
 DEFAULT_PAD_MULTIPLE = 8  # covers nets with up to three stride-2 stages when a foreign model says nothing
 
 PROVIDERS = {
@@ -54,6 +55,15 @@ class ModelInfo:
     @property
     def style(self) -> str:
         return self.metadata.get(META_STYLE, self.path.stem)
+
+    @property
+    def smooth_strength(self) -> float | None:
+        """The smoothing strength measured for this model, if its metadata carries one."""
+        try:
+            value = float(self.metadata[META_SMOOTH_STRENGTH])
+        except (KeyError, ValueError):
+            return None
+        return value if 0.0 <= value <= 1.0 else None
 
 
 def choose_providers(device: str, available: list[str]) -> tuple[list[str], str]:

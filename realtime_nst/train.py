@@ -4,6 +4,7 @@
 The loss terms are the evaluation metric itself (losses.py): the style term is the normalised Gram
 distance S, the content term the normalised feature distance C, so weights mean the same whatever
 the VGG weights' input convention and a run optimises what ``rtnst eval quality`` measures.
+With ``--teacher`` the student learns a trained net's outputs instead (distill.py): no VGG pass.
 Multi-GPU (or multi-process CPU) training runs under ``torchrun`` with DistributedDataParallel:
 
     torchrun --standalone --nproc_per_node=2 -m realtime_nst train --style S.jpg --data DIR --out NAME.pt
@@ -27,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import nets
-from .data import PhotoCrops, ResumableSampler
+from .data import Indexed, PhotoCrops, ResumableSampler
 from .errors import OptionError, OutputError
 from .evaluate import to_batch
 from .imageio import read_image, write_image
@@ -39,7 +40,7 @@ log = logging.getLogger("rtnst")
 
 @dataclass
 class TrainConfig:
-    style: str
+    style: str | None  # None when distilling (--teacher)
     data: str
     out: str
     tier: str = "realtime"
@@ -63,6 +64,8 @@ class TrainConfig:
     amp: str = "auto"  # auto | none | bf16 | fp16
     workers: int = 2
     device: str = "auto"
+    teacher: str | None = None  # distil from this net's outputs (checkpoint or ONNX model), no VGG
+    init: str | None = None  # start from these weights (fine-tuning) instead of random ones
 
     def check(self) -> None:
         if self.epochs is not None and self.epochs <= 0:
@@ -127,24 +130,25 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         self.net = nets.build(cfg.tier).to(self.device, memory_format=torch.channels_last)
-        self.vgg = load_vgg(cfg.vgg, weights=cfg.vgg_weights).to(self.device, memory_format=torch.channels_last)
-        self.vgg.check_layers(cfg.content_layers + cfg.style_layers)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
         self.history: list[list[float]] = []
         if resume and self.out.exists():
             self._load(self.out)
+        elif cfg.init:
+            from .export import load_checkpoint
 
-        style = read_image(cfg.style)
-        from . import frames as fr
+            init, info = load_checkpoint(cfg.init)
+            if info["tier"] != cfg.tier:
+                raise OptionError(f"--init {cfg.init} holds a {info['tier']} net, not {cfg.tier}")
+            self.net.load_state_dict(init.state_dict())
 
-        style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], cfg.style_size_px))
-        with torch.no_grad():
-            feats = self.vgg(to_batch(style).to(self.device), cfg.style_layers)
-        self.style_grams = {k: gram(v) for k, v in feats.items()}
-
-        self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, seed=cfg.seed)
+        self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, seed=cfg.seed, fixed=bool(cfg.teacher))
+        if cfg.teacher:
+            self._init_distill()
+        else:
+            self._init_perceptual()
         self.sampler = ResumableSampler(len(self.data), seed=cfg.seed, rank=self.rank, world=self.world)
         per_epoch = len(self.data) // (cfg.batch_size * self.world)
         if per_epoch == 0:
@@ -158,6 +162,28 @@ class Trainer:
             self.model = DistributedDataParallel(self.net, device_ids=[self.local_rank] if cuda else None)
         preview = Path(cfg.preview_image) if cfg.preview_image else self.data.paths[0]
         self.preview = read_image(preview)
+
+    def _init_perceptual(self) -> None:
+        from . import frames as fr
+
+        cfg = self.cfg
+        self.terms = ["total", "content", "style", "tv"]
+        self.style_name, self.style_image = Path(cfg.style).stem, Path(cfg.style).name
+        self.vgg = load_vgg(cfg.vgg, weights=cfg.vgg_weights).to(self.device, memory_format=torch.channels_last)
+        self.vgg.check_layers(cfg.content_layers + cfg.style_layers)
+        style = read_image(cfg.style)
+        style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], cfg.style_size_px))
+        with torch.no_grad():
+            feats = self.vgg(to_batch(style).to(self.device), cfg.style_layers)
+        self.style_grams = {k: gram(v) for k, v in feats.items()}
+
+    def _init_distill(self) -> None:
+        from .distill import load_teacher, teacher_targets
+
+        self.terms = ["total", "pixel", "edges"]
+        teacher, self.style_name, self.style_image = load_teacher(self.cfg.teacher, device=self.device)
+        self.targets = teacher_targets(teacher, self.data, self.out, progress=self.rank == 0,
+                                       workers=self.cfg.workers)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _load(self, path: Path) -> None:
@@ -188,8 +214,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "tier": self.cfg.tier,
-            "style": Path(self.cfg.style).stem,
-            "style_image": Path(self.cfg.style).name,
+            "style": self.style_name,
+            "style_image": self.style_image,
             "config": asdict(self.cfg),
         }
         if self.device.type == "cuda":
@@ -202,8 +228,15 @@ class Trainer:
             raise OutputError(f"cannot write checkpoint {self.out}: {exc.strerror}") from None
 
     # -- training ------------------------------------------------------------------------------
-    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, x: torch.Tensor, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
+        if cfg.teacher:
+            from .distill import distill_losses
+
+            target = torch.from_numpy(self.targets[index.numpy()]).to(self.device).permute(0, 3, 1, 2).float() / 255
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                y = _from_net(nets.forward_with_margin(self.net, _to_net(x, cfg.tier), call=self.model), cfg.tier)
+            return distill_losses(y.float(), target)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             y = _from_net(nets.forward_with_margin(self.net, _to_net(x, cfg.tier), call=self.model), cfg.tier)
             feats_y = self.vgg(y, sorted(set(cfg.style_layers + cfg.content_layers)))
@@ -235,11 +268,11 @@ class Trainer:
             epoch, offset = divmod(self.step, self.steps_per_epoch)
             self.data.epoch = self.sampler.epoch = epoch
             self.sampler.start = offset * cfg.batch_size
-            loader = DataLoader(self.data, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
+            loader = DataLoader(Indexed(self.data), batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
                                 num_workers=cfg.workers, pin_memory=self.device.type == "cuda")
-            for x in loader:
+            for index, x in loader:
                 x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                terms = self.losses(x)
+                terms = self.losses(x, index)
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(terms["total"]).backward()
                 self.scaler.step(self.opt)
@@ -249,9 +282,8 @@ class Trainer:
                 vals = self._mean_over_ranks(terms)
                 if not math.isfinite(vals["total"]):
                     raise OptionError(f"the loss became {vals['total']} at step {self.step}; lower --lr or the weights")
-                self.history.append([self.step, vals["total"], vals["content"], vals["style"], vals["tv"]])
-                bar.set_postfix(epoch=epoch + 1, total=f"{vals['total']:.4f}", content=f"{vals['content']:.3f}",
-                                style=f"{vals['style']:.4f}", tv=f"{vals['tv']:.4f}",
+                self.history.append([self.step] + [vals[k] for k in self.terms])
+                bar.set_postfix(epoch=epoch + 1, **{k: f"{vals[k]:.4f}" for k in self.terms},
                                 img_s=f"{seen / (time.perf_counter() - t0):.2f}")
                 bar.update(1)
                 if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
@@ -318,8 +350,11 @@ class Trainer:
         if not self.history:
             return None
         h = torch.tensor(self.history)
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-        for ax, col, name in zip(axes, (2, 3, 4), ("content distance C", "style distance S", "total variation")):
+        titles = {"content": "content distance C", "style": "style distance S", "tv": "total variation",
+                  "pixel": "L1 to the teacher", "edges": "L1 of edges to the teacher's"}
+        names = self.terms[1:]
+        fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2))
+        for ax, col, name in zip(axes, range(2, 2 + len(names)), (titles[k] for k in names)):
             k = max(1, len(h) // 200)  # moving average over ~0.5% of the run
             v = torch.nn.functional.avg_pool1d(h[:, col].view(1, 1, -1), k, 1).flatten() if len(h) > k else h[:, col]
             ax.plot(h[: len(v), 0] + k - 1, v)

@@ -182,3 +182,20 @@ def test_cli_eval_quality(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys
     assert lines[1].startswith("p1.png") and lines[-1].startswith("mean")
     # The identity model reproduces its input: content distance 0.
     assert float(lines[1].split()[2]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cli_eval_flicker_model_strength_and_several(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    model = onnx_model(tmp_path / "m.onnx", metadata={"rtnst.smooth_strength": "0.75"})
+    clip = write_clip(tmp_path / "c.mp4", frames=5, audio=None)
+    assert main(["-q", "eval", "flicker", str(model), str(clip), "--smooth", "none,flow"]) == 0
+    out = capsys.readouterr().out
+    assert "strength 0.75" in out  # the model's measured strength when none is given
+    assert main(["-q", "eval", "flicker", str(model), str(clip), "--smooth-strength", "0.5,0.7",
+                 "--csv", str(tmp_path / "f.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "strength 0.5, 0.7" in out
+    for name in ("ema@0.5", "ema@0.7", "flow@0.5", "flow@0.7"):
+        assert name in out
+    assert {r["smooth"] for r in csv.DictReader((tmp_path / "f.csv").open())} == {
+        "none", "ema@0.5", "ema@0.7", "flow@0.5", "flow@0.7"}

@@ -72,7 +72,7 @@ def test_add_smoothing_options():
     p = argparse.ArgumentParser()
     add_smoothing_options(p)
     args = p.parse_args([])
-    assert (args.smooth, args.smooth_strength) == ("none", DEFAULT_STRENGTH)
+    assert (args.smooth, args.smooth_strength) == ("none", None)  # None: the model's, else the default
     args = p.parse_args(["--smooth", "flow", "--smooth-strength", "0.4"])
     assert (args.smooth, args.smooth_strength) == ("flow", 0.4)
     with pytest.raises(SystemExit):
@@ -179,3 +179,28 @@ def test_flow_handles_output_larger_than_source():
         out = sm(src, big)
         assert out.shape == big.shape and out.dtype == np.uint8
     assert mad(out, big) < 6.0
+
+
+def test_strength_given_else_model_else_default():
+    from types import SimpleNamespace
+
+    from realtime_nst.cli.video import make_smoother_from
+    from realtime_nst.smoothing import strength_for
+    from realtime_nst.stylizer import ModelInfo
+
+    assert strength_for(0.3, 0.8) == 0.3
+    assert strength_for(None, 0.8) == 0.8
+    assert strength_for(None, None) == DEFAULT_STRENGTH
+    with pytest.raises(OptionError, match="--smooth-strength"):
+        strength_for(1.5, None)
+
+    def info(meta):
+        return ModelInfo(None, "input", "output", "0-1", "rgb", 8, None, 0, meta)
+
+    assert info({"rtnst.smooth_strength": "0.7"}).smooth_strength == 0.7
+    assert info({"rtnst.smooth_strength": "7"}).smooth_strength is None  # out of range: ignored
+    assert info({}).smooth_strength is None
+    stylizer = SimpleNamespace(info=info({"rtnst.smooth_strength": "0.8"}))
+    assert make_smoother_from(argparse.Namespace(smooth="flow", smooth_strength=None), stylizer).strength == 0.8
+    assert make_smoother_from(argparse.Namespace(smooth="ema", smooth_strength=0.2), stylizer).strength == 0.2
+    assert make_smoother_from(argparse.Namespace(smooth="none", smooth_strength=None), stylizer) is None

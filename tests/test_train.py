@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -150,7 +151,7 @@ def test_sigterm_checkpoints_and_resume_finishes(photo_dir, tiny_vgg16_file, tmp
 
     t = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "s.pt", workers=0))
     real = Trainer.losses
-    monkeypatch.setattr(Trainer, "losses", lambda self, x: (os.kill(os.getpid(), signal.SIGTERM), real(self, x))[1])
+    monkeypatch.setattr(Trainer, "losses", lambda self, x, index=None: (os.kill(os.getpid(), signal.SIGTERM), real(self, x, index))[1])
     t.fit(progress=False, plot=False)
     assert t.interrupted and t.step == 1
     assert torch.load(tmp_path / "s.pt", weights_only=True)["step"] == 1
@@ -158,3 +159,67 @@ def test_sigterm_checkpoints_and_resume_finishes(photo_dir, tiny_vgg16_file, tmp
     again = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "s.pt", workers=0), resume=True)
     again.fit(progress=False, plot=False)
     assert not again.interrupted and again.step == 6
+
+
+def test_fixed_crops_ignore_the_epoch(photo_dir):
+    data = PhotoCrops(photo_dir, size_px=24, seed=1, fixed=True)
+    x = data[2]
+    data.epoch = 5
+    assert torch.equal(x, data[2])
+
+
+def test_distill_from_a_teacher_needs_no_vgg(photo_dir, tmp_path, monkeypatch):
+    """--teacher: the student learns the teacher's cached outputs; no VGG weights anywhere."""
+    from realtime_nst import cli, nets
+    from realtime_nst.distill import cache_path
+
+    monkeypatch.delenv("RTNST_VGG_WEIGHTS", raising=False)
+    monkeypatch.setattr(cli, "COMMANDS", ["train"])
+    torch.manual_seed(1)
+    teacher = nets.build("quality")
+    torch.save({"model": teacher.state_dict(), "tier": "quality", "style": "wave", "style_image": "wave.jpg"},
+               tmp_path / "teacher.pt")
+    out = tmp_path / "student.pt"
+    args = ["-q", "train", "--teacher", str(tmp_path / "teacher.pt"), "--data", str(photo_dir), "--out", str(out),
+            "--image-size", "32", "--batch-size", "4", "--steps", "40", "--lr", "0.01", "--workers", "0",
+            "--checkpoint-every", "20", "--preview-every", "40"]
+    assert cli.main(args) == 0
+    state = torch.load(out, weights_only=True)
+    assert state["tier"] == "realtime" and state["style"] == "wave" and state["style_image"] == "wave.jpg"
+    h = torch.tensor(state["history"])  # step, total, pixel, edges
+    assert h.shape == (40, 4)
+    assert h[-5:, 2].mean() < 0.5 * h[:5, 2].mean()  # it learns the teacher's outputs
+    cache = np.load(cache_path(out))
+    assert cache.shape == (8, 32, 32, 3) and cache.dtype == np.uint8
+    # The cache holds exactly what the teacher paints for the fixed crops.
+    x = PhotoCrops(photo_dir, size_px=32, fixed=True)[3]
+    with torch.no_grad():
+        want = (teacher.eval()(x[None] * 255)[0].clamp(0, 255)).round().byte().permute(1, 2, 0).numpy()
+    assert np.abs(cache[3].astype(int) - want.astype(int)).max() <= 1
+    stamp = cache_path(out).stat().st_mtime_ns
+    assert cli.main(["-q", "train", "--out", str(out), "--resume", "--steps", "44"]) == 0
+    assert torch.load(out, weights_only=True)["step"] == 44
+    assert cache_path(out).stat().st_mtime_ns == stamp  # resumed from the cache, not recomputed
+
+
+def test_distill_cli_needs_teacher_or_style(photo_dir, tmp_path, monkeypatch, capsys):
+    from realtime_nst import cli
+
+    monkeypatch.setattr(cli, "COMMANDS", ["train"])
+    assert cli.main(["-q", "train", "--data", str(photo_dir), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "--style required" in capsys.readouterr().err
+    assert cli.main(["-q", "train", "--teacher", str(tmp_path / "nope.pt"), "--data", str(photo_dir),
+                     "--out", str(tmp_path / "x.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_init_starts_from_given_weights(photo_dir, tiny_vgg16_file, tmp_path):
+    first = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "a.pt", steps=2))
+    first.fit(progress=False, plot=False)
+    tuned = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", steps=2, init=str(tmp_path / "a.pt")))
+    assert tuned.step == 0
+    for k, v in first.net.state_dict().items():
+        assert torch.equal(tuned.net.state_dict()[k], v), k
+    with pytest.raises(OptionError, match="holds a realtime net"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "c.pt", tier="quality", init=str(tmp_path / "a.pt")))

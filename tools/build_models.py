@@ -29,7 +29,7 @@ from realtime_nst.imageio import list_images, read_image  # noqa: E402
 from realtime_nst.registry import MANIFEST  # noqa: E402
 
 START, END = "<!-- models-table:start -->", "<!-- models-table:end -->"
-TRAINING_KEYS = ("steps", "epochs", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
+TRAINING_KEYS = ("teacher", "steps", "epochs", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
                  "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "seed", "amp")
 
 
@@ -60,6 +60,8 @@ def describe(path: Path, folder: Path) -> dict:
         "macs_per_pixel": int(meta.get("rtnst.macs_per_pixel", 0)) or None,
         "params": int(meta.get("rtnst.params", 0)) or None,
         "trained_steps": int(meta["rtnst.steps"]) if meta.get("rtnst.steps", "").isdigit() else None,
+        "teacher": training.get("teacher") and Path(training["teacher"]).name,
+        "smooth_strength": float(meta["rtnst.smooth_strength"]) if "rtnst.smooth_strength" in meta else None,
         "training": {k: training[k] for k in TRAINING_KEYS if k in training},
         "sha256": sha256(path),
         "bytes": path.stat().st_size,
@@ -92,12 +94,15 @@ def _num(v) -> str:
 
 
 def table(entries: list[dict]) -> str:
-    lines = ["| name | style | source image | tier | precision | MACs/px | params | steps | default |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| name | style | source image | tier | precision | MACs/px | params | steps | trained | "
+             "smooth strength | default |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
+        how = f"distilled from `{e['teacher']}`" if e.get("teacher") else "VGG16 perceptual loss"
+        strength = f"{e['smooth_strength']:g}" if e.get("smooth_strength") is not None else ""
         lines.append(f"| `{e['name']}` | {e['style']} | {e['style_image']} | {e['tier']} | {e['precision']} | "
-                     f"{_num(e['macs_per_pixel'])} | {_num(e['params'])} | {_num(e['trained_steps'])} | "
-                     f"{'yes' if e['default'] else ''} |")
+                     f"{_num(e['macs_per_pixel'])} | {_num(e['params'])} | {_num(e['trained_steps'])} | {how} | "
+                     f"{strength} | {'yes' if e['default'] else ''} |")
     return "\n".join(lines)
 
 

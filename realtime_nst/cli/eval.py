@@ -40,8 +40,9 @@ def register(sub) -> None:
     f.add_argument("--smooth", type=_kinds, default=list(SMOOTH_KINDS), metavar="KIND[,KIND...]",
                    help="smoothing modes to compare, comma-separated, from none, ema, flow (default: all "
                         "three); the model runs once per frame for all of them")
-    f.add_argument("--smooth-strength", type=float, default=DEFAULT_STRENGTH, metavar="0..1",
-                   help=f"weight of the previous output for ema and flow (default {DEFAULT_STRENGTH})")
+    f.add_argument("--smooth-strength", type=_strengths, metavar="S[,S...]",
+                   help="weight(s) of the previous output for ema and flow; several compare them in one pass "
+                        f"(default: the model's measured value, else {DEFAULT_STRENGTH})")
     f.add_argument("--style", metavar="S.jpg", help="style image: also report the mean style distance (needs VGG weights)")
     f.add_argument("--style-every", type=int, default=10, metavar="N", help="style distance on every Nth frame (default 10)")
     _add_vgg_option(f)
@@ -50,6 +51,16 @@ def register(sub) -> None:
     f.add_argument("--plot", metavar="F.png", help="plot E_warp per frame (needs matplotlib)")
     add_model_options(f)
     f.set_defaults(handler=run_flicker)
+
+
+def _strengths(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected numbers between 0 and 1, got {text!r}")
+    return list(dict.fromkeys(values))
 
 
 def _kinds(text: str) -> list[str]:
@@ -100,13 +111,12 @@ def run_quality(args: argparse.Namespace) -> int:
 def run_flicker(args: argparse.Namespace) -> int:
     from ..flicker import evaluate_flicker, plot, read_video, write_csv
     from ..imageio import read_image
-    from ..smoothing import make_smoother
+    from ..smoothing import make_smoother, strength_for
 
     if args.max_frames is not None and args.max_frames < 2:
         raise OptionError(f"--max-frames must be at least 2 (flicker is between frames), got {args.max_frames}")
     if args.style_every < 1:
         raise OptionError(f"--style-every must be at least 1, got {args.style_every}")
-    smoothers = {k: make_smoother(k, strength=args.smooth_strength) for k in args.smooth}
     meter = None
     if args.style:
         from ..evaluate import QualityMeter
@@ -117,14 +127,21 @@ def run_flicker(args: argparse.Namespace) -> int:
               "washing the style out)")
     frames, count = read_video(args.video, max_frames=args.max_frames)
     with make_stylizer(args, _model(args), spin=False) as stylizer, _progress(args, count, "flicker") as bar:
+        strengths = [strength_for(a, stylizer.info.smooth_strength) for a in args.smooth_strength or [None]]
+        smoothers = {}
+        for kind in args.smooth:
+            for a in ([None] if kind == "none" else strengths):
+                name = kind if a is None or len(strengths) == 1 else f"{kind}@{a:g}"
+                smoothers[name] = make_smoother(kind, strength=a if a is not None else 0.0)
         results = evaluate_flicker(stylizer.stylize, frames, smoothers, meter=meter,
                                    style_every=args.style_every, progress=bar)
     n = next(iter(results.values())).frames
     if n < 2:
         raise OptionError(f"{args.video}: {n} frame(s) decoded; flicker needs at least 2")
     base = results.get("none")
-    print(f"{os.path.basename(args.video)}: {n} frames, strength {args.smooth_strength}")
-    print(f"{'smooth':<6}  {'E_warp':>10}  {'vs none':>8}  {'style S':>10}  {'vs none':>8}  {'ms/frame':>8}")
+    width = max(6, *(len(k) for k in results))
+    print(f"{os.path.basename(args.video)}: {n} frames, strength {', '.join(f'{a:g}' for a in strengths)}")
+    print(f"{'smooth':<{width}}  {'E_warp':>10}  {'vs none':>8}  {'style S':>10}  {'vs none':>8}  {'ms/frame':>8}")
     for name, res in results.items():
         e, s = res.mean_e_warp, res.mean_style
         de = f"{100 * (e / base.mean_e_warp - 1):+7.1f}%" if base is not None and base.mean_e_warp > 0 else ""
@@ -132,7 +149,7 @@ def run_flicker(args: argparse.Namespace) -> int:
               if base is not None and s is not None and base.mean_style else "")
         stxt = f"{s:10.4g}" if s is not None else f"{'-':>10}"
         ms = f"{res.ms_per_frame:8.2f}" if name != "none" else f"{'-':>8}"
-        print(f"{name:<6}  {e:10.4g}  {de:>8}  {stxt}  {ds:>8}  {ms}")
+        print(f"{name:<{width}}  {e:10.4g}  {de:>8}  {stxt}  {ds:>8}  {ms}")
     if any(math.isnan(r.mean_e_warp) for r in results.values()):
         print("rtnst: no visible pixels between any two frames: E_warp is undefined (nan)")
     if args.csv:

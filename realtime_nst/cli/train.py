@@ -9,7 +9,7 @@ from pathlib import Path
 log = logging.getLogger("rtnst")
 
 # Options that change what a resumed run computes: changing them breaks the exact continuation.
-_TRAINING = ("style", "data", "tier", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
+_TRAINING = ("style", "teacher", "init", "data", "tier", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
              "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
 
 
@@ -23,10 +23,17 @@ def register(sub) -> None:
         description="Train a feed-forward style network with a VGG perceptual loss. The checkpoint (--out) holds "
                     "model, optimizer, step and RNG state; --resume continues it exactly. Previews go to "
                     "NAME.previews/, a loss plot to NAME.loss.png. Multi-GPU: torchrun --standalone "
-                    "--nproc_per_node=G -m realtime_nst train ... (--batch-size is per process).",
+                    "--nproc_per_node=G -m realtime_nst train ... (--batch-size is per process). With --teacher "
+                    "the net learns a trained net's outputs instead (distillation: no VGG pass; the teacher's "
+                    "outputs are computed once and cached in NAME.teacher.npy).",
     )
     g = p.add_argument_group("data and output")
     g.add_argument("--style", metavar="IMAGE", help="style image (required unless resuming)")
+    g.add_argument("--teacher", metavar="MODEL",
+                   help="distil: learn this trained net's outputs (a .pt checkpoint, an .onnx file or a shipped model "
+                        "name) instead of the VGG loss; much faster; replaces --style")
+    g.add_argument("--init", metavar="CKPT", help="fine-tune: start from this checkpoint's weights (step 0, "
+                                                  "fresh optimizer) instead of random ones")
     g.add_argument("--data", metavar="DIR", help="folder of training photos, searched recursively (required unless resuming)")
     g.add_argument("--out", required=True, metavar="NAME.pt", help="checkpoint file, written every --checkpoint-every steps")
     g.add_argument("--resume", action="store_true",
@@ -79,9 +86,10 @@ def build_config(args: argparse.Namespace):
         if "epochs" in given:
             values.pop("steps", None)
     values.update(given)
-    missing = [f"--{k}" for k in ("style", "data") if not values.get(k)]
+    missing = [f"--{k}" for k in ("style", "data") if not values.get(k) and not (k == "style" and values.get("teacher"))]
     if missing:
         raise OptionError(f"{' and '.join(missing)} required (unless --resume finds a checkpoint at --out)")
+    values.setdefault("style", None)
     return TrainConfig(**values)
 
 

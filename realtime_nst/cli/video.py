@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..smoothing import add_smoothing_options, make_smoother
+from ..smoothing import add_smoothing_options, make_smoother, strength_for
 from .common import add_model_options, make_stylizer
 
 log = logging.getLogger("rtnst")
@@ -26,8 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def make_smoother_from(args: argparse.Namespace):
-    return make_smoother(args.smooth, strength=args.smooth_strength)
+def make_smoother_from(args: argparse.Namespace, stylizer):
+    """The smoother asked for, at --smooth-strength or else the strength measured for the model."""
+    model_strength = getattr(getattr(stylizer, "info", None), "smooth_strength", None)
+    return make_smoother(args.smooth, strength=strength_for(args.smooth_strength, model_strength))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from ..video import stylize_video
 
     check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
-    smoother = make_smoother_from(args)
+    if args.smooth_strength is not None:
+        strength_for(args.smooth_strength, None)  # a bad value fails before the model loads
     with make_stylizer(args, spin=False) as stylizer:
+        smoother = make_smoother_from(args, stylizer)
         report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
                                progress=not args.quiet, crf=args.crf)
     if report.interrupted:

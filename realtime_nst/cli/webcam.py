@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.camera_size) if args.camera_size else (None, None)
     models = args.model or [None]
     stylizers = [make_stylizer(args, m) for m in models]
-    smoother = make_smoother_from(args)
+    smoother = make_smoother_from(args, stylizers[0])  # of the first model: the one shown first
     sinks = []
     broken = False  # a sink itself failed: its file is not worth keeping
     try:

@@ -1,0 +1,123 @@
+"""Measure the flow-smoothing strength each model needs and store it in the model's metadata.
+
+    python tools/tune_smoothing.py models/*.onnx --videos ../shared/assets/videos \\
+        --styles ../shared/assets/styles --max-frames 240 [--write]
+
+How much a net flickers differs a lot between nets (our realtime nets ~10x the quality ones), so one
+global ``--smooth-strength`` cannot give every model the issue's target: E_warp at least TARGET_DROP
+lower than unsmoothed, style distance at most MAX_STYLE_RISE higher. For each model and clip this
+runs `rtnst eval flicker`'s measurement with flow smoothing at every candidate strength in one pass
+(the model runs once per frame), and picks the smallest strength that meets both limits on every
+clip. ``--write`` stores it as ``rtnst.smooth_strength`` in the ONNX file (rewritten atomically); the
+runtime uses it whenever ``--smooth-strength`` is not given. Run tools/build_models.py afterwards:
+the sha256 in the manifest changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from realtime_nst.errors import RtnstError  # noqa: E402
+from realtime_nst.evaluate import QualityMeter  # noqa: E402
+from realtime_nst.flicker import evaluate_flicker, read_video  # noqa: E402
+from realtime_nst.imageio import list_images, read_image  # noqa: E402
+from realtime_nst.smoothing import make_smoother  # noqa: E402
+from realtime_nst.stylizer import META_SMOOTH_STRENGTH, OnnxStylizer  # noqa: E402
+
+TARGET_DROP = 0.50
+MAX_STYLE_RISE = 0.10
+CANDIDATES = (0.5, 0.6, 0.7, 0.8)
+
+
+def measure(model: Path, video: Path, style_image: Path | None, *, strengths, max_frames: int | None,
+            style_every: int, vgg_weights: str | None) -> dict[float, tuple[float, float | None]]:
+    """strength -> (relative E_warp change, relative style change or None) against no smoothing."""
+    meter = QualityMeter(read_image(style_image), vgg_weights=vgg_weights) if style_image else None
+    smoothers = {"none": None} | {f"flow@{a:g}": make_smoother("flow", strength=a) for a in strengths}
+    frames, _ = read_video(video, max_frames=max_frames)
+    with OnnxStylizer(model, device="cpu") as st:
+        res = evaluate_flicker(st.stylize, frames, smoothers, meter=meter, style_every=style_every)
+    base = res["none"]
+    out = {}
+    for a in strengths:
+        r = res[f"flow@{a:g}"]
+        ds = r.mean_style / base.mean_style - 1 if meter and base.mean_style else None
+        out[a] = (r.mean_e_warp / base.mean_e_warp - 1, ds)
+    return out
+
+
+def choose(per_clip: list[dict[float, tuple[float, float | None]]], strengths) -> float | None:
+    for a in sorted(strengths):
+        if all(c[a][0] <= -TARGET_DROP and (c[a][1] is None or c[a][1] <= MAX_STYLE_RISE) for c in per_clip):
+            return a
+    return None
+
+
+def write_strength(model: Path, strength: float) -> None:
+    import onnx
+
+    m = onnx.load(str(model))
+    props = [p for p in m.metadata_props if p.key != META_SMOOTH_STRENGTH]
+    del m.metadata_props[:]
+    m.metadata_props.extend(props)
+    m.metadata_props.append(onnx.StringStringEntryProto(key=META_SMOOTH_STRENGTH, value=f"{strength:g}"))
+    tmp = model.with_name(model.name + ".part")
+    onnx.save(m, str(tmp))
+    os.replace(tmp, model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", type=Path, help="exported .onnx models")
+    ap.add_argument("--videos", type=Path, required=True, help="a video file or a folder of them")
+    ap.add_argument("--styles", type=Path, help="folder of style images (by the models' rtnst.style_image); "
+                                                "without it the style distance is not checked")
+    ap.add_argument("--strengths", default=",".join(map(str, CANDIDATES)), help="candidates (default: %(default)s)")
+    ap.add_argument("--max-frames", type=int, default=240, help="frames per clip (default: %(default)s)")
+    ap.add_argument("--style-every", type=int, default=10, help="style distance every Nth frame (default: 10)")
+    ap.add_argument("--vgg-weights", default=os.environ.get("RTNST_VGG_WEIGHTS"))
+    ap.add_argument("--write", action="store_true", help="store the chosen strength in each model")
+    ap.add_argument("--json", type=Path, help="also write all measurements here")
+    args = ap.parse_args(argv)
+    strengths = [float(s) for s in args.strengths.split(",")]
+    videos = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in (".mp4", ".mkv", ".mov", ".avi")) \
+        if args.videos.is_dir() else [args.videos]
+    report = {}
+    try:
+        for model in args.models:
+            with OnnxStylizer(model, device="cpu") as st:
+                style_name = st.info.metadata.get("rtnst.style_image", "")
+            style = None
+            if args.styles and style_name:
+                style = next((p for p in list_images(args.styles) if p.name == style_name), None)
+            per_clip = []
+            for video in videos:
+                m = measure(model, video, style, strengths=strengths, max_frames=args.max_frames,
+                            style_every=args.style_every, vgg_weights=args.vgg_weights)
+                per_clip.append(m)
+                for a, (de, ds) in m.items():
+                    dstxt = f"{100 * ds:+.1f}%" if ds is not None else "-"
+                    print(f"{model.name} {video.name} flow@{a:g}: E_warp {100 * de:+.1f}%  style {dstxt}", flush=True)
+            best = choose(per_clip, strengths)
+            print(f"{model.name}: {'no candidate meets the limits' if best is None else f'strength {best:g}'}",
+                  flush=True)
+            report[model.name] = {"strength": best, "clips": {v.name: {str(a): list(r) for a, r in m.items()}
+                                                              for v, m in zip(videos, per_clip)}}
+            if args.write and best is not None:
+                write_strength(model, best)
+    except RtnstError as exc:
+        print(f"tune_smoothing: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
