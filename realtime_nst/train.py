@@ -339,30 +339,6 @@ class Trainer:
         write_image(folder / f"step_{self.step:06d}.jpg", self.stylize_preview(), overwrite=True)
 
     def plot_losses(self) -> Path | None:
-        try:
-            import matplotlib
+        from .lossplot import plot_history
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            log.warning("rtnst: matplotlib is not installed; no loss plot (pip install 'realtime_nst[train]')")
-            return None
-        if not self.history:
-            return None
-        h = torch.tensor(self.history)
-        titles = {"content": "content distance C", "style": "style distance S", "tv": "total variation",
-                  "pixel": "L1 to the teacher", "edges": "L1 of edges to the teacher's"}
-        names = self.terms[1:]
-        fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2))
-        for ax, col, name in zip(axes, range(2, 2 + len(names)), (titles[k] for k in names)):
-            k = max(1, len(h) // 200)  # moving average over ~0.5% of the run
-            v = torch.nn.functional.avg_pool1d(h[:, col].view(1, 1, -1), k, 1).flatten() if len(h) > k else h[:, col]
-            ax.plot(h[: len(v), 0] + k - 1, v)
-            ax.set_title(name)
-            ax.set_xlabel("step")
-            ax.set_yscale("log")
-        fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.9, wspace=0.25)  # tight_layout costs seconds
-        path = self.out.with_suffix(".loss.png")
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return plot_history(self.history, self.terms, self.out.with_suffix(".loss.png"))
