@@ -40,10 +40,13 @@ class ExportReport:
 
 
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Our training checkpoint, or a pytorch/examples ``.pth`` state dict (quality tier)."""
+    """Our training checkpoint, a pytorch/examples ``.pth`` state dict (quality tier), or an ONNX
+    model this project exported (its initializers keep the PyTorch parameter names)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist")
+    if path.suffix.lower() == ".onnx":
+        return _load_onnx_weights(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code from a .pth
     except Exception as exc:
@@ -63,6 +66,30 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit the {info['tier']} net: {str(exc).splitlines()[0]}") from None
     info.setdefault("style", path.stem)
+    return net.eval(), info
+
+
+def _load_onnx_weights(path: Path) -> tuple[torch.nn.Module, dict]:
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    tier = meta.get("rtnst.tier")
+    if tier not in nets.NETWORKS:
+        raise ModelError(f"{path} was not exported by rtnst (no rtnst.tier in its metadata): its weights cannot be trained on")
+    net = nets.build(tier)
+    inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer}
+    wanted = net.state_dict()
+    missing = [k for k in wanted if k not in inits or tuple(inits[k].shape) != tuple(wanted[k].shape)]
+    if missing:
+        raise ModelError(f"{path}: {len(missing)} weights of the {tier} net are not in it (first: {missing[0]}); "
+                         f"it may come from another version of the net")
+    net.load_state_dict({k: inits[k] for k in wanted})
+    info = {"tier": tier, "style": meta.get("rtnst.style", path.stem), "style_image": meta.get("rtnst.style_image", "")}
     return net.eval(), info
 
 

@@ -23,13 +23,14 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from . import frames as fr
 from .errors import OptionError
 from .evaluate import to_batch
 from .losses import total_variation
 from .vgg import VGGFeatures, layer_names, load_vgg
+from .vggspeed import gram as _gram
+from .vggspeed import resolve_precision, speed_up
 
 # Gatys et al.: content conv4_2, style conv1_1 ... conv5_1. The paper uses Caffe's blob names, and Caffe
 # rectifies in place, so its "conv4_2" is the ReLU output: relu4_2 here (conv4_2 here is pre-ReLU).
@@ -77,11 +78,13 @@ class OptimizeConfig:
     preserve_color: bool = False
     seed: int = 0
     device: str = "auto"
-    winograd: bool = True  # CPU only: NNPACK Winograd convolutions (see _speed_up); False: oneDNN
+    precision: str = "auto"  # of VGG's convolutions; losses and Grams stay fp32 (see resolve_precision)
+    winograd: bool = True  # CPU fp32 only: NNPACK Winograd convolutions (see _speed_up); False: oneDNN
 
     def check(self, n_styles: int) -> None:
         for name, choices in (("vgg", ("vgg16", "vgg19")), ("pool", ("max", "avg")), ("optimizer", ("lbfgs", "adam")),
-                              ("init", ("content", "noise", "style")), ("device", ("auto", "cpu", "cuda"))):
+                              ("init", ("content", "noise", "style")), ("device", ("auto", "cpu", "cuda")),
+                              ("precision", ("auto", "fp32", "bf16"))):
             if getattr(self, name) not in choices:
                 raise OptionError(f"--{name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {getattr(self, name)!r}")
         names = layer_names(self.vgg)  # before minutes of loading and computing, not after
@@ -131,88 +134,6 @@ def scale_sizes(width: int, height: int, max_side_px: int, scales: int) -> list[
     return [(max(1, round(w / 2**k)), max(1, round(h / 2**k))) for k in range(scales - 1, -1, -1)]
 
 
-def _as_matrix(feat: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """Activations as a matrix without a copy: (N, HW, C) if channels-last, else (N, C, HW)."""
-    n, c, h, w = feat.shape
-    if feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous():
-        return feat.permute(0, 2, 3, 1).reshape(n, h * w, c), True
-    return feat.reshape(n, c, h * w), False
-
-
-class _GramFn(torch.autograd.Function):
-    """losses.gram with a cheaper backward. Autograd would differentiate through both factors of F·Fᵀ
-    (two matrix products and a sum); for G = F·Fᵀ/K, dL/dF = (g + gᵀ)·F/K is one product. On VGG at
-    512 px the Grams cost ~15% of an evaluation this way instead of ~20%."""
-
-    @staticmethod
-    def forward(ctx, feat):  # type: ignore[override]
-        ctx.save_for_backward(feat)
-        m, hwc = _as_matrix(feat)
-        g = torch.bmm(m.transpose(1, 2), m) if hwc else torch.bmm(m, m.transpose(1, 2))
-        return g / feat[0].numel()
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (feat,) = ctx.saved_tensors
-        n, c, h, w = feat.shape
-        sym = (grad + grad.transpose(1, 2)) / feat[0].numel()
-        m, hwc = _as_matrix(feat)
-        if hwc:
-            return torch.bmm(m, sym).view(n, h, w, c).permute(0, 3, 1, 2)
-        return torch.bmm(sym, m).view(n, c, h, w)
-
-
-def _gram(feat: torch.Tensor) -> torch.Tensor:
-    return _GramFn.apply(feat)
-
-
-class _WinogradConvFn(torch.autograd.Function):
-    """3x3, stride 1, pad 1 convolution through NNPACK's Winograd kernels; input gradient only.
-
-    The input gradient of such a convolution is the same convolution of the output gradient with the
-    kernels flipped and in/out swapped, so backward runs through NNPACK too."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, weight_t):  # type: ignore[override]
-        ctx.save_for_backward(weight_t)
-        return torch._nnpack_spatial_convolution(x, weight, bias, [1, 1], [1, 1])
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (weight_t,) = ctx.saved_tensors
-        return torch._nnpack_spatial_convolution(grad.contiguous(), weight_t, None, [1, 1], [1, 1]), None, None, None
-
-
-class _WinogradConv(nn.Module):
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.weight, self.bias = conv.weight, conv.bias
-        self.register_buffer("weight_t", conv.weight.detach().transpose(0, 1).flip(2, 3).contiguous())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _WinogradConvFn.apply(x.contiguous(), self.weight, self.bias, self.weight_t)
-
-
-def winograd_available() -> bool:
-    return torch._nnpack_available()  # also initialises NNPACK, which must happen before its first use
-
-
-def _speed_up(vgg: VGGFeatures, device: torch.device, winograd: bool) -> tuple[VGGFeatures, torch.memory_format]:
-    """Same function, faster. On CPU, NNPACK's Winograd convolutions take ~1.5x less time than oneDNN's
-    channels-last ones for VGG's 3x3 layers on AVX2 (forward + backward at 512 px). They keep the result:
-    on three content/style pairs the image gradient's relative error against float64 is 0.9-1.8e-3 with
-    them, 0.3-1.1e-3 with plain NCHW fp32, and L-BFGS ends at the same loss within the spread that any fp32
-    reordering causes; tools/bench_optimize.py checks both. (bf16 is no
-    option: ~100x slower on CPUs without AVX-512 BF16.) Elsewhere channels-last is the fast layout."""
-    if device.type == "cpu" and winograd and winograd_available():
-        for i, m in enumerate(vgg.features):
-            # On conv1_1 (3 input channels) NNPACK is ~3x slower than oneDNN.
-            if isinstance(m, nn.Conv2d) and m.in_channels >= 16 and m.kernel_size == (3, 3) and m.padding == (1, 1):
-                vgg.features[i] = _WinogradConv(m)
-        return vgg.to(device), torch.contiguous_format
-    return vgg.to(device, memory_format=torch.channels_last), torch.channels_last
-
-
 def _render(x: torch.Tensor, content: np.ndarray, preserve_color: bool) -> np.ndarray:
     rgb = (x.detach()[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     frame = np.ascontiguousarray(rgb[:, :, ::-1])
@@ -223,8 +144,10 @@ class Objective:
     """The loss of one pass: content targets and blended style Grams are computed once, up front."""
 
     def __init__(self, vgg: VGGFeatures, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float],
-                 cfg: OptimizeConfig, *, memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 cfg: OptimizeConfig, *, memory_format: torch.memory_format = torch.contiguous_format,
+                 precision: str = "fp32") -> None:
         self.vgg, self.cfg, self.memory_format = vgg, cfg, memory_format
+        self.bf16 = precision == "bf16"
         self.content_layers = cfg.content_layers if cfg.content_weight else {}
         self.style_layers = cfg.style_layers if cfg.style_weight else {}
         self.layers = list(self.content_layers) + [k for k in self.style_layers if k not in self.content_layers]
@@ -240,7 +163,11 @@ class Objective:
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         zero = x.new_zeros(())
-        feats = self.vgg(x.contiguous(memory_format=self.memory_format), self.layers)
+        # Only VGG runs in bf16; its features come back to fp32 before they are squared and summed over
+        # hundreds of thousands of pixels. The targets (computed once, above) stay fp32.
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            feats = self.vgg(x.contiguous(memory_format=self.memory_format), self.layers)
+        feats = {k: v.float() for k, v in feats.items()}
         content = sum((w * ((feats[k] - self.content[k]) ** 2).sum() / self.content_norm[k]
                        for k, w in self.content_layers.items()), zero)
         style = sum((w * ((_gram(feats[k]) - self.grams[k]) ** 2).sum() / self.gram_norm[k]
@@ -272,7 +199,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig 
     device = _device(cfg.device)
     torch.manual_seed(cfg.seed)
     # Weights need no gradient (VGGFeatures sets that), so backward computes input gradients only.
-    vgg, layout = _speed_up(load_vgg(cfg.vgg, weights=cfg.vgg_weights, pool=cfg.pool), device, cfg.winograd)
+    precision = resolve_precision(cfg.precision, device)
+    vgg, layout = speed_up(load_vgg(cfg.vgg, weights=cfg.vgg_weights, pool=cfg.pool), device, cfg.winograd, precision)
     sizes = scale_sizes(content.shape[1], content.shape[0], cfg.max_side_px, cfg.scales)
     need = _min_side_px(vgg, list(cfg.content_layers) + list(cfg.style_layers))
     if min(sizes[0]) < need:
@@ -288,7 +216,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig 
         c_frame = fr.resize(content, (w, h))
         # Styles are seen at the pass's long side, so brush strokes keep their size relative to the image.
         s_batches = [to_batch(fr.resize(s, fr.fit_max_side(s.shape[1], s.shape[0], max(w, h)))).to(device) for s in styles]
-        objective = Objective(vgg, to_batch(c_frame).to(device), s_batches, blend, cfg, memory_format=layout)
+        objective = Objective(vgg, to_batch(c_frame).to(device), s_batches, blend, cfg, memory_format=layout,
+                              precision=precision)
         if x is None:
             if cfg.init == "content":
                 x = to_batch(c_frame)

@@ -66,6 +66,7 @@ class TrainConfig:
     device: str = "auto"
     teacher: str | None = None  # distil from this net's outputs (checkpoint or ONNX model), no VGG
     init: str | None = None  # start from these weights (fine-tuning) instead of random ones
+    temporal_weight: float = 0.0  # steadiness under small motion and noise (temporal.py); 0 = off
 
     def check(self) -> None:
         if self.epochs is not None and self.epochs <= 0:
@@ -77,7 +78,7 @@ class TrainConfig:
         for name in ("image_size_px", "style_size_px", "batch_size", "steps", "checkpoint_every", "preview_every"):
             if getattr(self, name) <= 0:
                 raise OptionError(f"--{name.replace('_px', '').replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("content_weight", "style_weight", "tv_weight", "lr"):
+        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "lr"):
             if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
                 raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.amp not in ("auto", "none", "bf16", "fp16"):
@@ -139,7 +140,9 @@ class Trainer:
         elif cfg.init:
             from .export import load_checkpoint
 
-            init, info = load_checkpoint(cfg.init)
+            from .registry import resolve_model
+
+            init, info = load_checkpoint(cfg.init if Path(cfg.init).exists() else resolve_model(cfg.init))
             if info["tier"] != cfg.tier:
                 raise OptionError(f"--init {cfg.init} holds a {info['tier']} net, not {cfg.tier}")
             self.net.load_state_dict(init.state_dict())
@@ -167,7 +170,7 @@ class Trainer:
         from . import frames as fr
 
         cfg = self.cfg
-        self.terms = ["total", "content", "style", "tv"]
+        self.terms = ["total", "content", "style", "tv"] + (["temporal"] if cfg.temporal_weight else [])
         self.style_name, self.style_image = Path(cfg.style).stem, Path(cfg.style).name
         self.vgg = load_vgg(cfg.vgg, weights=cfg.vgg_weights).to(self.device, memory_format=torch.channels_last)
         self.vgg.check_layers(cfg.content_layers + cfg.style_layers)
@@ -180,7 +183,7 @@ class Trainer:
     def _init_distill(self) -> None:
         from .distill import load_teacher, teacher_targets
 
-        self.terms = ["total", "pixel", "edges"]
+        self.terms = ["total", "pixel", "edges"] + (["temporal"] if self.cfg.temporal_weight else [])
         teacher, self.style_name, self.style_image = load_teacher(self.cfg.teacher, device=self.device)
         self.targets = teacher_targets(teacher, self.data, self.out, progress=self.rank == 0,
                                        workers=self.cfg.workers)
@@ -228,25 +231,36 @@ class Trainer:
             raise OutputError(f"cannot write checkpoint {self.out}: {exc.strerror}") from None
 
     # -- training ------------------------------------------------------------------------------
+    def _stylize(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            return _from_net(nets.forward_with_margin(self.net, _to_net(x, self.cfg.tier), call=self.model), self.cfg.tier)
+
     def losses(self, x: torch.Tensor, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
+        y = self._stylize(x)
         if cfg.teacher:
             from .distill import distill_losses
 
             target = torch.from_numpy(self.targets[index.numpy()]).to(self.device).permute(0, 3, 1, 2).float() / 255
+            terms = distill_losses(y.float(), target)
+        else:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-                y = _from_net(nets.forward_with_margin(self.net, _to_net(x, cfg.tier), call=self.model), cfg.tier)
-            return distill_losses(y.float(), target)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            y = _from_net(nets.forward_with_margin(self.net, _to_net(x, cfg.tier), call=self.model), cfg.tier)
-            feats_y = self.vgg(y, sorted(set(cfg.style_layers + cfg.content_layers)))
-            with torch.no_grad():
-                feats_x = self.vgg(x, cfg.content_layers)
-        content = sum(content_distance(feats_y[k], feats_x[k]).mean() for k in cfg.content_layers) / len(cfg.content_layers)
-        style = style_distance({k: feats_y[k] for k in cfg.style_layers}, self.style_grams).mean()
-        tv = total_variation(y.float())
-        total = cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
-        return {"total": total, "content": content, "style": style, "tv": tv}
+                feats_y = self.vgg(y, sorted(set(cfg.style_layers + cfg.content_layers)))
+                with torch.no_grad():
+                    feats_x = self.vgg(x, cfg.content_layers)
+            content = sum(content_distance(feats_y[k], feats_x[k]).mean() for k in cfg.content_layers) / len(cfg.content_layers)
+            style = style_distance({k: feats_y[k] for k in cfg.style_layers}, self.style_grams).mean()
+            tv = total_variation(y.float())
+            total = cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
+            terms = {"total": total, "content": content, "style": style, "tv": tv}
+        if cfg.temporal_weight:
+            from .temporal import moved_view, temporal_loss
+
+            x_moved, theta, mask = moved_view(x)
+            y_moved = self._stylize(x_moved.contiguous(memory_format=torch.channels_last))
+            terms["temporal"] = temporal_loss(y.float(), y_moved.float(), theta, mask)
+            terms["total"] = terms["total"] + cfg.temporal_weight * terms["temporal"]
+        return terms
 
     def fit(self, *, progress: bool = True, plot: bool = True) -> None:
         """Train to the last step, or until Ctrl-C / SIGTERM: then the step in progress finishes, a

@@ -223,3 +223,44 @@ def test_init_starts_from_given_weights(photo_dir, tiny_vgg16_file, tmp_path):
         assert torch.equal(tuned.net.state_dict()[k], v), k
     with pytest.raises(OptionError, match="holds a realtime net"):
         Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "c.pt", tier="quality", init=str(tmp_path / "a.pt")))
+
+
+def test_init_from_an_exported_onnx_model(photo_dir, tiny_vgg16_file, tmp_path):
+    """A shipped or exported model can be fine-tuned: its ONNX initializers carry the weights."""
+    from realtime_nst.errors import ModelError
+    from realtime_nst.export import export, load_checkpoint
+
+    first = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "a.pt", steps=2))
+    first.fit(progress=False, plot=False)
+    export(tmp_path / "a.pt", tmp_path / "a.onnx")
+    tuned = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", steps=2, init=str(tmp_path / "a.onnx")))
+    for k, v in first.net.state_dict().items():
+        assert torch.equal(tuned.net.state_dict()[k], v), k
+    net, info = load_checkpoint(REPO / "models" / "starry_night-realtime.onnx")
+    assert info["tier"] == "realtime" and info["style"] == "starry_night"
+    foreign = tmp_path / "foreign.onnx"
+    import onnx
+
+    m = onnx.load(str(tmp_path / "a.onnx"))
+    del m.metadata_props[:]
+    onnx.save(m, str(foreign))
+    with pytest.raises(ModelError, match="not exported by rtnst"):
+        load_checkpoint(foreign)
+
+
+def test_temporal_loss_term_is_trained(photo_dir, tmp_path, monkeypatch):
+    """--temporal-weight adds a 'temporal' term (distillation here: no VGG) that the run lowers."""
+    from realtime_nst import cli, nets
+
+    monkeypatch.setattr(cli, "COMMANDS", ["train"])
+    torch.manual_seed(1)
+    torch.save({"model": nets.build("realtime").state_dict(), "tier": "realtime", "style": "s"}, tmp_path / "t.pt")
+    out = tmp_path / "student.pt"
+    assert cli.main(["-q", "train", "--teacher", str(tmp_path / "t.pt"), "--data", str(photo_dir), "--out", str(out),
+                     "--image-size", "32", "--batch-size", "4", "--steps", "30", "--lr", "0.01", "--workers", "0",
+                     "--temporal-weight", "5", "--checkpoint-every", "30", "--preview-every", "30"]) == 0
+    state = torch.load(out, weights_only=True)
+    h = torch.tensor(state["history"])  # step, total, pixel, edges, temporal
+    assert h.shape == (30, 5) and state["config"]["temporal_weight"] == 5
+    assert torch.allclose(h[:, 1], h[:, 2] + h[:, 3] + 5 * h[:, 4], rtol=1e-4)
+    assert h[-5:, 4].mean() < h[:5, 4].mean()

@@ -4,8 +4,8 @@ The reference point: the Keras + scipy tutorial this project started from report
 function evaluations of a 512x512 image with VGG16. Both runs below do that work: 20 evaluations (VGG16
 forward + backward to the image) of the same loss, from the same start, with the same L-BFGS settings:
 
-* ours:  realtime_nst.optimize (VGG run only to the deepest layer used, NNPACK Winograd convolutions on
-         CPU or channels-last, targets computed once);
+* ours:  realtime_nst.optimize (VGG run only to the deepest layer used, targets computed once, and
+         bf16 autocast on CPUs with native bf16, else NNPACK Winograd convolutions in fp32);
 * plain: the same loss written the naive way: NCHW, the whole VGG16 (through pool5) every evaluation,
          oneDNN's default convolutions, one LBFGS.step(max_iter=20) call.
 
@@ -14,8 +14,8 @@ the result: (1) the loss gradient at one image, 256 px, of ours and of the plain
 float64 computation; (2) the loss at every evaluation, the final images' losses under the plain
 objective, and the mean pixel difference of the images. L-BFGS without line search builds its first
 curvature pair from a tiny step, so any fp32 reordering (even channels-last instead of NCHW) moves the
-trajectory by a few percent; --control adds a run of ours with oneDNN instead of Winograd convolutions
-to show that spread.
+trajectory by a few percent; --control adds runs of ours in fp32 (Winograd, and oneDNN) to show that
+spread.
 
     python tools/bench_optimize.py [--vgg-weights FILE] [--content IMG --style IMG] [--size 512] [--evals 20]
 """
@@ -40,6 +40,7 @@ from realtime_nst.imageio import read_image  # noqa: E402
 from realtime_nst.losses import gram, total_variation  # noqa: E402
 from realtime_nst.optimize import LBFGS_HISTORY, OptimizeConfig, _render, optimize  # noqa: E402
 from realtime_nst.vgg import load_vgg  # noqa: E402
+from realtime_nst.vggspeed import cpu_has_bf16, resolve_precision, speed_up  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "assets"
 TUTORIAL_S = 217.0
@@ -94,7 +95,7 @@ def run_plain(weights, content, style, cfg: OptimizeConfig):
 
 def gradient_errors(weights, content, style, cfg: OptimizeConfig, size: int = 256) -> dict[str, float]:
     """Relative error of the image gradient, against float64, at the content plus a little noise."""
-    from realtime_nst.optimize import Objective, _speed_up
+    from realtime_nst.optimize import Objective
 
     c, s = (to_batch(fr.resize(img, (size, size))).contiguous() for img in (content, style))
     x0 = (c + 0.05 * torch.randn(c.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
@@ -107,9 +108,12 @@ def gradient_errors(weights, content, style, cfg: OptimizeConfig, size: int = 25
 
     ref = grad(PlainObjective(load_vgg("vgg16", weights=weights).double(), c.double(), s.double(), cfg), torch.float64)
     out = {"plain fp32": grad(PlainObjective(load_vgg("vgg16", weights=weights), c, s, cfg), torch.float32)}
-    for name, winograd in (("ours", True), ("ours with oneDNN", False)):
-        vgg, layout = _speed_up(load_vgg("vgg16", weights=weights), torch.device("cpu"), winograd)
-        out[name] = grad(Objective(vgg, c, [s], [1.0], cfg, memory_format=layout), torch.float32)
+    variants = [("ours fp32 Winograd", True, "fp32"), ("ours fp32 oneDNN", False, "fp32")]
+    if cpu_has_bf16():  # emulated bf16 elsewhere would take minutes
+        variants.append(("ours bf16", False, "bf16"))
+    for name, winograd, precision in variants:
+        vgg, layout = speed_up(load_vgg("vgg16", weights=weights), torch.device("cpu"), winograd, precision)
+        out[name] = grad(Objective(vgg, c, [s], [1.0], cfg, memory_format=layout, precision=precision), torch.float32)
     return {k: float((g - ref).norm() / ref.norm()) for k, g in out.items()}
 
 
@@ -143,9 +147,11 @@ def main() -> int:
         images.append(fr.resize(img, size))
     content, style = images
     cfg = OptimizeConfig(vgg="vgg16", vgg_weights=args.vgg_weights, iterations=args.evals, max_side_px=args.size)
+    precision = resolve_precision(cfg.precision, torch.device("cpu"))
     print(f"{args.evals} L-BFGS evaluations, {args.size}x{args.size}, VGG16, content {list(cfg.content_layers)}, "
-          f"style {list(cfg.style_layers)}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs, load average before {os.getloadavg()[0]:.1f}")
+          f"style {list(cfg.style_layers)}; ours in {precision} (native bf16: {cpu_has_bf16()}); "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average before {os.getloadavg()[0]:.1f}")
 
     errors = gradient_errors(args.vgg_weights, content, style, cfg)
     print("image gradient vs float64 (256 px): " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
@@ -179,9 +185,10 @@ def main() -> int:
 
         print("agreement, ours: " + agreement(ours))
         if args.control:
-            cfg.winograd = False
-            ctrl, t_ctrl, _ = _timed(lambda: optimize(content, [style], cfg))
-            print(f"control, ours with oneDNN convolutions ({t_ctrl:.1f} s wall): " + agreement(ctrl))
+            for label, winograd in (("Winograd", True), ("oneDNN", False)):
+                cfg.precision, cfg.winograd = "fp32", winograd
+                ctrl, t_ctrl, _ = _timed(lambda: optimize(content, [style], cfg))
+                print(f"control, ours fp32 with {label} convolutions ({t_ctrl:.1f} s wall): " + agreement(ctrl))
     print(f"load average after {os.getloadavg()[0]:.1f} (timings are pessimistic when it exceeds the cores)")
     return 0
 

@@ -56,6 +56,9 @@ def register(sub) -> None:
     g.add_argument("--style-layers", default=DEFAULT_STYLE_LAYERS, metavar="L[:W],...",
                    help="style layers, each with an optional relative weight, e.g. relu1_1:2,relu2_1")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device, help="auto: CUDA when present")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision,
+                   help="of VGG's convolutions (losses stay fp32). auto: bf16 on CPUs with native bf16 "
+                   "(AVX-512 BF16, AMX), ~1.4x faster there and the same result; fp32 elsewhere")
 
     g = p.add_argument_group("loss")
     g.add_argument("--content-weight", type=float, default=d.content_weight, metavar="W",
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         optimizer=args.optimizer, lr=args.lr, iterations=args.iterations, init=args.init,
         max_side_px=args.max_side_px, scales=args.scales, style_blend=args.style_blend,
-        preserve_color=args.preserve_color, seed=args.seed, device=args.device,
+        preserve_color=args.preserve_color, seed=args.seed, device=args.device, precision=args.precision,
     )
     cfg.check(len(args.styles))
     out = Path(args.out)

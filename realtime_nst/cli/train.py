@@ -10,7 +10,7 @@ log = logging.getLogger("rtnst")
 
 # Options that change what a resumed run computes: changing them breaks the exact continuation.
 _TRAINING = ("style", "teacher", "init", "data", "tier", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
-             "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
+             "style_weight", "tv_weight", "temporal_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
 
 
 def _layers(text: str) -> list[str]:
@@ -32,8 +32,9 @@ def register(sub) -> None:
     g.add_argument("--teacher", metavar="MODEL",
                    help="distil: learn this trained net's outputs (a .pt checkpoint, an .onnx file or a shipped model "
                         "name) instead of the VGG loss; much faster; replaces --style")
-    g.add_argument("--init", metavar="CKPT", help="fine-tune: start from this checkpoint's weights (step 0, "
-                                                  "fresh optimizer) instead of random ones")
+    g.add_argument("--init", metavar="CKPT", help="fine-tune: start from these weights (a .pt checkpoint, an .onnx "
+                                                  "model exported by rtnst or a shipped model name; step 0, fresh "
+                                                  "optimizer) instead of random ones")
     g.add_argument("--data", metavar="DIR", help="folder of training photos, searched recursively (required unless resuming)")
     g.add_argument("--out", required=True, metavar="NAME.pt", help="checkpoint file, written every --checkpoint-every steps")
     g.add_argument("--resume", action="store_true",
@@ -47,6 +48,9 @@ def register(sub) -> None:
     n.add_argument("--content-weight", type=float, metavar="W", help="content distance weight (default: 1)")
     n.add_argument("--style-weight", type=float, metavar="W", help="style distance weight (default: 10)")
     n.add_argument("--tv-weight", type=float, metavar="W", help="total variation weight (default: 0.01)")
+    n.add_argument("--temporal-weight", type=float, metavar="W",
+                   help="steadier video: also make the output of each crop moved by a small random motion (plus "
+                        "noise) match the moved output (ReCoNet-style temporal loss on still photos); 0 = off (default)")
     n.add_argument("--vgg", choices=["vgg16", "vgg19"], help="loss network (default: vgg16)")
     n.add_argument("--vgg-weights", metavar="FILE", help="VGG weights (.safetensors/.pth; default: $RTNST_VGG_WEIGHTS or torchvision's)")
     o = p.add_argument_group("optimisation")
