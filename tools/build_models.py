@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-side", type=int, default=512, help="stylise sheet photos at this long side (default: 512)")
     ap.add_argument("--overwrite", action="store_true", help="re-export .pt files whose .onnx exists")
     args = ap.parse_args(argv)
+    args.models = [p.resolve() for p in args.models]  # relative paths compare with the absolute --models-dir
     folder = args.models_dir
     folder.mkdir(parents=True, exist_ok=True)
     try:
