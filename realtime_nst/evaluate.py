@@ -14,6 +14,8 @@ from .imageio import list_images, read_image
 from .stylizer import Stylizer
 
 EVAL_SIDE_PX = 512
+SHIFTS_PX = (1, 2, 3)
+SHIFT_BORDER_PX = 16
 
 
 @dataclass
@@ -21,6 +23,7 @@ class QualityRow:
     name: str
     style_distance: float
     content_distance: float
+    shift: float  # see shift_sensitivity
 
 
 def to_batch(frame: np.ndarray):
@@ -61,6 +64,22 @@ class QualityMeter:
         return float(s[0]), float(c[0])
 
 
+def shift_sensitivity(stylize, frame: np.ndarray, *, shifts_px=SHIFTS_PX, border_px: int = SHIFT_BORDER_PX) -> float:
+    """Mean |O(shift(x)) - shift(O(x))| (pixels 0..1) over horizontal shifts of a few pixels, away
+    from the border. A net that paints a pattern tied to the pixel grid instead of the scene (per-phase
+    weights of a transposed conv or PixelShuffle: checkerboard and grid artefacts) scores high
+    (our first realtime nets 0.1-0.2); the quality tier and the reference models score 0.015-0.03.
+    It is also a still-image predictor of flicker: a moving camera shifts the scene by a few pixels."""
+    out = stylize(frame).astype(np.float32) / 255.0
+    w = out.shape[1]
+    diffs = []
+    for k in shifts_px:
+        moved = stylize(np.ascontiguousarray(frame[:, k:])).astype(np.float32) / 255.0
+        b = border_px
+        diffs.append(float(np.abs(out[b:-b, k + b:w - b] - moved[b:-b, b:w - k - b]).mean()))
+    return float(np.mean(diffs))
+
+
 def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path, *,
                      vgg_weights: str | os.PathLike | None = None, progress=None) -> list[QualityRow]:
     meter = QualityMeter(read_image(style_image), vgg_weights=vgg_weights)
@@ -69,7 +88,7 @@ def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path,
         img = read_image(path)
         img = fr.resize(img, fr.fit_max_side(img.shape[1], img.shape[0], EVAL_SIDE_PX))
         s, c = meter.measure(img, stylizer.stylize(img))
-        rows.append(QualityRow(path.name, s, c))
+        rows.append(QualityRow(path.name, s, c, shift_sensitivity(stylizer.stylize, img)))
         if progress:
             progress.update(1)
     return rows

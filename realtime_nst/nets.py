@@ -121,8 +121,12 @@ class RealtimeNet(nn.Module):
     Depthwise-separable convs (Howard et al. 2017, MobileNets), a stride-2 stem, the residual
     blocks at 1/8 resolution, encoder features added back at 1/4 and 1/2 (U-Net style skips) so
     the small net keeps edges. Upsampling is a 2x2 stride-2 transposed conv: the same function as
-    a 1x1 conv + PixelShuffle (Shi et al. 2016, sub-pixel conv), non-overlapping so no checkerboard
-    (Odena et al. 2016), but onnxruntime runs it ~8x faster than DepthToSpace at 720p.
+    a 1x1 conv + PixelShuffle (Shi et al. 2016, sub-pixel conv), which onnxruntime runs ~8x faster
+    than DepthToSpace at 720p. Known flaw: non-overlapping does not mean no checkerboard (Odena et
+    al. 2016): each output phase has its own weights, and under the VGG loss the trained nets paint
+    a faint colour grid tied to the pixel grid (shift sensitivity 0.07-0.21 in `rtnst eval quality`,
+    quality tier 0.015-0.033). A bilinear resize after a shared conv has no grid but cost style
+    distance in CPU-length training (models/README.md); the replacement waits for GPU training.
     Channels are 8 at 1/2, 24 at 1/4 and 64 at 1/8 resolution: at 720p the half-resolution
     tensors, not the MACs, set the time (memory traffic plus layout reorders), so that level is
     kept thin; 16 channels there cost about 25% more time for no visible gain. One instance norm

@@ -124,7 +124,12 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest conv algorithms once
         self.stop = threading.Event()  # set by Ctrl-C / SIGTERM: checkpoint at the next step and return
         self.interrupted = False
-        amp = cfg.amp if cfg.amp != "auto" else ("bf16" if cuda else "none")  # bf16 convs are slow on AVX2 CPUs
+        if cfg.amp == "auto":  # CPUs without native bf16 (AVX2) emulate it, far slower than fp32
+            from .vggspeed import cpu_has_bf16
+
+            amp = "bf16" if cuda or cpu_has_bf16() else "none"
+        else:
+            amp = cfg.amp
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         if self.out.exists() and not (resume or overwrite):
             raise OutputError(f"{self.out} exists; pass --resume to continue it or --overwrite to start again")

@@ -178,10 +178,25 @@ def test_cli_eval_quality(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys
     rc = main(["-q", "eval", "quality", str(identity), "--content", str(photo_dir / "p1.png"),
                "--style", str(photo_dir.parent / "style.png"), "--vgg-weights", str(tiny_vgg16_file)])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert rc == 0 and lines[0].split() == ["image", "S", "C"]
+    assert rc == 0 and lines[0].split() == ["image", "S", "C", "shift"]
     assert lines[1].startswith("p1.png") and lines[-1].startswith("mean")
-    # The identity model reproduces its input: content distance 0.
+    # The identity model reproduces its input: content distance 0, and it moves with its input.
     assert float(lines[1].split()[2]) == pytest.approx(0.0, abs=1e-6)
+    assert float(lines[1].split()[3]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_shift_sensitivity_flags_a_grid_tied_to_the_pixels():
+    from realtime_nst.evaluate import shift_sensitivity
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (0, 0), 3)
+
+    def grid(frame):  # a 2-px colour checkerboard anchored at the top-left pixel, as per-phase weights paint
+        yy, xx = np.indices(frame.shape[:2])
+        return np.clip(frame.astype(np.int16) + 60 * (((yy + xx) % 2)[..., None] * 2 - 1), 0, 255).astype(np.uint8)
+
+    assert shift_sensitivity(lambda f: f.copy(), scene) == pytest.approx(0.0, abs=1e-9)
+    assert shift_sensitivity(grid, scene) > 0.1  # ~60/255 on the odd shifts
 
 
 def test_cli_eval_flicker_model_strength_and_several(tmp_path, capsys):

@@ -63,7 +63,7 @@ def register(sub) -> None:
     o.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate (default: 0.001)")
     o.add_argument("--seed", type=int, metavar="N", help="seed of the initial weights, shuffling and crops (default: 42)")
     o.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"],
-                   help="autocast dtype; auto = bf16 on CUDA, none on CPU (default: auto)")
+                   help="autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), else none (default: auto)")
     o.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: CUDA when present")
     o.add_argument("--workers", type=int, metavar="N", help="image decoding processes (default: 2)")
     m = p.add_argument_group("monitoring")
