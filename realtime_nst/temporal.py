@@ -60,7 +60,10 @@ def moved_view(x01: torch.Tensor, *, generator: torch.Generator | None = None) -
 
 
 def temporal_loss(y: torch.Tensor, y_moved: torch.Tensor, theta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between the output of the moved view and the moved output (0..1 units)."""
+    """Mean absolute difference between the output of the moved view and the moved output (0..1 units).
+    Both are clamped to 0..1 first, as the runtime shows them: a change beyond white or black is not
+    flicker, and penalising it would spend the net's capacity on values nobody sees."""
+    y, y_moved = y.clamp(0, 1), y_moved.clamp(0, 1)
     target, inside = warp(y, theta)
     m = mask * inside
     return ((y_moved - target).abs() * m).sum() / (m.sum() * y.shape[1]).clamp_min(1)

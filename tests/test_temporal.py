@@ -32,6 +32,15 @@ def test_an_equivariant_net_has_no_temporal_loss_and_a_position_dependent_one_ha
     assert temporal_loss(x + pattern, x_moved + pattern, theta, mask) > 0.1
 
 
+def test_changes_beyond_white_or_black_are_not_flicker():
+    x = torch.rand(1, 3, 32, 48)
+    theta = _shift(1, 32, 48, 1, 0)
+    x_moved, mask = warp(x, theta)
+    white = torch.full_like(x, 1.2)
+    assert temporal_loss(white, white + torch.rand_like(x), theta, mask) == 0  # clamped: both show white
+    assert temporal_loss(white, white - 0.5, theta, mask) > 0.2  # 0.7 is visible against white
+
+
 def test_random_motion_is_small_and_reproducible():
     a = random_motion(64, 256, 256, generator=torch.Generator().manual_seed(3))
     b = random_motion(64, 256, 256, generator=torch.Generator().manual_seed(3))
