@@ -39,8 +39,7 @@ def load_teacher(spec: str, *, device: torch.device) -> tuple[Teacher, str, str]
 
     from .evaluate import to_batch
     from .export import load_checkpoint
-    from .nets import forward_with_margin
-    from .train import _from_net, _to_net
+    from .nets import forward_with_margin, from_net, to_net
 
     net, info = load_checkpoint(spec)
     net = net.to(device, memory_format=torch.channels_last)
@@ -48,7 +47,7 @@ def load_teacher(spec: str, *, device: torch.device) -> tuple[Teacher, str, str]
 
     def run(frame: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            y = _from_net(forward_with_margin(net, _to_net(to_batch(frame).to(device), tier)), tier)
+            y = from_net(forward_with_margin(net, to_net(to_batch(frame).to(device), tier)), tier)
         rgb = (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
         return np.ascontiguousarray(rgb[:, :, ::-1])
 

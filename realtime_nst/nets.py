@@ -183,6 +183,16 @@ def forward_with_margin(net: nn.Module, x: torch.Tensor, *, call=None) -> torch.
 NETWORKS: dict[str, type[nn.Module]] = {"quality": TransformerNet, "realtime": RealtimeNet}
 
 
+def to_net(x01: torch.Tensor, tier: str) -> torch.Tensor:
+    """A 0..1 batch in the tier's INPUT_RANGE."""
+    return x01 * 255.0 if NETWORKS[tier].INPUT_RANGE == "0-255" else x01
+
+
+def from_net(y: torch.Tensor, tier: str) -> torch.Tensor:
+    """The tier's output back to 0..1 units."""
+    return y / 255.0 if NETWORKS[tier].INPUT_RANGE == "0-255" else y
+
+
 def build(tier: str) -> nn.Module:
     try:
         return NETWORKS[tier]()

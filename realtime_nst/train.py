@@ -21,7 +21,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -33,73 +33,10 @@ from .errors import OptionError, OutputError
 from .evaluate import to_batch
 from .imageio import read_image, write_image
 from .losses import content_distance, gram, style_distance, total_variation
+from .trainconfig import TrainConfig
 from .vgg import load_vgg
 
 log = logging.getLogger("rtnst")
-
-
-@dataclass
-class TrainConfig:
-    style: str | None  # None when distilling (--teacher)
-    data: str
-    out: str
-    tier: str = "realtime"
-    image_size_px: int = 256
-    style_size_px: int = 512
-    batch_size: int = 4
-    steps: int = 20_000
-    epochs: int | None = None
-    lr: float = 1e-3
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 1e-2
-    content_layers: list[str] = field(default_factory=lambda: ["relu3_3"])
-    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
-    vgg: str = "vgg16"
-    vgg_weights: str | None = None
-    seed: int = 42
-    checkpoint_every: int = 200
-    preview_every: int = 500
-    preview_image: str | None = None
-    amp: str = "auto"  # auto | none | bf16 | fp16
-    workers: int = 2
-    device: str = "auto"
-    teacher: str | None = None  # distil from this net's outputs (checkpoint or ONNX model), no VGG
-    init: str | None = None  # start from these weights (fine-tuning) instead of random ones
-    temporal_weight: float = 0.0  # steadiness under small motion and noise (temporal.py); 0 = off
-
-    def check(self) -> None:
-        if self.epochs is not None and self.epochs <= 0:
-            raise OptionError(f"--epochs must be positive, got {self.epochs}")
-        if self.workers < 0:
-            raise OptionError(f"--workers must be 0 or more, got {self.workers}")
-        if self.tier not in nets.NETWORKS:
-            raise OptionError(f"--tier must be one of {sorted(nets.NETWORKS)}, got {self.tier!r}")
-        for name in ("image_size_px", "style_size_px", "batch_size", "steps", "checkpoint_every", "preview_every"):
-            if getattr(self, name) <= 0:
-                raise OptionError(f"--{name.replace('_px', '').replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "lr"):
-            if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
-                raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.amp not in ("auto", "none", "bf16", "fp16"):
-            raise OptionError(f"--amp must be auto, none, bf16 or fp16, got {self.amp!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise OptionError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-
-
-def saved_config(path: str | Path) -> dict:
-    """The TrainConfig fields a checkpoint was trained with ({} for an older file without them)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    known = TrainConfig.__dataclass_fields__
-    return {k: v for k, v in (state.get("config") or {}).items() if k in known}
-
-
-def _to_net(x01: torch.Tensor, tier: str) -> torch.Tensor:
-    return x01 * 255.0 if nets.NETWORKS[tier].INPUT_RANGE == "0-255" else x01
-
-
-def _from_net(y: torch.Tensor, tier: str) -> torch.Tensor:
-    return y / 255.0 if nets.NETWORKS[tier].INPUT_RANGE == "0-255" else y
 
 
 class Trainer:
@@ -238,7 +175,7 @@ class Trainer:
     # -- training ------------------------------------------------------------------------------
     def _stylize(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            return _from_net(nets.forward_with_margin(self.net, _to_net(x, self.cfg.tier), call=self.model), self.cfg.tier)
+            return nets.from_net(nets.forward_with_margin(self.net, nets.to_net(x, self.cfg.tier), call=self.model), self.cfg.tier)
 
     def losses(self, x: torch.Tensor, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -344,7 +281,7 @@ class Trainer:
         img = img[: h - h % m, : w - w % m]
         self.net.eval()
         with torch.no_grad():
-            y = _from_net(nets.forward_with_margin(self.net, _to_net(to_batch(img).to(self.device), self.cfg.tier)),
+            y = nets.from_net(nets.forward_with_margin(self.net, nets.to_net(to_batch(img).to(self.device), self.cfg.tier)),
                           self.cfg.tier)
         self.net.train()
         rgb = (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

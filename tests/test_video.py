@@ -12,7 +12,6 @@ import pytest
 
 from fakes import onnx_model, probe, write_clip
 from realtime_nst.cli import main
-from realtime_nst.errors import CorruptInputError
 from realtime_nst.stylizer import OnnxStylizer
 from realtime_nst.video import stylize_video
 

@@ -75,7 +75,7 @@ def register(sub) -> None:
 
 def build_config(args: argparse.Namespace):
     from ..errors import OptionError
-    from ..train import TrainConfig, saved_config
+    from ..trainconfig import TrainConfig, saved_config
 
     given = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if getattr(args, k, None) is not None}
     values: dict = {}
