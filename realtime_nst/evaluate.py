@@ -71,12 +71,12 @@ def shift_sensitivity(stylize, frame: np.ndarray, *, shifts_px=SHIFTS_PX, border
     (our first realtime nets 0.1-0.2); the quality tier and the reference models score 0.015-0.03.
     It is also a still-image predictor of flicker: a moving camera shifts the scene by a few pixels."""
     out = stylize(frame).astype(np.float32) / 255.0
-    w = out.shape[1]
+    h, w = out.shape[:2]
+    b = max(0, min(border_px, (min(h, w - max(shifts_px)) - 1) // 2))  # small images: a thinner border
     diffs = []
     for k in shifts_px:
         moved = stylize(np.ascontiguousarray(frame[:, k:])).astype(np.float32) / 255.0
-        b = border_px
-        diffs.append(float(np.abs(out[b:-b, k + b:w - b] - moved[b:-b, b:w - k - b]).mean()))
+        diffs.append(float(np.abs(out[b:h - b, k + b:w - b] - moved[b:h - b, b:w - k - b]).mean()))
     return float(np.mean(diffs))
 
 

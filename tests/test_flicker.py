@@ -197,6 +197,7 @@ def test_shift_sensitivity_flags_a_grid_tied_to_the_pixels():
 
     assert shift_sensitivity(lambda f: f.copy(), scene) == pytest.approx(0.0, abs=1e-9)
     assert shift_sensitivity(grid, scene) > 0.1  # ~60/255 on the odd shifts
+    assert shift_sensitivity(grid, scene[:12, :20]) > 0.1  # smaller than the border: still measured
 
 
 def test_cli_eval_flicker_model_strength_and_several(tmp_path, capsys):
