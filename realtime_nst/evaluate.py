@@ -64,13 +64,15 @@ class QualityMeter:
         return float(s[0]), float(c[0])
 
 
-def shift_sensitivity(stylize, frame: np.ndarray, *, shifts_px=SHIFTS_PX, border_px: int = SHIFT_BORDER_PX) -> float:
+def shift_sensitivity(stylize, frame: np.ndarray, *, output: np.ndarray | None = None, shifts_px=SHIFTS_PX,
+                      border_px: int = SHIFT_BORDER_PX) -> float:
     """Mean |O(shift(x)) - shift(O(x))| (pixels 0..1) over horizontal shifts of a few pixels, away
     from the border. A net that paints a pattern tied to the pixel grid instead of the scene (per-phase
     weights of a transposed conv or PixelShuffle: checkerboard and grid artefacts) scores high
-    (our first realtime nets 0.1-0.2); the quality tier and the reference models score 0.015-0.03.
-    It is also a still-image predictor of flicker: a moving camera shifts the scene by a few pixels."""
-    out = stylize(frame).astype(np.float32) / 255.0
+    (our first realtime nets 0.07-0.21); the quality tier scores 0.015-0.033, the reference models
+    0.019-0.042. It is also a still-image predictor of flicker: a moving camera shifts the scene by
+    a few pixels. ``output``: ``stylize(frame)`` when the caller already has it."""
+    out = (stylize(frame) if output is None else output).astype(np.float32) / 255.0
     h, w = out.shape[:2]
     b = max(0, min(border_px, (min(h, w - max(shifts_px)) - 1) // 2))  # small images: a thinner border
     diffs = []
@@ -87,8 +89,9 @@ def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path,
     for path in content:
         img = read_image(path)
         img = fr.resize(img, fr.fit_max_side(img.shape[1], img.shape[0], EVAL_SIDE_PX))
-        s, c = meter.measure(img, stylizer.stylize(img))
-        rows.append(QualityRow(path.name, s, c, shift_sensitivity(stylizer.stylize, img)))
+        out = stylizer.stylize(img)
+        s, c = meter.measure(img, out)
+        rows.append(QualityRow(path.name, s, c, shift_sensitivity(stylizer.stylize, img, output=out)))
         if progress:
             progress.update(1)
     return rows
