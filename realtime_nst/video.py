@@ -64,10 +64,10 @@ def stylize_video(
             frame = source.read()
             return None if frame is None else (frame, source.pts)
 
-        process = stylizer.stylize
-        if smoother is not None:
-            def process(frame):
-                return smoother(frame, stylizer.stylize(frame))
+        def smoothed(frame):
+            return smoother(frame, stylizer.stylize(frame))
+
+        process = stylizer.stylize if smoother is None else smoothed
 
         bar = tqdm(total=source.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
                    desc=src_path.name, smoothing=0.1)

@@ -7,9 +7,13 @@ import argparse
 from ..frames import parse_size
 
 
-def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+def add_model_options(p: argparse.ArgumentParser, *, many: bool = False, positional: bool = False) -> None:
+    """Model choice and how to run it; ``positional``: the command takes MODEL as an argument of its
+    own, so there is no --model."""
     g = p.add_argument_group("model")
-    if many:
+    if positional:
+        pass
+    elif many:
         g.add_argument("--model", "-m", action="append", metavar="MODEL",
                        help="ONNX model file or shipped style name (see `rtnst models`); repeat to switch with n/p")
     else:

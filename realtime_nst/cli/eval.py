@@ -29,7 +29,7 @@ def register(sub) -> None:
     q.add_argument("--content", required=True, metavar="DIR_OR_FILE", help="an image or a folder of images")
     q.add_argument("--style", required=True, metavar="S.jpg", help="the style image the model imitates")
     _add_vgg_option(q)
-    add_model_options(q)
+    add_model_options(q, positional=True)
     q.set_defaults(handler=run_quality)
 
     f = evsub.add_parser("flicker", help="warping error (flicker) and style distance on a video",
@@ -51,7 +51,7 @@ def register(sub) -> None:
     f.add_argument("--max-frames", type=int, metavar="N", help="only the first N frames")
     f.add_argument("--csv", metavar="F.csv", help="write per-frame E_warp and style distance")
     f.add_argument("--plot", metavar="F.png", help="plot E_warp per frame (needs matplotlib)")
-    add_model_options(f)
+    add_model_options(f, positional=True)
     f.set_defaults(handler=run_flicker)
 
 
@@ -78,10 +78,6 @@ def _add_vgg_option(p: argparse.ArgumentParser) -> None:
                    help="VGG16 weights (safetensors or .pth; default: $RTNST_VGG_WEIGHTS, else a download)")
 
 
-def _model(args: argparse.Namespace) -> str:
-    if args.model is not None and args.model != args.model_pos:
-        raise OptionError("MODEL is positional here; drop --model")
-    return args.model_pos
 
 
 def _progress(args: argparse.Namespace, total: int | None, desc: str):
@@ -98,7 +94,7 @@ def run_quality(args: argparse.Namespace) -> int:
     paths = content_paths(args.content)
     if not paths:
         raise InputError(f"no images in {args.content}")
-    with make_stylizer(args, _model(args)) as stylizer, _progress(args, len(paths), "quality") as bar:
+    with make_stylizer(args, args.model_pos) as stylizer, _progress(args, len(paths), "quality") as bar:
         rows = evaluate_quality(stylizer, paths, args.style, vgg_weights=args.vgg_weights, progress=bar)
     width = max(len(r.name) for r in rows)
     print(f"{'image':<{width}}  {'S':>10}  {'C':>10}  {'shift':>8}")
@@ -129,7 +125,7 @@ def run_flicker(args: argparse.Namespace) -> int:
         print("rtnst: no --style given: skipping the style distance (E_warp alone can be lowered by "
               "washing the style out)")
     frames, count = read_video(args.video, max_frames=args.max_frames)
-    with make_stylizer(args, _model(args), spin=False) as stylizer, _progress(args, count, "flicker") as bar:
+    with make_stylizer(args, args.model_pos, spin=False) as stylizer, _progress(args, count, "flicker") as bar:
         strengths = [strength_for(a, stylizer.info.smooth_strength) for a in args.smooth_strength or [None]]
         smoothers = {}
         for kind in args.smooth:
