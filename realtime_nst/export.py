@@ -57,7 +57,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     weights = state.get("model", state)
     if "tier" not in info:
         info["tier"] = "quality" if "conv1.conv2d.weight" in weights else "realtime"
-    net = nets.build(info["tier"])
+    net = nets.build(info["tier"], state=weights)
     try:
         if info["tier"] == "quality":
             nets.load_pytorch_examples_checkpoint(net, weights)
@@ -81,8 +81,9 @@ def _load_onnx_weights(path: Path) -> tuple[torch.nn.Module, dict]:
     tier = meta.get("rtnst.tier")
     if tier not in nets.NETWORKS:
         raise ModelError(f"{path} was not exported by rtnst (no rtnst.tier in its metadata): its weights cannot be trained on")
-    net = nets.build(tier)
     inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer}
+    net = nets.build(tier, state=inits)
+    inits = nets.from_export(net, inits)
     wanted = net.state_dict()
     missing = [k for k in wanted if k not in inits or tuple(inits[k].shape) != tuple(wanted[k].shape)]
     if missing:
@@ -97,6 +98,7 @@ def to_onnx(net: torch.nn.Module, *, opset: int = OPSET):
     """ONNX ModelProto with input "input" and output "output", both (N, 3, H, W) dynamic."""
     import onnx
 
+    net = nets.for_export(net)
     x = torch.rand(2, 3, 12 * net.PAD_MULTIPLE, 16 * net.PAD_MULTIPLE) * (255 if net.INPUT_RANGE == "0-255" else 1)
     with _quiet():
         try:

@@ -31,3 +31,15 @@ def content_distance(out_feat: torch.Tensor, content_feat: torch.Tensor) -> torc
     """C = ‖φ(out) − φ(content)‖² / ‖φ(content)‖², one value per batch item."""
     o, c = out_feat.float(), content_feat.float()
     return ((o - c) ** 2).sum(dim=(1, 2, 3)) / (c**2).sum(dim=(1, 2, 3))
+
+
+def border_distance(inner_out: torch.Tensor, full_out: torch.Tensor, margin_px: int) -> torch.Tensor:
+    """Mean |f(crop) − crop(f(x))| for the crop of x without a ``margin_px`` border.
+
+    A net with zero padding can tell where the image ends and, under the style loss, learns to paint
+    a frame there (strong strokes are cheap style). The inner crop's border lies inside the full
+    image, where the net paints no frame; asking the crop's output to equal the full output there
+    (the latter held fixed) removes the frame without a reflect margin at inference.
+    """
+    m = margin_px
+    return (inner_out - full_out[..., m:-m, m:-m].detach()).abs().mean()

@@ -34,7 +34,8 @@ def plot_history(history: list[list[float]], terms: list[str], path: Path) -> Pa
         ax.plot(h[: len(v), 0] + k - 1, v)
         ax.set_title(name)
         ax.set_xlabel("step")
-        ax.set_yscale("log")
+        if bool((v > 0).all()):  # a term that is 0 (e.g. crops too small for it) cannot be log-scaled
+            ax.set_yscale("log")
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.9, wspace=0.25)  # tight_layout costs seconds
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -115,31 +115,109 @@ class LowResBlock(nn.Module):
         return x + self.body(x)
 
 
+# Along one axis, a 3-tap conv (taps w-1, w0, w1) after nearest x2 upsampling reads the low-resolution
+# input like a 4-tap stride-2 transposed conv with taps [w1, w0 + w1, w-1 + w0, w-1]: output pixel 2i
+# sees inputs i-1 (w-1) and i (w0 + w1), output 2i+1 sees i (w-1 + w0) and i+1 (w1).
+_TIE = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+class TiedUpsample(nn.Module):
+    """Nearest x2 upsampling then a 3x3 conv (zero padding), computed from the low-resolution input as
+    one transposed conv (kernel 4, stride 2, padding 1): the resize-convolution Odena et al. 2016
+    ("Deconvolution and Checkerboard Artifacts") recommend, at a transposed conv's price and without
+    building the upsampled tensor.
+
+    A free transposed conv gives each of the four output phases its own weights, and under the VGG
+    loss the first realtime nets used them to paint a colour grid tied to the pixel grid. Here the
+    phases are sums of the same nine taps, so a flat input gives a flat output. The 4x4 kernel is a
+    fixed linear function of the 3x3 weights; onnxruntime folds it once when it loads the model.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, *, groups: int = 1) -> None:
+        super().__init__()
+        self.groups = groups
+        self.weight = nn.Parameter(torch.empty(out_ch, in_ch // groups, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_ch))
+        nn.init.kaiming_normal_(self.weight, nonlinearity="relu")
+        self.register_buffer("tie", _TIE.clone(), persistent=False)
+
+    def kernel(self) -> torch.Tensor:
+        """The transposed-conv kernel, (in_ch, out_ch / groups, 4, 4) as conv_transpose2d wants it."""
+        k = torch.einsum("ai,bj,ocij->ocab", self.tie, self.tie, self.weight)
+        g = self.groups
+        out_ch, in_per_group = k.shape[:2]
+        return k.reshape(g, out_ch // g, in_per_group, 4, 4).transpose(1, 2).reshape(g * in_per_group, out_ch // g, 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv_transpose2d(x, self.kernel().to(x.dtype), self.bias.to(x.dtype), stride=2,
+                                              padding=1, groups=self.groups)
+
+    def as_conv_transpose(self) -> nn.ConvTranspose2d:
+        """The plain layer with the folded kernel: what the ONNX export holds."""
+        ct = nn.ConvTranspose2d(self.weight.shape[1] * self.groups, self.weight.shape[0], 4, 2, 1, groups=self.groups)
+        with torch.no_grad():
+            ct.weight.copy_(self.kernel())
+            ct.bias.copy_(self.bias)
+        return ct
+
+    def weight_from_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
+        """The 3x3 weights back from a folded kernel (exact: the tie matrix has full column rank)."""
+        g = self.groups
+        in_ch, out_per_group = kernel.shape[:2]
+        k = kernel.reshape(g, in_ch // g, out_per_group, 4, 4).transpose(1, 2).reshape(g * out_per_group, in_ch // g, 4, 4)
+        inv = torch.linalg.pinv(self.tie)
+        return torch.einsum("ia,jb,ocab->ocij", inv, inv, k.to(inv.dtype))
+
+
+def for_export(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` with every TiedUpsample as a plain ConvTranspose2d of the same name, so the
+    exported weights keep PyTorch's names (rtnst train --init reads them back, see from_export)."""
+    import copy
+
+    net = copy.deepcopy(net)
+    for name, mod in list(net.named_modules()):
+        if isinstance(mod, TiedUpsample):
+            parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
+            setattr(parent, name.rpartition(".")[2], mod.as_conv_transpose())
+    return net
+
+
+def from_export(net: nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` of a for_export copy, with the folded kernels turned back into ``net``'s 3x3 weights."""
+    weights = dict(weights)
+    for name, mod in net.named_modules():
+        key = f"{name}.weight"
+        if isinstance(mod, TiedUpsample) and key in weights and tuple(weights[key].shape[-2:]) == (4, 4):
+            weights[key] = mod.weight_from_kernel(weights[key])
+            weights.setdefault(f"{name}.bias", torch.zeros_like(mod.bias))  # the exporter drops zero biases
+    return weights
+
+
+def _up(in_ch: int, out_ch: int) -> nn.Sequential:
+    # Channels are mixed at the low resolution (1x1), the 3x3 upsampling is depthwise: a full
+    # TiedUpsample from 64 to 24 channels costs ~380 MACs/px and a third of the fps at 720p.
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1), TiedUpsample(out_ch, out_ch, groups=out_ch))
+
+
 class RealtimeNet(nn.Module):
     """``realtime`` tier, designed for 2-core CPU inference in onnxruntime (about 0.8k MACs/px).
 
     Depthwise-separable convs (Howard et al. 2017, MobileNets), a stride-2 stem, the residual
     blocks at 1/8 resolution, encoder features added back at 1/4 and 1/2 (U-Net style skips) so
-    the small net keeps edges. Upsampling is a 2x2 stride-2 transposed conv: the same function as
-    a 1x1 conv + PixelShuffle (Shi et al. 2016, sub-pixel conv), which onnxruntime runs ~8x faster
-    than DepthToSpace at 720p. Known flaw: non-overlapping does not mean no checkerboard (Odena et
-    al. 2016): each output phase has its own weights, and under the VGG loss the trained nets paint
-    a faint colour grid tied to the pixel grid (shift sensitivity 0.07-0.21 in `rtnst eval quality`,
-    quality tier 0.015-0.033). A bilinear resize after a shared conv has no grid but cost style
-    distance in CPU-length training (models/README.md); the replacement waits for GPU training.
-    Channels are 8 at 1/2, 24 at 1/4 and 64 at 1/8 resolution: at 720p the half-resolution
-    tensors, not the MACs, set the time (memory traffic plus layout reorders), so that level is
-    kept thin; 16 channels there cost about 25% more time for no visible gain. One instance norm
-    (Ulyanov et al. 2016) where the 1/8 level starts makes the output independent of the input's
-    contrast; the blocks have none (see LowResBlock). Pixels are RGB 0..1 in and out.
+    the small net keeps edges. Every upsampling is a TiedUpsample (nearest x2 + 3x3 conv): no
+    pixel-grid pattern (RealtimeNetV1's transposed convs painted one), and the last one works at
+    full resolution, where the finest brush texture lives. Channels are 8 at 1/2, 24 at 1/4 and 64
+    at 1/8 resolution: at 720p the half-resolution tensors, not the MACs, set the time (memory
+    traffic plus layout reorders), so that level is kept thin. One instance norm (Ulyanov et al.
+    2016) where the 1/8 level starts makes the output independent of the input's contrast; the
+    blocks have none (see LowResBlock). Pixels are RGB 0..1 in and out.
     """
 
     INPUT_RANGE = "0-1"
     PAD_MULTIPLE = 8
-    # Zero padding (fast in onnxruntime, see _dw_separable) lets the net see the image border. With
-    # no margin the loss sees the border too, so the net learns not to paint a frame there (distilled
-    # from a teacher, it copies the teacher's reflect-padded borders). A margin costs the runtime:
-    # 48 px is 22% more pixels at 720p. INFERENCE_MARGIN_PX is exported as rtnst.margin_px.
+    # Zero padding (fast in onnxruntime, see _dw_separable) lets the net see the image border; the
+    # training's border term (train.border_loss) teaches it not to paint a frame there, so no
+    # reflect margin (48 px = 22% more pixels at 720p) is needed. Exported as rtnst.margin_px.
     MARGIN_PX = 0
     INFERENCE_MARGIN_PX = 0
     TIER = "realtime"
@@ -152,11 +230,11 @@ class RealtimeNet(nn.Module):
         self.down3 = _dw_separable(w4, width, stride=2)
         self.norm_in = nn.InstanceNorm2d(width, affine=True)
         self.blocks = nn.Sequential(*(LowResBlock(width) for _ in range(blocks)))
-        self.up3 = nn.ConvTranspose2d(width, w4, 2, 2)
+        self.up3 = _up(width, w4)
         self.refine2 = _dw_separable(w4, w4)
-        self.up2 = nn.ConvTranspose2d(w4, w2, 2, 2)
+        self.up2 = _up(w4, w2)
         self.refine1 = _dw_separable(w2, w2)
-        self.head = nn.ConvTranspose2d(w2, 3, 2, 2)
+        self.head = TiedUpsample(w2, 3)
         with torch.no_grad():
             self.head.bias.fill_(0.5)  # start at mid-grey instead of adding 0.5 at full resolution
 
@@ -167,6 +245,25 @@ class RealtimeNet(nn.Module):
         y = self.refine2(self.up3(y) + s2)
         y = self.refine1(self.up2(y) + s1)
         return self.head(y)
+
+
+class RealtimeNetV1(RealtimeNet):
+    """The first ``realtime`` net (the shipped realtime models until they are retrained): the same
+    net with free 2x2 stride-2 transposed convs for upsampling, the function of a 1x1 conv +
+    PixelShuffle (Shi et al. 2016) that onnxruntime runs ~8x faster than DepthToSpace at 720p.
+    Non-overlapping does not mean no checkerboard (Odena et al. 2016): each output phase has its own
+    weights, and under the VGG loss the trained nets paint a faint colour grid tied to the pixel
+    grid (shift sensitivity 0.07-0.21 in `rtnst eval quality`, quality tier 0.015-0.033). Kept to
+    load, fine-tune and distil those models.
+    """
+
+    def __init__(self, width: int = 64, blocks: int = 3, *, mid: int = 24, half: int = 8) -> None:
+        super().__init__(width, blocks, mid=mid, half=half)
+        self.up3 = nn.ConvTranspose2d(width, mid, 2, 2)
+        self.up2 = nn.ConvTranspose2d(mid, half, 2, 2)
+        self.head = nn.ConvTranspose2d(half, 3, 2, 2)
+        with torch.no_grad():
+            self.head.bias.fill_(0.5)
 
 
 def forward_with_margin(net: nn.Module, x: torch.Tensor, *, call=None) -> torch.Tensor:
@@ -193,7 +290,11 @@ def from_net(y: torch.Tensor, tier: str) -> torch.Tensor:
     return y / 255.0 if NETWORKS[tier].INPUT_RANGE == "0-255" else y
 
 
-def build(tier: str) -> nn.Module:
+def build(tier: str, *, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """A fresh net of ``tier``; given the weights it is to load (``state``), the version of the net
+    they fit: realtime weights with 2x2 transposed-conv upsampling are RealtimeNetV1's."""
+    if tier == "realtime" and state is not None and tuple(getattr(state.get("head.weight"), "shape", ()))[-2:] == (2, 2):
+        return RealtimeNetV1()
     try:
         return NETWORKS[tier]()
     except KeyError:
@@ -218,15 +319,18 @@ def macs_per_pixel(net: nn.Module, *, size_px: int = 256) -> float:
     """Multiply-accumulates per output pixel, counted from conv layers with forward hooks."""
     total = 0
 
-    def hook(mod: nn.Conv2d | nn.ConvTranspose2d, inp, out: torch.Tensor) -> None:
+    def hook(mod: nn.Conv2d | nn.ConvTranspose2d | TiedUpsample, inp, out: torch.Tensor) -> None:
         nonlocal total
+        if isinstance(mod, TiedUpsample):  # a 4x4 transposed conv
+            total += inp[0].numel() // inp[0].shape[0] * 16 * mod.weight.shape[0] // mod.groups
+            return
         k = mod.kernel_size[0] * mod.kernel_size[1]
         if isinstance(mod, nn.ConvTranspose2d):  # every input pixel meets every kernel tap once
             total += inp[0].numel() // inp[0].shape[0] * k * mod.out_channels // mod.groups
         else:
             total += out.numel() // out.shape[0] * k * (mod.in_channels // mod.groups)
 
-    convs = (nn.Conv2d, nn.ConvTranspose2d)
+    convs = (nn.Conv2d, nn.ConvTranspose2d, TiedUpsample)
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, convs)]
     try:
         with torch.no_grad():

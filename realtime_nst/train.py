@@ -32,11 +32,12 @@ from .data import Indexed, PhotoCrops, ResumableSampler
 from .errors import OptionError, OutputError
 from .evaluate import to_batch
 from .imageio import read_image, write_image
-from .losses import content_distance, gram, style_distance, total_variation
+from .losses import border_distance, content_distance, gram, style_distance, total_variation
 from .trainconfig import TrainConfig
 from .vgg import load_vgg
 
 log = logging.getLogger("rtnst")
+BORDER_MARGIN_PX = 16  # the crop for the border term (losses.border_distance) leaves this much out
 
 
 class Trainer:
@@ -87,6 +88,7 @@ class Trainer:
             init, info = load_checkpoint(cfg.init if Path(cfg.init).exists() else resolve_model(cfg.init))
             if info["tier"] != cfg.tier:
                 raise OptionError(f"--init {cfg.init} holds a {info['tier']} net, not {cfg.tier}")
+            self._use_version_of(init.state_dict())
             self.net.load_state_dict(init.state_dict())
 
         self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, seed=cfg.seed, fixed=bool(cfg.teacher))
@@ -112,7 +114,7 @@ class Trainer:
         from . import frames as fr
 
         cfg = self.cfg
-        self.terms = ["total", "content", "style", "tv"] + (["temporal"] if cfg.temporal_weight else [])
+        self.terms = ["total", "content", "style", "tv"] + self._extra_terms()
         self.style_name, self.style_image = Path(cfg.style).stem, Path(cfg.style).name
         self.vgg = load_vgg(cfg.vgg, weights=cfg.vgg_weights).to(self.device, memory_format=torch.channels_last)
         self.vgg.check_layers(cfg.content_layers + cfg.style_layers)
@@ -125,16 +127,27 @@ class Trainer:
     def _init_distill(self) -> None:
         from .distill import load_teacher, teacher_targets
 
-        self.terms = ["total", "pixel", "edges"] + (["temporal"] if self.cfg.temporal_weight else [])
+        self.terms = ["total", "pixel", "edges"] + self._extra_terms()
         teacher, self.style_name, self.style_image = load_teacher(self.cfg.teacher, device=self.device)
         self.targets = teacher_targets(teacher, self.data, self.out, progress=self.rank == 0,
                                        workers=self.cfg.workers)
 
     # -- checkpoints ---------------------------------------------------------------------------
+    def _extra_terms(self) -> list[str]:
+        return ["border"] * bool(self.cfg.border_weight_used) + ["temporal"] * bool(self.cfg.temporal_weight)
+
+    def _use_version_of(self, weights: dict[str, torch.Tensor]) -> None:
+        """Weights of an earlier version of the net (RealtimeNetV1) are trained on as that version."""
+        net = nets.build(self.cfg.tier, state=weights)
+        if type(net) is not type(self.net):
+            self.net = net.to(self.device, memory_format=torch.channels_last)
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+
     def _load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
         if state.get("tier") != self.cfg.tier:
             raise OptionError(f"{path} holds a {state.get('tier')} net, not {self.cfg.tier}")
+        self._use_version_of(state["model"])
         self.net.load_state_dict(state["model"])
         if "optimizer" in state:
             self.opt.load_state_dict(state["optimizer"])
@@ -195,6 +208,13 @@ class Trainer:
             tv = total_variation(y.float())
             total = cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
             terms = {"total": total, "content": content, "style": style, "tv": tv}
+        if cfg.border_weight_used:
+            terms["border"] = torch.zeros((), device=y.device)
+            m = BORDER_MARGIN_PX  # a multiple of the net's stride: the crop keeps the pixel grid's phase
+            if min(x.shape[-2:]) >= 4 * m:  # smaller crops leave too little inside to compare
+                y_inner = self._stylize(x[..., m:-m, m:-m].contiguous(memory_format=torch.channels_last))
+                terms["border"] = border_distance(y_inner.float(), y.float(), m)
+                terms["total"] = terms["total"] + cfg.border_weight_used * terms["border"]
         if cfg.temporal_weight:
             from .temporal import moved_view, temporal_loss
 

@@ -41,6 +41,16 @@ class TrainConfig:
     teacher: str | None = None  # distil from this net's outputs (checkpoint or ONNX model), no VGG
     init: str | None = None  # start from these weights (fine-tuning) instead of random ones
     temporal_weight: float = 0.0  # steadiness under small motion and noise (temporal.py); 0 = off
+    border_weight: float | None = None  # no painted frame (losses.border_distance); None: the tier's default
+
+    @property
+    def border_weight_used(self) -> float:
+        # The realtime net zero-pads and needs the term under the VGG loss; the quality net reflect-pads,
+        # and a teacher's outputs already say what belongs at the border (with the term as well,
+        # distillation at weight 10 diverged in tests).
+        if self.border_weight is not None:
+            return self.border_weight
+        return 10.0 if self.tier == "realtime" and not self.teacher else 0.0
 
     def check(self) -> None:
         if self.epochs is not None and self.epochs <= 0:
@@ -52,8 +62,8 @@ class TrainConfig:
         for name in ("image_size_px", "style_size_px", "batch_size", "steps", "checkpoint_every", "preview_every"):
             if getattr(self, name) <= 0:
                 raise OptionError(f"--{name.replace('_px', '').replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "lr"):
-            if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
+        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "border_weight", "lr"):
+            if (getattr(self, name) or 0) < 0 or (name == "lr" and self.lr == 0):
                 raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.amp not in ("auto", "none", "bf16", "fp16"):
             raise OptionError(f"--amp must be auto, none, bf16 or fp16, got {self.amp!r}")
@@ -65,4 +75,7 @@ def saved_config(path: str | Path) -> dict:
     """The TrainConfig fields a checkpoint was trained with ({} for an older file without them)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     known = TrainConfig.__dataclass_fields__
-    return {k: v for k, v in (state.get("config") or {}).items() if k in known}
+    saved = {k: v for k, v in (state.get("config") or {}).items() if k in known}
+    if saved and "border_weight" not in saved:
+        saved["border_weight"] = 0.0  # trained before the term existed: continue exactly as it was
+    return saved

@@ -10,7 +10,7 @@ from realtime_nst import nets  # noqa: E402
 from realtime_nst.errors import OptionError  # noqa: E402
 
 
-@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 39_323, 787.375)])
+@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 34_579, 765.375)])
 def test_cost_report(tier, params, macs):
     net = nets.build(tier)
     assert net.TIER == tier
@@ -62,3 +62,32 @@ def test_pytorch_examples_checkpoint_with_stale_running_stats_loads():
 def test_unknown_tier():
     with pytest.raises(OptionError, match="unknown network tier"):
         nets.build("fastest")
+
+
+@pytest.mark.parametrize("in_ch, out_ch, groups", [(5, 4, 1), (6, 6, 6)])
+def test_tied_upsample_is_nearest_upsampling_then_a_3x3_conv(in_ch, out_ch, groups):
+    torch.manual_seed(0)
+    up = nets.TiedUpsample(in_ch, out_ch, groups=groups)
+    x = torch.randn(2, in_ch, 7, 9)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"),
+                                     up.weight, up.bias, padding=1, groups=groups)
+    torch.testing.assert_close(up(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_realtime_net_paints_no_pixel_grid_on_a_flat_input():
+    """Tied upsampling: a flat input gives a flat output away from the border, whatever the weights.
+    The first realtime net's free transposed convs give each output phase its own colour."""
+    torch.manual_seed(0)
+    x = torch.full((1, 3, 256, 256), 0.4)
+    with torch.no_grad():
+        for net, flat in ((nets.RealtimeNet(), True), (nets.RealtimeNetV1(), False)):
+            centre = net.eval()(x)[..., 96:160, 96:160]
+            spread = float((centre - centre.mean(dim=(2, 3), keepdim=True)).abs().max())
+            assert (spread < 1e-4) == flat, (type(net).__name__, spread)
+
+
+def test_build_picks_the_net_version_the_weights_fit():
+    v1 = nets.RealtimeNetV1().state_dict()
+    assert type(nets.build("realtime", state=v1)) is nets.RealtimeNetV1
+    assert type(nets.build("realtime", state=nets.RealtimeNet().state_dict())) is nets.RealtimeNet
+    assert type(nets.build("realtime")) is nets.RealtimeNet

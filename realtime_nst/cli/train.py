@@ -10,7 +10,7 @@ log = logging.getLogger("rtnst")
 
 # Options that change what a resumed run computes: changing them breaks the exact continuation.
 _TRAINING = ("style", "teacher", "init", "data", "tier", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
-             "style_weight", "tv_weight", "temporal_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
+             "style_weight", "tv_weight", "temporal_weight", "border_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
 
 
 def _layers(text: str) -> list[str]:
@@ -51,6 +51,10 @@ def register(sub) -> None:
     n.add_argument("--temporal-weight", type=float, metavar="W",
                    help="steadier video: also make the output of each crop moved by a small random motion (plus "
                         "noise) match the moved output (ReCoNet-style temporal loss on still photos); 0 = off (default)")
+    n.add_argument("--border-weight", type=float, metavar="W",
+                   help="no painted frame: make the output of each crop without its 16 px border match the full "
+                        "output there (default: 10 for the realtime tier, whose zero padding lets it find the "
+                        "border; 0 for quality and with --teacher; needs --image-size 64 or more)")
     n.add_argument("--vgg", choices=["vgg16", "vgg19"], help="loss network (default: vgg16)")
     n.add_argument("--vgg-weights", metavar="FILE", help="VGG weights (.safetensors/.pth; default: $RTNST_VGG_WEIGHTS or torchvision's)")
     o = p.add_argument_group("optimisation")
