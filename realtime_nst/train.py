@@ -151,6 +151,8 @@ class Trainer:
         self.net.load_state_dict(state["model"])
         if "optimizer" in state:
             self.opt.load_state_dict(state["optimizer"])
+            for group in self.opt.param_groups:  # the saved state holds the old rate; --lr may change it
+                group["lr"] = self.cfg.lr
         self.step = int(state.get("step", 0))
         self.history = state.get("history", [])
         if "scaler" in state:
@@ -317,4 +319,6 @@ class Trainer:
     def plot_losses(self) -> Path | None:
         from .lossplot import plot_history
 
-        return plot_history(self.history, self.terms, self.out.with_suffix(".loss.png"))
+        # A run resumed with another set of terms (say --border-weight added) has shorter early rows.
+        rows = [r for r in self.history if len(r) == 1 + len(self.terms)]
+        return plot_history(rows, self.terms, self.out.with_suffix(".loss.png"))

@@ -34,8 +34,13 @@ def test_resume_continues_exactly(photo_dir, tiny_vgg16_file, tmp_path):
     whole = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "whole.pt"))
     whole.fit(progress=False)
     Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "split.pt", steps=3)).fit(progress=False, plot=False)
+    changed = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "split.pt", lr=1e-3, temporal_weight=1.0),
+                      resume=True)
+    assert changed.opt.param_groups[0]["lr"] == 1e-3  # --resume --lr changes the rate
+    changed.history.append(changed.history[-1] + [0.5])  # a step with the added term
+    assert changed.plot_losses().stat().st_size > 1000  # rows from before the change are left out
     resumed = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "split.pt"), resume=True)
-    assert resumed.step == 3
+    assert resumed.step == 3 and resumed.opt.param_groups[0]["lr"] == 1e-2
     resumed.fit(progress=False, plot=False)
 
     a, b = torch.tensor(whole.history), torch.tensor(resumed.history)
