@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, nets
+from . import __version__, nets, tied
 from . import stylizer as st
 from .errors import ModelError, OptionError, OutputError
 
@@ -83,7 +83,7 @@ def _load_onnx_weights(path: Path) -> tuple[torch.nn.Module, dict]:
         raise ModelError(f"{path} was not exported by rtnst (no rtnst.tier in its metadata): its weights cannot be trained on")
     inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer}
     net = nets.build(tier, state=inits)
-    inits = nets.from_export(net, inits)
+    inits = tied.from_export(net, inits)
     wanted = net.state_dict()
     missing = [k for k in wanted if k not in inits or tuple(inits[k].shape) != tuple(wanted[k].shape)]
     if missing:
@@ -98,7 +98,7 @@ def to_onnx(net: torch.nn.Module, *, opset: int = OPSET):
     """ONNX ModelProto with input "input" and output "output", both (N, 3, H, W) dynamic."""
     import onnx
 
-    net = nets.for_export(net)
+    net = tied.for_export(net)
     x = torch.rand(2, 3, 12 * net.PAD_MULTIPLE, 16 * net.PAD_MULTIPLE) * (255 if net.INPUT_RANGE == "0-255" else 1)
     with _quiet():
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .tied import TiedUpsample
+
 
 class ConvLayer(nn.Module):
     """Reflection pad + conv, as pytorch/examples fast_neural_style (module names kept for its .pth files)."""
@@ -113,84 +115,6 @@ class LowResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
-
-
-# Along one axis, a 3-tap conv (taps w-1, w0, w1) after nearest x2 upsampling reads the low-resolution
-# input like a 4-tap stride-2 transposed conv with taps [w1, w0 + w1, w-1 + w0, w-1]: output pixel 2i
-# sees inputs i-1 (w-1) and i (w0 + w1), output 2i+1 sees i (w-1 + w0) and i+1 (w1).
-_TIE = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-
-
-class TiedUpsample(nn.Module):
-    """Nearest x2 upsampling then a 3x3 conv (zero padding), computed from the low-resolution input as
-    one transposed conv (kernel 4, stride 2, padding 1): the resize-convolution Odena et al. 2016
-    ("Deconvolution and Checkerboard Artifacts") recommend, at a transposed conv's price and without
-    building the upsampled tensor.
-
-    A free transposed conv gives each of the four output phases its own weights, and under the VGG
-    loss the first realtime nets used them to paint a colour grid tied to the pixel grid. Here the
-    phases are sums of the same nine taps, so a flat input gives a flat output. The 4x4 kernel is a
-    fixed linear function of the 3x3 weights; onnxruntime folds it once when it loads the model.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, *, groups: int = 1) -> None:
-        super().__init__()
-        self.groups = groups
-        self.weight = nn.Parameter(torch.empty(out_ch, in_ch // groups, 3, 3))
-        self.bias = nn.Parameter(torch.zeros(out_ch))
-        nn.init.kaiming_normal_(self.weight, nonlinearity="relu")
-        self.register_buffer("tie", _TIE.clone(), persistent=False)
-
-    def kernel(self) -> torch.Tensor:
-        """The transposed-conv kernel, (in_ch, out_ch / groups, 4, 4) as conv_transpose2d wants it."""
-        k = torch.einsum("ai,bj,ocij->ocab", self.tie, self.tie, self.weight)
-        g = self.groups
-        out_ch, in_per_group = k.shape[:2]
-        return k.reshape(g, out_ch // g, in_per_group, 4, 4).transpose(1, 2).reshape(g * in_per_group, out_ch // g, 4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.conv_transpose2d(x, self.kernel().to(x.dtype), self.bias.to(x.dtype), stride=2,
-                                              padding=1, groups=self.groups)
-
-    def as_conv_transpose(self) -> nn.ConvTranspose2d:
-        """The plain layer with the folded kernel: what the ONNX export holds."""
-        ct = nn.ConvTranspose2d(self.weight.shape[1] * self.groups, self.weight.shape[0], 4, 2, 1, groups=self.groups)
-        with torch.no_grad():
-            ct.weight.copy_(self.kernel())
-            ct.bias.copy_(self.bias)
-        return ct
-
-    def weight_from_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
-        """The 3x3 weights back from a folded kernel (exact: the tie matrix has full column rank)."""
-        g = self.groups
-        in_ch, out_per_group = kernel.shape[:2]
-        k = kernel.reshape(g, in_ch // g, out_per_group, 4, 4).transpose(1, 2).reshape(g * out_per_group, in_ch // g, 4, 4)
-        inv = torch.linalg.pinv(self.tie)
-        return torch.einsum("ia,jb,ocab->ocij", inv, inv, k.to(inv.dtype))
-
-
-def for_export(net: nn.Module) -> nn.Module:
-    """A copy of ``net`` with every TiedUpsample as a plain ConvTranspose2d of the same name, so the
-    exported weights keep PyTorch's names (rtnst train --init reads them back, see from_export)."""
-    import copy
-
-    net = copy.deepcopy(net)
-    for name, mod in list(net.named_modules()):
-        if isinstance(mod, TiedUpsample):
-            parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
-            setattr(parent, name.rpartition(".")[2], mod.as_conv_transpose())
-    return net
-
-
-def from_export(net: nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``weights`` of a for_export copy, with the folded kernels turned back into ``net``'s 3x3 weights."""
-    weights = dict(weights)
-    for name, mod in net.named_modules():
-        key = f"{name}.weight"
-        if isinstance(mod, TiedUpsample) and key in weights and tuple(weights[key].shape[-2:]) == (4, 4):
-            weights[key] = mod.weight_from_kernel(weights[key])
-            weights.setdefault(f"{name}.bias", torch.zeros_like(mod.bias))  # the exporter drops zero biases
-    return weights
 
 
 def _up(in_ch: int, out_ch: int) -> nn.Sequential:
