@@ -23,7 +23,7 @@ class TiedUpsample(nn.Module):
     A free transposed conv gives each of the four output phases its own weights, and under the VGG
     loss the first realtime nets used them to paint a colour grid tied to the pixel grid. Here the
     phases are sums of the same nine taps, so a flat input gives a flat output. The 4x4 kernel is a
-    fixed linear function of the 3x3 weights; onnxruntime folds it once when it loads the model.
+    fixed linear function of the 3x3 weights; the ONNX export holds it folded (for_export).
     """
 
     def __init__(self, in_ch: int, out_ch: int, *, groups: int = 1) -> None:
