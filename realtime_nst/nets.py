@@ -140,7 +140,7 @@ class RealtimeNet(nn.Module):
     INPUT_RANGE = "0-1"
     PAD_MULTIPLE = 8
     # Zero padding (fast in onnxruntime, see _dw_separable) lets the net see the image border; the
-    # training's border term (train.border_loss) teaches it not to paint a frame there, so no
+    # training's border term (losses.border_distance) teaches it not to paint a frame there, so no
     # reflect margin (48 px = 22% more pixels at 720p) is needed. Exported as rtnst.margin_px.
     MARGIN_PX = 0
     INFERENCE_MARGIN_PX = 0

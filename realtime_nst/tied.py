@@ -14,6 +14,14 @@ from torch import nn
 _TIE = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 
 
+def _swap_group_axes(k: torch.Tensor, groups: int) -> torch.Tensor:
+    """(A, B/groups, h, w) <-> (B, A/groups, h, w): conv weights are (out, in/g), transposed-conv
+    weights (in, out/g); with groups the swap happens within each group. Its own inverse."""
+    a, b_per_group = k.shape[:2]
+    h, w = k.shape[2:]
+    return k.reshape(groups, a // groups, b_per_group, h, w).transpose(1, 2).reshape(groups * b_per_group, a // groups, h, w)
+
+
 class TiedUpsample(nn.Module):
     """Nearest x2 upsampling then a 3x3 conv (zero padding), computed from the low-resolution input as
     one transposed conv (kernel 4, stride 2, padding 1): the resize-convolution Odena et al. 2016
@@ -36,10 +44,7 @@ class TiedUpsample(nn.Module):
 
     def kernel(self) -> torch.Tensor:
         """The transposed-conv kernel, (in_ch, out_ch / groups, 4, 4) as conv_transpose2d wants it."""
-        k = torch.einsum("ai,bj,ocij->ocab", self.tie, self.tie, self.weight)
-        g = self.groups
-        out_ch, in_per_group = k.shape[:2]
-        return k.reshape(g, out_ch // g, in_per_group, 4, 4).transpose(1, 2).reshape(g * in_per_group, out_ch // g, 4, 4)
+        return _swap_group_axes(torch.einsum("ai,bj,ocij->ocab", self.tie, self.tie, self.weight), self.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.conv_transpose2d(x, self.kernel().to(x.dtype), self.bias.to(x.dtype), stride=2,
@@ -55,9 +60,7 @@ class TiedUpsample(nn.Module):
 
     def weight_from_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
         """The 3x3 weights back from a folded kernel (exact: the tie matrix has full column rank)."""
-        g = self.groups
-        in_ch, out_per_group = kernel.shape[:2]
-        k = kernel.reshape(g, in_ch // g, out_per_group, 4, 4).transpose(1, 2).reshape(g * out_per_group, in_ch // g, 4, 4)
+        k = _swap_group_axes(kernel, self.groups)
         inv = torch.linalg.pinv(self.tie)
         return torch.einsum("ia,jb,ocab->ocij", inv, inv, k.to(inv.dtype))
 

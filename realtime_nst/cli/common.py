@@ -11,12 +11,10 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False, positio
     """Model choice and how to run it; ``positional``: the command takes MODEL as an argument of its
     own, so there is no --model."""
     g = p.add_argument_group("model")
-    if positional:
-        pass
-    elif many:
+    if many:
         g.add_argument("--model", "-m", action="append", metavar="MODEL",
                        help="ONNX model file or shipped style name (see `rtnst models`); repeat to switch with n/p")
-    else:
+    elif not positional:
         g.add_argument("--model", "-m", metavar="MODEL", help="ONNX model file or shipped style name (see `rtnst models`); default: the shipped default")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="execution provider; auto tries TensorRT, then CUDA, then CPU (default: auto)")

@@ -78,8 +78,6 @@ def _add_vgg_option(p: argparse.ArgumentParser) -> None:
                    help="VGG16 weights (safetensors or .pth; default: $RTNST_VGG_WEIGHTS, else a download)")
 
 
-
-
 def _progress(args: argparse.Namespace, total: int | None, desc: str):
     from tqdm import tqdm
 
