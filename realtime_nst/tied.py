@@ -12,6 +12,9 @@ from torch import nn
 # input like a 4-tap stride-2 transposed conv with taps [w1, w0 + w1, w-1 + w0, w-1]: output pixel 2i
 # sees inputs i-1 (w-1) and i (w0 + w1), output 2i+1 sees i (w-1 + w0) and i+1 (w1).
 _TIE = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+# The same per phase, as 3-tap convs at the low resolution (inputs i-1, i, i+1): _PHASES[phase, tap, w].
+_PHASES = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
+                        [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
 
 
 def _swap_group_axes(k: torch.Tensor, groups: int) -> torch.Tensor:
@@ -31,7 +34,8 @@ class TiedUpsample(nn.Module):
     A free transposed conv gives each of the four output phases its own weights, and under the VGG
     loss the first realtime nets used them to paint a colour grid tied to the pixel grid. Here the
     phases are sums of the same nine taps, so a flat input gives a flat output. The 4x4 kernel is a
-    fixed linear function of the 3x3 weights; the ONNX export holds it folded (for_export).
+    fixed linear function of the 3x3 weights; the ONNX export holds another form that onnxruntime
+    runs faster (as_export_layers).
     """
 
     def __init__(self, in_ch: int, out_ch: int, *, groups: int = 1) -> None:
@@ -41,6 +45,7 @@ class TiedUpsample(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_ch))
         nn.init.kaiming_normal_(self.weight, nonlinearity="relu")
         self.register_buffer("tie", _TIE.clone(), persistent=False)
+        self.register_buffer("phases", _PHASES.clone(), persistent=False)
 
     def kernel(self) -> torch.Tensor:
         """The transposed-conv kernel, (in_ch, out_ch / groups, 4, 4) as conv_transpose2d wants it."""
@@ -50,38 +55,53 @@ class TiedUpsample(nn.Module):
         return nn.functional.conv_transpose2d(x, self.kernel().to(x.dtype), self.bias.to(x.dtype), stride=2,
                                               padding=1, groups=self.groups)
 
-    def as_conv_transpose(self) -> nn.ConvTranspose2d:
-        """The plain layer with the folded kernel: what the ONNX export holds."""
-        ct = nn.ConvTranspose2d(self.weight.shape[1] * self.groups, self.weight.shape[0], 4, 2, 1, groups=self.groups)
-        with torch.no_grad():
-            ct.weight.copy_(self.kernel())
-            ct.bias.copy_(self.bias)
-        return ct
+    def phase_kernel(self) -> torch.Tensor:
+        """The four output phases as one 3x3 conv at the low resolution, (4 * out_ch, in_ch / groups, 3, 3),
+        output channel 4 * o + 2 * row phase + column phase (each phase reads a 2x2 window, padded to 3x3)."""
+        out_ch, in_per_group = self.weight.shape[:2]
+        k = torch.einsum("pai,qbj,ocij->opqcab", self.phases, self.phases, self.weight)
+        return k.reshape(4 * out_ch, in_per_group, 3, 3)
 
-    def weight_from_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
-        """The 3x3 weights back from a folded kernel (exact: the tie matrix has full column rank)."""
-        k = _swap_group_axes(kernel, self.groups)
-        inv = torch.linalg.pinv(self.tie)
+    def as_export_layers(self) -> nn.Sequential:
+        """The plain layers the ONNX export holds: the phase conv (``0``), then a stride-2 transposed conv
+        with one-hot weights (``1``) that only interleaves the phases. onnxruntime's CPU ConvTranspose
+        is slow for a 4x4 stride-2 kernel (three of them took ~29 ms of a 720p frame, a third of the
+        net) and fast for a 2x2 non-overlapping one; DepthToSpace, the obvious interleave, is slower."""
+        out_ch, in_per_group = self.weight.shape[:2]
+        conv = nn.Conv2d(in_per_group * self.groups, 4 * out_ch, 3, padding=1, groups=self.groups, bias=False)
+        interleave = nn.ConvTranspose2d(4 * out_ch, out_ch, 2, 2, groups=out_ch)
+        with torch.no_grad():
+            conv.weight.copy_(self.phase_kernel())
+            interleave.weight.copy_(torch.eye(4).reshape(4, 1, 2, 2).repeat(out_ch, 1, 1, 1))
+            interleave.bias.copy_(self.bias)
+        return nn.Sequential(conv, interleave)
+
+    def weight_from_phase_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
+        """The 3x3 weights back from a phase kernel (exact: the stacked phase matrices have full column rank)."""
+        out_ch, in_per_group = self.weight.shape[:2]
+        k = kernel.reshape(out_ch, 2, 2, in_per_group, 3, 3).permute(0, 3, 1, 4, 2, 5).reshape(out_ch, in_per_group, 6, 6)
+        inv = torch.linalg.pinv(self.phases.reshape(6, 3))
         return torch.einsum("ia,jb,ocab->ocij", inv, inv, k.to(inv.dtype))
 
 
 def for_export(net: nn.Module) -> nn.Module:
-    """A copy of ``net`` with every TiedUpsample as a plain ConvTranspose2d of the same name, so the
-    exported weights keep PyTorch's names (rtnst train --init reads them back, see from_export)."""
+    """A copy of ``net`` with every TiedUpsample as its export layers (as_export_layers) under the same
+    name, so the exported weights keep PyTorch's names (rtnst train --init reads them back, from_export)."""
     net = copy.deepcopy(net)
     for name, mod in list(net.named_modules()):
         if isinstance(mod, TiedUpsample):
             parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
-            setattr(parent, name.rpartition(".")[2], mod.as_conv_transpose())
+            setattr(parent, name.rpartition(".")[2], mod.as_export_layers())
     return net
 
 
 def from_export(net: nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``weights`` of a for_export copy, with the folded kernels turned back into ``net``'s 3x3 weights."""
+    """``weights`` of a for_export copy, with the phase kernels turned back into ``net``'s 3x3 weights."""
     weights = dict(weights)
     for name, mod in net.named_modules():
-        key = f"{name}.weight"
-        if isinstance(mod, TiedUpsample) and key in weights and tuple(weights[key].shape[-2:]) == (4, 4):
-            weights[key] = mod.weight_from_kernel(weights[key])
-            weights.setdefault(f"{name}.bias", torch.zeros_like(mod.bias))  # the exporter drops zero biases
+        if isinstance(mod, TiedUpsample) and f"{name}.0.weight" in weights:
+            weights[f"{name}.weight"] = mod.weight_from_phase_kernel(weights.pop(f"{name}.0.weight"))
+            weights.pop(f"{name}.1.weight", None)
+            bias = weights.pop(f"{name}.1.bias", None)  # the exporter drops zero biases
+            weights[f"{name}.bias"] = torch.zeros_like(mod.bias) if bias is None else bias
     return weights

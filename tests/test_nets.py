@@ -10,7 +10,7 @@ from realtime_nst import nets  # noqa: E402
 from realtime_nst.errors import OptionError  # noqa: E402
 
 
-@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 34_579, 765.375)])
+@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 34_579, 928.875)])
 def test_cost_report(tier, params, macs):
     net = nets.build(tier)
     assert net.TIER == tier
@@ -72,6 +72,10 @@ def test_tied_upsample_is_nearest_upsampling_then_a_3x3_conv(in_ch, out_ch, grou
     ref = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"),
                                      up.weight, up.bias, padding=1, groups=groups)
     torch.testing.assert_close(up(x), ref, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the export's form: the same function, and the 3x3 weights come back from it
+        exported = up.as_export_layers()
+        torch.testing.assert_close(exported(x), ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(up.weight_from_phase_kernel(exported[0].weight), up.weight, rtol=1e-5, atol=1e-5)
 
 
 def test_realtime_net_paints_no_pixel_grid_on_a_flat_input():

@@ -240,7 +240,7 @@ def test_init_from_an_exported_onnx_model(photo_dir, tiny_vgg16_file, tmp_path):
     first.fit(progress=False, plot=False)
     export(tmp_path / "a.pt", tmp_path / "a.onnx")
     tuned = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", steps=2, init=str(tmp_path / "a.onnx")))
-    for k, v in first.net.state_dict().items():  # the tied upsampling weights come back from folded kernels
+    for k, v in first.net.state_dict().items():  # the tied upsampling weights come back from phase kernels
         torch.testing.assert_close(tuned.net.state_dict()[k], v, rtol=0, atol=1e-5, msg=k)
     net, info = load_checkpoint(REPO / "models" / "starry_night-realtime.onnx")
     assert info["tier"] == "realtime" and info["style"] == "starry_night"
