@@ -32,9 +32,8 @@ from .data import Indexed, PhotoCrops, ResumableSampler
 from .errors import OptionError, OutputError
 from .evaluate import to_batch
 from .imageio import read_image, write_image
-from .losses import border_distance, content_distance, gram, style_distance, total_variation
+from .losses import PerceptualLoss, border_distance
 from .trainconfig import TrainConfig
-from .vgg import load_vgg
 
 log = logging.getLogger("rtnst")
 BORDER_MARGIN_PX = 16  # the crop for the border term (losses.border_distance) leaves this much out
@@ -111,18 +110,9 @@ class Trainer:
         self.preview = read_image(preview)
 
     def _init_perceptual(self) -> None:
-        from . import frames as fr
-
-        cfg = self.cfg
         self.terms = ["total", "content", "style", "tv"] + self._extra_terms()
-        self.style_name, self.style_image = Path(cfg.style).stem, Path(cfg.style).name
-        self.vgg = load_vgg(cfg.vgg, weights=cfg.vgg_weights).to(self.device, memory_format=torch.channels_last)
-        self.vgg.check_layers(cfg.content_layers + cfg.style_layers)
-        style = read_image(cfg.style)
-        style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], cfg.style_size_px))
-        with torch.no_grad():
-            feats = self.vgg(to_batch(style).to(self.device), cfg.style_layers)
-        self.style_grams = {k: gram(v) for k, v in feats.items()}
+        self.style_name, self.style_image = Path(self.cfg.style).stem, Path(self.cfg.style).name
+        self.perceptual = PerceptualLoss(self.cfg, device=self.device, amp_dtype=self.amp_dtype)
 
     def _init_distill(self) -> None:
         from .distill import load_teacher, teacher_targets
@@ -201,15 +191,7 @@ class Trainer:
             target = torch.from_numpy(self.targets[index.numpy()]).to(self.device).permute(0, 3, 1, 2).float() / 255
             terms = distill_losses(y.float(), target)
         else:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-                feats_y = self.vgg(y, sorted(set(cfg.style_layers + cfg.content_layers)))
-                with torch.no_grad():
-                    feats_x = self.vgg(x, cfg.content_layers)
-            content = sum(content_distance(feats_y[k], feats_x[k]).mean() for k in cfg.content_layers) / len(cfg.content_layers)
-            style = style_distance({k: feats_y[k] for k in cfg.style_layers}, self.style_grams).mean()
-            tv = total_variation(y.float())
-            total = cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
-            terms = {"total": total, "content": content, "style": style, "tv": tv}
+            terms = self.perceptual(y, x)
         if cfg.border_weight_used:
             terms["border"] = torch.zeros((), device=y.device)
             m = BORDER_MARGIN_PX  # a multiple of the net's stride: the crop keeps the pixel grid's phase
