@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .trainconfig import TrainConfig
 
 # Layers of the evaluation metric (training issue): VGG16 relu1_2, relu2_2, relu3_3, relu4_3.
 EVAL_STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
@@ -50,7 +55,7 @@ class PerceptualLoss:
     distance C over the content layers, style distance S against the style image's Gram matrices,
     and total variation; ``total`` weighs them as the training config says."""
 
-    def __init__(self, cfg, *, device: torch.device, amp_dtype: torch.dtype | None) -> None:
+    def __init__(self, cfg: TrainConfig, *, device: torch.device, amp_dtype: torch.dtype | None) -> None:
         from . import frames as fr
         from .evaluate import to_batch
         from .imageio import read_image

@@ -1,5 +1,5 @@
 """Tied upsampling for the realtime net: nearest x2 + 3x3 conv run as one 4x4 stride-2 transposed
-conv, and the conversion of its weights to and from the plain layer the ONNX export holds."""
+conv, and the conversion of its weights to and from the plain layers the ONNX export holds."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import torch
 from torch import nn
 
 # Along one axis, a 3-tap conv (taps w-1, w0, w1) after nearest x2 upsampling reads the low-resolution
-# input like a 4-tap stride-2 transposed conv with taps [w1, w0 + w1, w-1 + w0, w-1]: output pixel 2i
-# sees inputs i-1 (w-1) and i (w0 + w1), output 2i+1 sees i (w-1 + w0) and i+1 (w1).
-_TIE = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-# The same per phase, as 3-tap convs at the low resolution (inputs i-1, i, i+1): _PHASES[phase, tap, w].
+# input like this: output pixel 2i sees inputs i-1 (w-1) and i (w0 + w1), output 2i+1 sees i (w-1 + w0)
+# and i+1 (w1). _PHASES[phase, input i-1 / i / i+1, tap] holds that, one 3-tap conv per output phase;
+# as a 4-tap stride-2 transposed conv (kernel index 2i + phase + 1 - 2 * input) the taps are
+# [w1, w0 + w1, w-1 + w0, w-1] (_TIE).
 _PHASES = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
                         [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+_TIE = torch.stack([_PHASES[1, 2], _PHASES[0, 1], _PHASES[1, 1], _PHASES[0, 0]])
 
 
 def _swap_group_axes(k: torch.Tensor, groups: int) -> torch.Tensor:
