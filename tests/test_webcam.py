@@ -152,3 +152,37 @@ def test_disconnect_keeps_the_recording(tmp_path, identity, monkeypatch, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "stopped delivering" in err[0]
     assert 1 <= probe(rec)["count"] <= 8
+
+
+def test_window_shows_each_frame_with_its_overlay_and_is_closed(monkeypatch, identity):
+    """The preview path (cv2 GUI replaced: CI has no display): every stylised frame is shown with
+    the fps/model line drawn in its top-left corner only, keys come from cv2.waitKey, and the window
+    is destroyed even when the source fails mid-stream."""
+    import realtime_nst.webcam as webcam
+
+    calls = {"named": 0, "destroyed": 0, "shown": []}
+    monkeypatch.setattr(webcam.cv2, "namedWindow", lambda *a: calls.__setitem__("named", calls["named"] + 1))
+    monkeypatch.setattr(webcam.cv2, "destroyWindow", lambda *a: calls.__setitem__("destroyed", calls["destroyed"] + 1))
+    monkeypatch.setattr(webcam.cv2, "imshow", lambda name, img: calls["shown"].append(img.copy()))
+    keys = iter([-1, -1, ord("q")])
+    monkeypatch.setattr(webcam.cv2, "waitKey", lambda delay: next(keys, -1))
+
+    class Source:
+        def read(self):
+            return np.full((64, 160, 3), 90, np.uint8)
+
+    with OnnxStylizer(identity) as st:
+        n = run_live(Source(), [st], window=True)
+    assert n == 3 and calls["named"] == 1 and calls["destroyed"] == 1 and len(calls["shown"]) == 3
+    shown = calls["shown"][-1]
+    assert shown.shape == (64, 160, 3)
+    assert np.any(shown[:30, :] != 90), "no overlay text in the top-left corner"
+    assert np.all(shown[32:, :] == 90), "the overlay must not touch the rest of the frame"
+
+    class Failing:
+        def read(self):
+            raise CameraError("camera 0 disconnected")
+
+    with OnnxStylizer(identity) as st, pytest.raises(CameraError):
+        run_live(Failing(), [st], window=True)
+    assert calls["destroyed"] == 2
