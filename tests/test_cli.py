@@ -76,3 +76,20 @@ def test_bench_prints_rows(identity, capsys):
     assert len(out) == 2 and "64x48" in out[1] and "fps" in out[1]
     values = out[1].split()
     assert float(values[-4]) > 0 and float(values[-2]) > 0  # model fps and end-to-end fps
+
+
+def test_bench_rounds_alternate_models_and_report_median_and_range(identity, tmp_path, capsys):
+    other = onnx_model(tmp_path / "other.onnx", kind="first_channel")
+    args = ["bench", "--model", str(identity), "--model", str(other), "--sizes", "64x48,32x32", "--frames", "2",
+            "--warmup", "0", "--model-only", "--rounds", "3", "--input-range", "0-1"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    out = captured.out.strip().splitlines()
+    assert "range" in out[0] and len(out) == 1 + 2 * 2  # one summary row per model and size, not one per round
+    assert captured.err.count("round") == 3
+    for line in out[1:]:
+        lo, hi = (float(v) for v in line.split()[-1].split("-"))
+        median = float(line.split()[-4])
+        assert 0 < lo <= median <= hi
+    assert main(["bench", "--model", str(identity), "--rounds", "0"]) == 2
+    assert "--rounds" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..frames import parse_size
 
@@ -18,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="provider(s) to measure; repeat for several (default: auto)")
     p.add_argument("--frames", type=int, default=30, help="timed frames per measurement (default: 30)")
     p.add_argument("--warmup", type=int, default=5, help="untimed frames first (default: 5)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure everything N times, models and sizes alternating, and print each row's median fps "
+                        "with its range over the rounds: a shared or noisy machine drifts, and alternating keeps "
+                        "a comparison of models fair (default: 1)")
     p.add_argument("--model-only", action="store_true", help="skip the end-to-end pipeline measurement")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
     p.add_argument("--input-range", choices=["0-255", "0-1"], help="for foreign models (see rtnst video --help)")
@@ -27,21 +32,42 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import statistics
+
     from ..bench import bench
     from ..errors import OptionError
     from ..registry import resolve_model
 
-    if args.frames <= 0 or args.warmup < 0:
-        raise OptionError("--frames must be positive and --warmup not negative")
+    if args.frames <= 0 or args.warmup < 0 or args.rounds <= 0:
+        raise OptionError("--frames and --rounds must be positive and --warmup not negative")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     opts = dict(input_range=args.input_range, channel_order=args.channel_order, pad_multiple=args.pad_multiple)
-    print(f"{'model':28} {'provider':22} {'size':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}")
-    for model in args.model or [None]:
-        path = resolve_model(model)
-        for device in args.device or ["auto"]:
-            for r in bench(str(path), sizes, device=device, frames=args.frames, warmup=args.warmup,
-                           end_to_end=not args.model_only, threads=args.threads, **opts):
-                e2e = f"{r.end_to_end_fps:8.1f} fps" if r.end_to_end_fps else "         -"
-                print(f"{r.model[:28]:28} {r.provider[:22]:22} {r.size[0]:>5}x{r.size[1]:<4} "
-                      f"{1000 / r.model_ms:10.1f} {1000 / r.frame_ms:10.1f} {e2e:>11}", flush=True)
+    paths = [resolve_model(m) for m in args.model or [None]]
+    print(f"{'model':28} {'provider':22} {'size':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}"
+          + ("  model fps range" if args.rounds > 1 else ""))
+    rows: dict[tuple, list] = {}
+    for i in range(args.rounds):
+        for path in paths:
+            for device in args.device or ["auto"]:
+                for r in bench(str(path), sizes, device=device, frames=args.frames, warmup=args.warmup,
+                               end_to_end=not args.model_only, threads=args.threads, **opts):
+                    if args.rounds == 1:
+                        _print_row(r.model, r.provider, r.size, 1000 / r.model_ms, 1000 / r.frame_ms, r.end_to_end_fps)
+                    rows.setdefault((str(path), device, r.size), []).append(r)
+        if args.rounds > 1:
+            print(f"rtnst: round {i + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+    if args.rounds > 1:
+        for runs in rows.values():
+            fps = [1000 / r.model_ms for r in runs]
+            e2e = [r.end_to_end_fps for r in runs if r.end_to_end_fps]
+            _print_row(runs[0].model, runs[0].provider, runs[0].size, statistics.median(fps),
+                       statistics.median([1000 / r.frame_ms for r in runs]), statistics.median(e2e) if e2e else None,
+                       extra=f"  {min(fps):.1f}-{max(fps):.1f}")
     return 0
+
+
+def _print_row(model: str, provider: str, size: tuple[int, int], model_fps: float, frame_fps: float,
+               e2e_fps: float | None, *, extra: str = "") -> None:
+    e2e = f"{e2e_fps:8.1f} fps" if e2e_fps else "         -"
+    print(f"{model[:28]:28} {provider[:22]:22} {size[0]:>5}x{size[1]:<4} {model_fps:10.1f} {frame_fps:10.1f} {e2e:>11}{extra}",
+          flush=True)
