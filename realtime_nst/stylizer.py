@@ -161,6 +161,9 @@ class OnnxStylizer:
         threads: int | None = None,
         spin: bool = True,
     ) -> None:
+        for flag, value in (("--max-side", max_side_px), ("--pad-multiple", pad_multiple), ("--threads", threads)):
+            if value is not None and value < 1:  # 0 would otherwise mean "not given" further down
+                raise OptionError(f"{flag} must be a positive whole number, got {value}")
         self._session = open_session(model, device=device, threads=threads, spin=spin)
         self.info = inspect_model(self._session, Path(model), input_range=input_range,
                                   channel_order=channel_order, pad_multiple=pad_multiple)

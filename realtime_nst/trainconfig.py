@@ -62,6 +62,9 @@ class TrainConfig:
         for name in ("image_size_px", "style_size_px", "batch_size", "steps", "checkpoint_every", "preview_every"):
             if getattr(self, name) <= 0:
                 raise OptionError(f"--{name.replace('_px', '').replace('_', '-')} must be positive, got {getattr(self, name)}")
+        multiple = nets.NETWORKS[self.tier].PAD_MULTIPLE  # the net's strides: other sizes break its skips
+        if self.image_size_px % multiple:
+            raise OptionError(f"--image-size must be a multiple of {multiple} for the {self.tier} net, got {self.image_size_px}")
         for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "border_weight", "lr"):
             if (getattr(self, name) or 0) < 0 or (name == "lr" and self.lr == 0):
                 raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")

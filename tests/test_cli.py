@@ -67,6 +67,17 @@ def test_image_bad_inputs(tmp_path, identity, capsys):
     assert "format" in capsys.readouterr().err
     assert main(["image", str(src), str(tmp_path / "o.png"), "--model", str(identity), "--strength", "2"]) == 2
     assert "strength" in capsys.readouterr().err
+    # Options argparse converts (sizes) and numbers where 0 would silently mean "not given".
+    for bad, words in ((["--output-size", "abc"], "WIDTHxHEIGHT"), (["--output-size", "0x5"], "positive"),
+                       (["--max-side", "0"], "--max-side"), (["--pad-multiple", "0"], "--pad-multiple"),
+                       (["--threads", "-1"], "--threads")):
+        try:
+            code = main(["image", str(src), str(tmp_path / "o.png"), "--model", str(identity), *bad])
+        except SystemExit as exc:  # argparse's own errors exit while parsing
+            code = exc.code
+        assert code == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o.png").exists()
 
 

@@ -72,7 +72,8 @@ def test_epochs_and_quality_tier(photo_dir, tiny_vgg16_file, tmp_path):
 
 @pytest.mark.parametrize("bad, match", [(dict(batch_size=0), "--batch-size"), (dict(epochs=0), "--epochs"),
                                         (dict(amp="fp8"), "--amp"), (dict(lr=0), "--lr"),
-                                        (dict(tier="fast"), "--tier")])
+                                        (dict(tier="fast"), "--tier"), (dict(image_size_px=20), "multiple of 8"),
+                                        (dict(tier="quality", image_size_px=30), "multiple of 4")])
 def test_bad_options(photo_dir, tiny_vgg16_file, tmp_path, bad, match):
     with pytest.raises(OptionError, match=match):
         tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "x.pt", **bad).check()

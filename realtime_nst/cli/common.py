@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import OptionError
 from ..frames import parse_size
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    """parse_size as an argparse type: a bad WxH becomes argparse's one-line error, not a traceback."""
+    try:
+        return parse_size(text)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_model_options(p: argparse.ArgumentParser, *, many: bool = False, positional: bool = False) -> None:
@@ -20,7 +29,7 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False, positio
                    help="execution provider; auto tries TensorRT, then CUDA, then CPU (default: auto)")
     g.add_argument("--max-side", type=int, metavar="PX", dest="max_side_px",
                    help="resize so the long side is at most PX for inference; output is at source size")
-    g.add_argument("--output-size", type=parse_size, metavar="WxH", help="output frame size (default: source size)")
+    g.add_argument("--output-size", type=size_arg, metavar="WxH", help="output frame size (default: source size)")
     g.add_argument("--preserve-color", action="store_true", help="keep the source colours (transfer luminance only)")
     g.add_argument("--strength", type=float, default=1.0, metavar="0..1", help="blend with the source: 1 = full style (default), 0 = source")
     f = p.add_argument_group("foreign models (ONNX files not exported by rtnst)")
