@@ -24,11 +24,15 @@ class FrameSink(Protocol):
     def close(self) -> None: ...
 
 
+def check_not_input(path: Path, inputs) -> None:
+    """Refuse an output that is one of the inputs, --overwrite or not: the user's source would be lost."""
+    if path.exists() and any(Path(i).exists() and path.resolve() == Path(i).resolve() for i in inputs):
+        raise OutputError(f"output {path} is an input file; choose another name")
+
+
 def check_output_path(path: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Fail before any work if the output cannot or may not be written."""
-    for inp in inputs:
-        if inp.exists() and path.exists() and path.resolve() == inp.resolve():
-            raise OutputError(f"output {path} is the input file; choose another name")
+    check_not_input(path, inputs)
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists; pass --overwrite to replace it")
     if path.is_dir():

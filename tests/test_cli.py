@@ -79,6 +79,13 @@ def test_image_bad_inputs(tmp_path, identity, capsys):
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o.png").exists()
+    # An output that is an input is refused even with --overwrite: the source would be lost.
+    before = src.read_bytes()
+    assert main(["image", str(src), str(src), "--model", str(identity), "--overwrite"]) == 2
+    assert "is an input file" in capsys.readouterr().err
+    assert main(["image", str(tmp_path), str(tmp_path), "--model", str(identity), "--overwrite"]) == 2
+    assert "is an input file" in capsys.readouterr().err
+    assert src.read_bytes() == before
 
 
 def test_bench_prints_rows(identity, capsys):

@@ -307,6 +307,8 @@ def test_cli_errors_are_one_line_and_exit_2(assets, tmp_path, monkeypatch, capsy
         (_base(assets, tmp_path / "h.png", "--style-blend", "1,2"), "2 weights for 1 style images"),
         (_base(assets, tmp_path / "i.png", "--vgg-weights", str(tmp_path / "none.safetensors")),
          "none.safetensors does not exist"),
+        (["optimize", str(out), assets["style_a_path"], str(out), "--overwrite", "--vgg-weights", assets["vgg19"]],
+         "is an input file"),
     ]
     for argv, msg in cases:
         assert _main(monkeypatch, *argv) == 2, argv

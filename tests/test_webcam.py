@@ -23,6 +23,10 @@ def test_video_file_stands_in_for_a_camera(tmp_path, identity, capsys):
     assert code == 0
     info = probe(rec)
     assert 1 <= info["count"] <= 30 and info["size"] == (64, 48)
+    before = clip.read_bytes()
+    code = main(["webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--record", str(clip),
+                 "--overwrite"])
+    assert code == 2 and "is an input file" in capsys.readouterr().err and clip.read_bytes() == before
 
 
 def test_camera_that_does_not_open(capsys, identity):

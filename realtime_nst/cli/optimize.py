@@ -101,9 +101,13 @@ def _snapshot_path(out: Path, step: int) -> Path:
     return out.with_name(f"{out.stem}_iter{step:04d}{out.suffix}")
 
 
-def _check_outputs(out: Path, snapshots: list[Path], overwrite: bool) -> None:
+def _check_outputs(out: Path, snapshots: list[Path], overwrite: bool, inputs: list[str]) -> None:
     """Fail before minutes of work, not after."""
     from ..imageio import IMAGE_SUFFIXES
+    from ..sinks import check_not_input
+
+    for path in [out, *snapshots]:
+        check_not_input(path, inputs)
 
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {out}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
@@ -136,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     total = cfg.iterations * cfg.scales
     every = args.save_every
-    _check_outputs(out, [_snapshot_path(out, s) for s in range(every, total + 1, every)] if every else [], args.overwrite)
+    _check_outputs(out, [_snapshot_path(out, s) for s in range(every, total + 1, every)] if every else [], args.overwrite,
+                   [args.content, *args.styles])
     content = read_image(args.content)
     styles = [read_image(s) for s in args.styles]
 

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames <= 0:
         raise OptionError(f"--max-frames must be positive, got {args.max_frames}")
     if args.record:
-        check_output_path(Path(args.record), overwrite=args.overwrite)
+        check_output_path(Path(args.record), overwrite=args.overwrite, inputs=(Path(str(args.camera)),))
     snap_dir = Path(args.snapshot_dir)
     if not snap_dir.is_dir():
         raise OptionError(f"--snapshot-dir {snap_dir} is not a folder")
