@@ -250,6 +250,8 @@ def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8:
         raise OptionError(f"the output must end in .onnx, got {out}")
     if int8 and not calib:
         raise OptionError("--int8 needs --calib DIR (a folder of photos for calibration)")
+    if int8 and not Path(calib).is_dir():  # before anything is written, not after the fp32 export
+        raise OptionError(f"--calib {calib} is not a folder")
     if opset < 17:
         raise OptionError(f"--opset must be at least 17, got {opset}")
     targets = [out] + [out.with_suffix(f".{p}.onnx") for p, on in (("fp16", fp16), ("int8", int8)) if on]

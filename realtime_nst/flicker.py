@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from pathlib import Path
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -181,8 +182,9 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
 
 def write_csv(path: str | os.PathLike, results: dict[str, ClipResult]) -> None:
     """Long format: frame, smooth, e_warp (empty for frame 0), style_distance (empty if not sampled)."""
+    tmp = Path(path).with_name(Path(path).name + ".part")  # renamed when complete: never a half-written file
     try:
-        with open(path, "w", newline="") as f:
+        with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["frame", "smooth", "e_warp", "style_distance"])
             for name, res in results.items():
@@ -191,7 +193,9 @@ def write_csv(path: str | os.PathLike, results: dict[str, ClipResult]) -> None:
                     e = f"{res.e_warp[t - 1]:.6g}" if t >= 1 else ""
                     s = f"{style[t]:.6g}" if t in style else ""
                     w.writerow([t, name, e, s])
+        os.replace(tmp, path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
 
 
@@ -210,9 +214,13 @@ def plot(path: str | os.PathLike, results: dict[str, ClipResult], *, title: str 
     ax.set_title(title or "flicker (Lai et al. 2018 warping error)")
     ax.legend()
     fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
     try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+        os.replace(tmp, path)
+    except (OSError, ValueError) as exc:  # ValueError: a suffix matplotlib cannot write
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
     finally:
         plt.close(fig)

@@ -101,6 +101,9 @@ def test_refusals(realtime_export, tmp_path):
         ex.export(folder / "mosaic.pt", folder / "mosaic-realtime.onnx")
     with pytest.raises(OptionError, match="--calib"):
         ex.export(folder / "mosaic.pt", tmp_path / "m.onnx", int8=True)
+    with pytest.raises(OptionError, match="not a folder"):
+        ex.export(folder / "mosaic.pt", tmp_path / "m.onnx", int8=True, calib=tmp_path / "no_photos")
+    assert not (tmp_path / "m.onnx").exists()  # refused before the fp32 model was written
     with pytest.raises(OptionError, match=".onnx"):
         ex.export(folder / "mosaic.pt", tmp_path / "m.pb")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

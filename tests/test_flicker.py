@@ -172,6 +172,15 @@ def test_cli_eval_flicker_bad_options(tmp_path, identity, capsys):
         main(["eval", "flicker", str(identity), str(clip), "--smooth", "none,median"])
     err = capsys.readouterr().err
     assert "--max-frames" in err and "--smooth-strength" in err and "does not exist" in err
+    # --csv/--plot never replace a file silently, and are checked before the work starts.
+    kept = tmp_path / "kept.csv"
+    kept.write_text("mine")
+    assert main(["eval", "flicker", str(identity), str(clip), "--csv", str(kept)]) == 2
+    assert main(["eval", "flicker", str(identity), str(clip), "--plot", str(tmp_path / "nodir" / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "does not exist" in err and kept.read_text() == "mine"
+    assert main(["-q", "eval", "flicker", str(identity), str(clip), "--csv", str(kept), "--overwrite"]) == 0
+    assert kept.read_text().startswith("frame,smooth") and not list(tmp_path.glob("*.part"))
 
 
 def test_cli_eval_quality(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys):

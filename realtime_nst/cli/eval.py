@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 
 from ..errors import OptionError
 from ..smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
@@ -51,6 +52,7 @@ def register(sub) -> None:
     f.add_argument("--max-frames", type=int, metavar="N", help="only the first N frames")
     f.add_argument("--csv", metavar="F.csv", help="write per-frame E_warp and style distance")
     f.add_argument("--plot", metavar="F.png", help="plot E_warp per frame (needs matplotlib)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing --csv or --plot file")
     add_model_options(f, positional=True)
     f.set_defaults(handler=run_flicker)
 
@@ -108,12 +110,15 @@ def run_quality(args: argparse.Namespace) -> int:
 def run_flicker(args: argparse.Namespace) -> int:
     from ..flicker import evaluate_flicker, plot, read_video, write_csv
     from ..imageio import read_image
+    from ..sinks import check_output_path
     from ..smoothing import make_smoother, strength_for
 
     if args.max_frames is not None and args.max_frames < 2:
         raise OptionError(f"--max-frames must be at least 2 (flicker is between frames), got {args.max_frames}")
     if args.style_every < 1:
         raise OptionError(f"--style-every must be at least 1, got {args.style_every}")
+    for path in filter(None, (args.csv, args.plot)):  # before minutes of work, not after
+        check_output_path(Path(path), overwrite=args.overwrite, inputs=(Path(args.video),))
     meter = None
     if args.style:
         from ..evaluate import QualityMeter
