@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
@@ -126,6 +127,7 @@ class StepInfo:
 class OptimizeResult:
     frame: np.ndarray
     history: list[dict[str, float]]  # terms of every evaluation, in order
+    stopped: bool = False  # ``stop`` was set: the result so far (at the final size), not the full run
 
 
 def scale_sizes(width: int, height: int, max_side_px: int, scales: int) -> list[tuple[int, int]]:
@@ -190,8 +192,9 @@ def _min_side_px(vgg: VGGFeatures, layers: list[str]) -> int:
 
 
 def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig | None = None, *,
-             callback: Callable[[StepInfo], None] | None = None) -> OptimizeResult:
-    """Stylise ``content`` (a BGR frame) with ``styles`` (frames); returns the image at ``cfg.max_side_px``."""
+             callback: Callable[[StepInfo], None] | None = None, stop: threading.Event | None = None) -> OptimizeResult:
+    """Stylise ``content`` (a BGR frame) with ``styles`` (frames); returns the image at ``cfg.max_side_px``.
+    When ``stop`` is set (Ctrl-C in the CLI) the run ends after the iteration in progress."""
     cfg = cfg or OptimizeConfig()
     cfg.check(len(styles))
     for frame in [content, *styles]:
@@ -259,4 +262,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig 
             history.append(dict(terms))
             if callback:
                 callback(StepInfo(len(history), total, scale, dict(terms), partial(_render, x, c_frame, cfg.preserve_color)))
+            if stop is not None and stop.is_set():
+                # A coarse pass's image is scaled up so the file has the size the user asked for.
+                frame = _render(x, c_frame, cfg.preserve_color)
+                return OptimizeResult(fr.resize(frame, sizes[-1]) if (w, h) != sizes[-1] else frame, history, stopped=True)
     return OptimizeResult(_render(x, c_frame, cfg.preserve_color), history)

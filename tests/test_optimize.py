@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from realtime_nst import cli
+from realtime_nst import frames as fr
 from realtime_nst.errors import InputError, ModelError, OptionError
 from realtime_nst.imageio import read_image, write_image
 from realtime_nst.optimize import Objective, OptimizeConfig, optimize, parse_layers, scale_sizes
@@ -157,6 +158,24 @@ def test_coarse_to_fine_and_callback(assets):
     assert r.history[3]["content"] > 0
     with pytest.raises(OptionError, match="at least 16 px"):  # relu5_1 sits behind 4 poolings
         optimize(assets["content"], [assets["style_a"]], _cfg(assets, scales=3))
+
+
+def test_stop_ends_after_the_iteration_with_the_result_so_far_at_full_size(assets):
+    import threading
+
+    stop = threading.Event()
+    coarse = []
+
+    def on_step(info):
+        coarse.append(info.frame())
+        if info.step == 2:
+            stop.set()  # what Ctrl-C does in the CLI
+
+    r = optimize(assets["content"], [assets["style_a"]], _cfg(assets, scales=2, iterations=3, **SHALLOW),
+                 callback=on_step, stop=stop)
+    assert r.stopped and len(r.history) == 2
+    assert r.frame.shape == (30, 40, 3)  # the coarse pass's image, scaled to the size asked for
+    assert np.abs(r.frame.astype(float) - fr.resize(coarse[-1], (40, 30)).astype(float)).max() <= 1
 
 
 @pytest.mark.skipif(not winograd_available(), reason="this PyTorch has no NNPACK")

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from ..errors import ModelError, OptionError, OutputError
@@ -35,7 +36,8 @@ def register(sub) -> None:
         description="Style transfer by optimisation (Gatys, Ecker & Bethge 2016): starting from the content image "
         "(or noise, or the style), change the pixels until VGG sees the content's features and the style's Gram "
         "matrices. Loss terms are relative (a term of 0.1 is a 10 percent mismatch), so the weights do not depend on "
-        "the VGG file's input convention. Slow on CPU: a few seconds per iteration at 512 px; CUDA is used when present.",
+        "the VGG file's input convention. Slow on CPU: a few seconds per iteration at 512 px; CUDA is used when present. "
+        "Ctrl-C ends the run after the iteration in progress and still writes the result so far.",
         formatter_class=_Formatter,
     )
     p.add_argument("content", metavar="CONTENT", help="content image")
@@ -124,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..imageio import read_image, write_image
     from ..optimize import OptimizeConfig, optimize, parse_layers
+    from ..pipeline import stop_on_signals
 
     if args.save_every is not None and args.save_every <= 0:
         raise OptionError(f"--save-every must be positive, got {args.save_every}")
@@ -158,16 +161,21 @@ def run(args: argparse.Namespace) -> int:
         if every and info.step % every == 0:
             write_image(_snapshot_path(out, info.step), info.frame(), overwrite=True)  # checked up front
 
+    stop = threading.Event()  # Ctrl-C / SIGTERM: finish the iteration, write the result so far
     try:
-        result = optimize(content, styles, cfg, callback=on_step)
+        with stop_on_signals(stop):
+            result = optimize(content, styles, cfg, callback=on_step, stop=stop)
     finally:
         if bars:
             bars[0].close()
     write_image(out, result.frame, overwrite=args.overwrite)
     first, last = result.history[0]["total"], result.history[-1]["total"]
+    if result.stopped:
+        log.warning("rtnst: interrupted: %s holds the result after iteration %d of %d (incomplete)", out,
+                    len(result.history), total)
     log.info("rtnst: wrote %s (%dx%d); total loss %.4g -> %.4g", out, result.frame.shape[1], result.frame.shape[0], first, last)
     _report_distances(args, content, styles, result.frame, quiet=quiet)
-    return 0
+    return 130 if result.stopped else 0  # as video and train: the run did not finish
 
 
 def _report_distances(args: argparse.Namespace, content, styles, output, *, quiet: bool) -> None:
