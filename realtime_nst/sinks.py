@@ -172,6 +172,9 @@ class VideoFileSink:
         still gives a playable file with the frames written so far, and audio of the same length."""
         if self._closed:
             return
+        if self.frames_written == 0:  # FFmpeg never created the file: say so instead of an empty video
+            self.abort()
+            raise OutputError(f"no frames to write: {self.path} was not created")
         self._closed = True
         try:
             for packet in self._video.encode(None):

@@ -190,3 +190,18 @@ def test_window_shows_each_frame_with_its_overlay_and_is_closed(monkeypatch, ide
     with OnnxStylizer(identity) as st, pytest.raises(CameraError):
         run_live(Failing(), [st], window=True)
     assert calls["destroyed"] == 2
+
+
+def test_one_frame_clip_is_recorded_whole_and_an_empty_recording_is_an_error(tmp_path, identity, capsys):
+    from realtime_nst.errors import OutputError
+    from realtime_nst.sinks import VideoFileSink
+
+    clip = write_clip(tmp_path / "one.mp4", frames=1, audio=None)
+    rec = tmp_path / "rec.mp4"
+    assert main(["webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--record", str(rec)]) == 0
+    assert probe(rec)["count"] == 1  # the frame read to learn the size is recorded too
+    empty = VideoFileSink(tmp_path / "empty.mp4", width=64, height=48, fps=30)
+    with pytest.raises(OutputError, match="no frames to write"):
+        empty.close()
+    empty.close()  # safe twice
+    assert sorted(p.name for p in tmp_path.iterdir() if "empty" in p.name) == []

@@ -38,6 +38,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+class _Peeked:
+    """The source with the frame read to learn the output size put back in front: it is shown and
+    recorded like every other (a video file standing in for a camera keeps its first frame)."""
+
+    def __init__(self, source, first) -> None:
+        self.source, self.first = source, first
+
+    def read(self):
+        first, self.first = self.first, None
+        return first if first is not None else self.source.read()
+
+    def __getattr__(self, name):  # fps, frames_dropped, ... of the real source
+        return getattr(self.source, name)
+
+
 class _TimedRecorder:
     """Records live frames with wall-clock timestamps, so the file plays at the real pace."""
 
@@ -92,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 sinks.append(VirtualCameraSink(w, h, source.fps, device=args.vcam_device, backend=args.vcam_backend))
             stop = threading.Event()
             with stop_on_signals(stop):
-                n = run_live(source, stylizers, window=not args.no_window, sinks=sinks, smoother=smoother,
+                n = run_live(_Peeked(source, first), stylizers, window=not args.no_window, sinks=sinks, smoother=smoother,
                              snapshot_dir=snap_dir, max_frames=args.max_frames, stop=stop)
             log.info("rtnst: %d frames stylised, %d camera frames dropped to keep latency low", n, source.frames_dropped)
     except OutputError:
