@@ -54,6 +54,7 @@ class VideoFileSource:
         self.frames_read = 0
         self.pts: int | None = None  # timestamp of the last frame read, in ``time_base``
         self._frames: Iterator | None = None
+        self._told_rotation = False
 
     def _estimate_frames(self) -> int | None:
         duration = self.stream.duration
@@ -87,7 +88,22 @@ class VideoFileSource:
             return None
         self.frames_read += 1
         self.pts = frame.pts
-        return frame.to_ndarray(format="bgr24")
+        image = frame.to_ndarray(format="bgr24")
+        # Phones store portrait video as landscape frames plus a display matrix that players apply;
+        # we turn the frames upright as players show them (and as ffmpeg's autorotate does), so the
+        # output, which carries no such matrix, plays the same way up. PyAV gives the matrix's angle
+        # counterclockwise: -90 (an iPhone portrait clip) means turn clockwise.
+        angle = round(getattr(frame, "rotation", 0) or 0) % 360
+        if angle not in (90, 180, 270):
+            return image
+        import cv2
+
+        if not self._told_rotation:
+            self._told_rotation = True
+            log.info("rtnst: %s is stored rotated by %d degrees; its frames are turned upright as players show them",
+                     self.path.name, (360 - angle) % 360)
+        turn = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}[angle]
+        return cv2.rotate(image, turn)
 
     def _check_complete(self) -> None:
         # A file cut short still demuxes cleanly up to the cut: compare with what its header promises.

@@ -115,3 +115,17 @@ def probe(path: Path) -> dict:
             info["audio_samples"] = sum(f.samples for f in c.decode(audio=0))
             info["audio_rate"] = a.codec_context.sample_rate
     return info
+
+
+def rotate_clip(src: Path, out: Path) -> Path:
+    """A copy of an MP4 whose track header holds the display matrix of an iPhone portrait clip
+    (players turn its frames 90 degrees clockwise). PyAV cannot write one, so the 'tkhd' box is patched."""
+    import struct
+
+    data = bytearray(src.read_bytes())
+    i = data.find(b"tkhd")
+    fields = 20 if data[i + 4] == 0 else 32  # version 0 or 1: 32- or 64-bit times
+    offset = i + 4 + 4 + fields + 8 + 8  # past version/flags, times and track id, reserved, layer..volume
+    data[offset:offset + 36] = struct.pack(">9I", 0, 0x10000, 0, (-0x10000) & 0xFFFFFFFF, 0, 0, 0, 0, 0x40000000)
+    out.write_bytes(bytes(data))
+    return out

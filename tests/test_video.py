@@ -182,3 +182,21 @@ def test_smoothing_option_keeps_every_frame(tmp_path, identity, smooth):
     assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", smooth,
                  "--smooth-strength", "0.5"]) == 0
     assert probe(out)["count"] == 10
+
+
+def test_rotated_phone_clip_is_turned_upright(tmp_path, identity):
+    import cv2
+
+    from fakes import rotate_clip
+    from realtime_nst.sources import VideoFileSource
+
+    clip = write_clip(tmp_path / "c.mp4", frames=3, audio=None)
+    turned = rotate_clip(clip, tmp_path / "portrait.mp4")
+    with VideoFileSource(clip) as plain, VideoFileSource(turned) as portrait:
+        stored, upright = plain.read(), portrait.read()
+    assert stored.shape == (48, 64, 3) and upright.shape == (64, 48, 3)
+    assert np.array_equal(upright, cv2.rotate(stored, cv2.ROTATE_90_CLOCKWISE))  # as a player shows it
+    out = tmp_path / "out.mp4"
+    with OnnxStylizer(identity) as st:
+        stylize_video(turned, out, st, progress=False)
+    assert probe(out)["size"] == (48, 64) and probe(out)["count"] == 3
