@@ -79,6 +79,12 @@ def test_image_bad_inputs(tmp_path, identity, capsys):
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o.png").exists()
+    # One image into a folder that does not exist yet: made, as for several; a file into a missing
+    # folder: refused before the model is even loaded.
+    assert main(["image", str(src), str(tmp_path / "new_folder"), "--model", str(identity)]) == 0
+    assert (tmp_path / "new_folder" / "in.png").is_file()
+    assert main(["image", str(src), str(tmp_path / "missing" / "o.png"), "--model", str(tmp_path / "no.onnx")]) == 2
+    assert "folder" in capsys.readouterr().err
     # An output that is an input is refused even with --overwrite: the source would be lost.
     before = src.read_bytes()
     assert main(["image", str(src), str(src), "--model", str(identity), "--overwrite"]) == 2

@@ -68,10 +68,18 @@ def run(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         raise OutputError(f"{existing[0]} exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
                           + "; pass --overwrite to replace")
-    if len(pairs) > 1:
-        Path(args.output).mkdir(parents=True, exist_ok=True)
+    out = Path(args.output)
+    if pairs[0][1] == out:  # file to file: its folder must exist (checked before the model loads)
+        parent = out.parent if str(out.parent) else Path(".")
+        if not parent.is_dir():
+            raise OutputError(f"cannot write {out}: folder {parent} does not exist")
+    else:  # into a folder, made if needed (as for several inputs)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot make the output folder {out}: {exc.strerror}") from None
     with make_stylizer(args) as stylizer:
         for src, dst in tqdm(pairs, unit="image", disable=args.quiet or len(pairs) == 1):
             write_image(dst, stylizer.stylize(read_image(src)), overwrite=args.overwrite)
-    log.info("rtnst: wrote %s", pairs[0][1] if len(pairs) == 1 else f"{len(pairs)} images to {args.output}")
+    log.info("rtnst: wrote %s", pairs[0][1] if len(pairs) == 1 else f"{len(pairs)} images to {out}")
     return 0
