@@ -15,6 +15,7 @@ from .errors import OutputError
 log = logging.getLogger("rtnst")
 
 _VIDEO_CODECS = ("libx264", "h264", "mpeg4")  # first one available that the container takes
+_FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
 
 
 @runtime_checkable
@@ -72,6 +73,7 @@ class VideoFileSink:
             self._discard()
             raise OutputError(f"no video encoder for the {self.path.suffix} container; use .mp4 or .mkv")
         self.fps = Fraction(fps)
+        self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED
         self._video = self._out.add_stream(codec, rate=self.fps)
         self._video.width, self._video.height = width, height
         # 4:2:0 needs even sizes; odd sizes keep full chroma instead of losing a row/column.
@@ -79,8 +81,12 @@ class VideoFileSink:
         self._video.pix_fmt = "yuv420p" if even or codec != "libx264" else "yuv444p"
         if codec == "libx264":
             self._video.options = {"crf": str(crf), "preset": "veryfast"}
+        if self._numbered:  # AVI cannot order B-frames (no presentation timestamps): players would shuffle them
+            self._video.codec_context.max_b_frames = 0
         # Encoder and stream share the source's time base, so source timestamps pass through unchanged.
-        tb = Fraction(time_base) if time_base else 1 / self.fps
+        # AVI has no timestamps, only a frame rate: there frames are numbered at fps (with the source's
+        # fine time base its muxer wrote a 600 fps stream padded with empty frames).
+        tb = Fraction(time_base) if time_base and not self._numbered else 1 / self.fps
         self._video.time_base = self._video.codec_context.time_base = tb
         self._tb = tb  # the muxer may change the stream's time base when it writes the header
         self.frames_written = 0
@@ -151,7 +157,7 @@ class VideoFileSink:
         if self._closed:
             raise OutputError(f"{self.path} is already closed")
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
-        if pts is None:
+        if pts is None or self._numbered:
             vf.pts = round(self.frames_written / self.fps / self._tb)
         else:
             if self._pts0 is None:

@@ -54,6 +54,14 @@ def test_frames_stay_in_order(tmp_path, identity):
     assert report.frames_written == 12 and not report.interrupted
     means = [f.mean() for f in probe(out)["frames"]]
     assert means == sorted(means) and means[-1] - means[0] > 150
+    # AVI stores a frame rate, not timestamps: frames are numbered at the source's rate, without B-frames
+    avi = tmp_path / "out.avi"
+    with OnnxStylizer(identity) as st:
+        stylize_video(src, avi, st, progress=False)
+    info = probe(avi)
+    assert info["rate"] == Fraction(30000, 1001) and info["count"] == 12
+    means = [f.mean() for f in info["frames"]]
+    assert means == sorted(means)
 
 
 class StopAfter:
