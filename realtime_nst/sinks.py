@@ -14,7 +14,7 @@ from .errors import OutputError
 
 log = logging.getLogger("rtnst")
 
-_VIDEO_CODECS = ("libx264", "h264", "mpeg4")  # first one available that the container takes
+_VIDEO_CODECS = ("libx264", "h264", "mpeg4", "libvpx-vp9")  # the first the container takes (VP9: .webm)
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
 
 
@@ -65,13 +65,13 @@ class VideoFileSink:
         try:
             self._out = av.open(str(self.tmp), "w")
         except ValueError:
-            raise OutputError(f"cannot tell the video format of {self.path} from its suffix (use .mp4, .mkv, .mov, .avi)") from None
+            raise OutputError(f"cannot tell the video format of {self.path} from its suffix (use .mp4, .mkv, .mov, .webm, .avi)") from None
         except av.error.FFmpegError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         codec = next((c for c in _VIDEO_CODECS if c in av.codecs_available and c in self._out.supported_codecs), None)
         if codec is None:
             self._discard()
-            raise OutputError(f"no video encoder for the {self.path.suffix} container; use .mp4 or .mkv")
+            raise OutputError(f"no video encoder for the {self.path.suffix} container; use .mp4, .mkv or .webm")
         self.fps = Fraction(fps)
         self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED
         self._video = self._out.add_stream(codec, rate=self.fps)
@@ -81,6 +81,9 @@ class VideoFileSink:
         self._video.pix_fmt = "yuv420p" if even or codec != "libx264" else "yuv444p"
         if codec == "libx264":
             self._video.options = {"crf": str(crf), "preset": "veryfast"}
+        elif codec == "libvpx-vp9":  # constant quality on VP9's 0..63 scale; its default speed is far too slow
+            self._video.options = {"crf": str(round(crf * 63 / 51)), "b": "0", "deadline": "realtime",
+                                   "cpu-used": "8", "row-mt": "1"}
         if self._numbered:  # AVI cannot order B-frames (no presentation timestamps): players would shuffle them
             self._video.codec_context.max_b_frames = 0
         # Encoder and stream share the source's time base, so source timestamps pass through unchanged.
@@ -112,7 +115,11 @@ class VideoFileSink:
                 self._audio.append((s, out, False))
             else:
                 target = self._out.default_audio_codec
-                out = self._out.add_stream(target, rate=s.codec_context.sample_rate)
+                # Opus, say, has no 44.1 kHz: take the next rate the encoder has (PyAV resamples to it).
+                rate, rates = s.codec_context.sample_rate, av.codec.Codec(target, "w").audio_rates
+                if rates and rate not in rates:
+                    rate = min((r for r in rates if r >= rate), default=max(rates))
+                out = self._out.add_stream(target, rate=rate)
                 log.info("rtnst: audio %s cannot go into %s as is; re-encoding it to %s", name, self.path.suffix, target)
                 self._audio.append((s, out, True))
         if streams:

@@ -208,3 +208,13 @@ def test_rotated_phone_clip_is_turned_upright(tmp_path, identity):
     with OnnxStylizer(identity) as st:
         stylize_video(turned, out, st, progress=False)
     assert probe(out)["size"] == (48, 64) and probe(out)["count"] == 3
+
+
+def test_webm_gets_vp9_and_opus_resampled(tmp_path, identity):
+    src = write_clip(tmp_path / "in.mp4", frames=10)  # AAC at 44.1 kHz: Opus has no such rate
+    out = tmp_path / "out.webm"
+    with OnnxStylizer(identity) as st:
+        stylize_video(src, out, st, progress=False)
+    a, b = probe(src), probe(out)
+    assert b["count"] == 10 and b["rate"] == a["rate"] and b["audio"] == ["opus"] and b["audio_rate"] == 48000
+    assert abs(b["audio_samples"] / 48000 - a["audio_samples"] / a["audio_rate"]) < 0.03  # same length

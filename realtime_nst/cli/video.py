@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "rate; audio is copied unchanged when the container allows it (else re-encoded, and said). "
                     "Ctrl-C stops early and still leaves a playable file with the frames done so far.")
     p.add_argument("input", metavar="IN", help="input video file")
-    p.add_argument("output", metavar="OUT", help="output video file (.mp4, .mkv, .mov, .avi)")
+    p.add_argument("output", metavar="OUT", help="output video file (.mp4, .mkv, .mov, .webm, .avi)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default: 18)")
     add_model_options(p)
