@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="IN", help="input video file")
     p.add_argument("output", metavar="OUT", help="output video file (.mp4, .mkv, .mov, .webm, .avi)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default: 18)")
+    p.add_argument("--crf", type=int, default=18, help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63")
     add_model_options(p)
     add_smoothing_options(p)
     p.set_defaults(handler=run)
