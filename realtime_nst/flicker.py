@@ -17,9 +17,9 @@ from __future__ import annotations
 import csv
 import os
 import time
-from pathlib import Path
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -182,7 +182,7 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
 
 def write_csv(path: str | os.PathLike, results: dict[str, ClipResult]) -> None:
     """Long format: frame, smooth, e_warp (empty for frame 0), style_distance (empty if not sampled)."""
-    tmp = Path(path).with_name(Path(path).name + ".part")  # renamed when complete: never a half-written file
+    tmp = Path(path).with_name(f".{Path(path).name}.part")  # renamed when complete: never a half-written file
     try:
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
