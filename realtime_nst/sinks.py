@@ -49,8 +49,9 @@ class VideoFileSink:
     """Encodes frames to a temporary file beside ``path`` and renames it when closed.
 
     Audio streams of ``audio_from`` are copied packet by packet (remuxed, not re-encoded) when the
-    output container can hold their codec, else re-encoded to its default audio codec, and said so.
-    Audio is muxed alongside the video up to the last video timestamp, so a file closed early
+    output container can hold their codec, else re-encoded to its default audio codec, and said so;
+    subtitle streams are copied where the container takes them, else left out, and said so. Both
+    are muxed alongside the video up to the last video timestamp, so a file closed early
     (interrupt, corrupt input) still has audio and video of the same length.
     """
 
@@ -95,41 +96,47 @@ class VideoFileSink:
         self.frames_written = 0
         self._pts0: int | None = None
         self._last_time_s = 0.0
-        self._audio: list[tuple] = []  # (in_stream, out_stream, reencode)
+        self._passthrough: list[tuple] = []  # (in_stream, out_stream, reencode): audio and subtitle tracks
         self._demux = None
         self._pending: list = []
         self._closed = False
         if audio_from is not None:
-            self._open_audio(Path(audio_from))
+            self._open_passthrough(Path(audio_from))
 
-    # -- audio ---------------------------------------------------------------------------------
-    def _open_audio(self, source: Path) -> None:
+    # -- audio and subtitles ---------------------------------------------------------------------
+    def _open_passthrough(self, source: Path) -> None:
         import av
 
         self._src = av.open(str(source), "r")
-        streams = list(self._src.streams.audio)
-        for s in streams:
+        for s in self._src.streams.audio:
             name = s.codec_context.name
             if name in self._out.supported_codecs:
-                out = self._out.add_stream_from_template(s)
-                self._audio.append((s, out, False))
+                self._passthrough.append((s, self._out.add_stream_from_template(s), False))
+                continue
+            target = self._out.default_audio_codec
+            # Opus, say, has no 44.1 kHz: take the next rate the encoder has (PyAV resamples to it).
+            rate, rates = s.codec_context.sample_rate, av.codec.Codec(target, "w").audio_rates
+            if rates and rate not in rates:
+                rate = min((r for r in rates if r >= rate), default=max(rates))
+            log.info("rtnst: audio %s cannot go into %s as is; re-encoding it to %s", name, self.path.suffix, target)
+            self._passthrough.append((s, self._out.add_stream(target, rate=rate), True))
+        # Subtitle tracks are copied where the container takes their format (SRT/ASS into .mkv);
+        # converting them (SRT into .mp4's mov_text) is not done, and said.
+        for s in self._src.streams.subtitles:
+            name = s.codec_context.name if s.codec_context else "unknown"
+            if name in self._out.supported_codecs:
+                self._passthrough.append((s, self._out.add_stream_from_template(s), False))
             else:
-                target = self._out.default_audio_codec
-                # Opus, say, has no 44.1 kHz: take the next rate the encoder has (PyAV resamples to it).
-                rate, rates = s.codec_context.sample_rate, av.codec.Codec(target, "w").audio_rates
-                if rates and rate not in rates:
-                    rate = min((r for r in rates if r >= rate), default=max(rates))
-                out = self._out.add_stream(target, rate=rate)
-                log.info("rtnst: audio %s cannot go into %s as is; re-encoding it to %s", name, self.path.suffix, target)
-                self._audio.append((s, out, True))
-        if streams:
-            self._demux = self._src.demux(streams)
+                log.warning("rtnst: subtitle track %d (%s) cannot go into %s: left out (.mkv keeps it)",
+                            s.index, name, self.path.suffix)
+        if self._passthrough:
+            self._demux = self._src.demux([s for s, _, _ in self._passthrough])
 
-    def _mux_audio_until(self, time_s: float | None) -> None:
-        """Copy audio packets whose start is before ``time_s`` (None: all that remain)."""
+    def _mux_passthrough_until(self, time_s: float | None) -> None:
+        """Copy audio and subtitle packets whose start is before ``time_s`` (None: all that remain)."""
         if self._demux is None:
             return
-        streams = {s.index: (s, out, re) for s, out, re in self._audio}
+        streams = {s.index: (s, out, re) for s, out, re in self._passthrough}
         while True:
             if not self._pending:
                 packet = next(self._demux, None)
@@ -151,7 +158,7 @@ class VideoFileSink:
             else:
                 packet.stream = out
                 self._out.mux(packet)
-        for _, out, reencode in self._audio:
+        for _, out, reencode in self._passthrough:
             if reencode:
                 self._out.mux(out.encode(None))
 
@@ -175,7 +182,7 @@ class VideoFileSink:
         try:
             for packet in self._video.encode(vf):
                 self._out.mux(packet)
-            self._mux_audio_until(self._last_time_s + float(1 / self.fps))
+            self._mux_passthrough_until(self._last_time_s + float(1 / self.fps))
         except av.error.FFmpegError as exc:
             raise OutputError(f"writing {self.path} failed: {exc.strerror or exc}") from None
         self.frames_written += 1
@@ -193,7 +200,7 @@ class VideoFileSink:
             for packet in self._video.encode(None):
                 self._out.mux(packet)
             end = None if complete else self._last_time_s + float(1 / self.fps)
-            self._mux_audio_until(end)
+            self._mux_passthrough_until(end)
             self._out.close()
         except Exception:
             self._discard()

@@ -129,3 +129,20 @@ def rotate_clip(src: Path, out: Path) -> Path:
     data[offset:offset + 36] = struct.pack(">9I", 0, 0x10000, 0, (-0x10000) & 0xFFFFFFFF, 0, 0, 0, 0, 0x40000000)
     out.write_bytes(bytes(data))
     return out
+
+
+def with_subtitles(clip: Path, out: Path, srt: str) -> Path:
+    """``clip``'s video stream and an SRT subtitle track (``srt``, the file's text) remuxed into ``out`` (.mkv)."""
+    import av
+
+    srt_path = out.with_suffix(".srt")
+    srt_path.write_text(srt)
+    with av.open(str(clip)) as src, av.open(str(srt_path)) as subs, av.open(str(out), "w") as dst:
+        video = dst.add_stream_from_template(src.streams.video[0])
+        text = dst.add_stream_from_template(subs.streams[0])
+        for stream_in, stream_out in ((src.streams.video[0], video), (subs.streams[0], text)):
+            for packet in (src if stream_in.container is src else subs).demux(stream_in):
+                if packet.dts is not None:
+                    packet.stream = stream_out
+                    dst.mux(packet)
+    return out

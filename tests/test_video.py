@@ -218,3 +218,22 @@ def test_webm_gets_vp9_and_opus_resampled(tmp_path, identity):
     a, b = probe(src), probe(out)
     assert b["count"] == 10 and b["rate"] == a["rate"] and b["audio"] == ["opus"] and b["audio_rate"] == 48000
     assert abs(b["audio_samples"] / 48000 - a["audio_samples"] / a["audio_rate"]) < 0.03  # same length
+
+
+def test_subtitles_copied_into_mkv_and_left_out_of_mp4_with_a_warning(tmp_path, identity, caplog):
+    from fakes import with_subtitles
+
+    srt = "1\n00:00:00,100 --> 00:00:00,250\nhello\n\n2\n00:00:00,300 --> 00:00:00,350\nworld\n"
+    src = with_subtitles(write_clip(tmp_path / "c.mp4", frames=12, audio=None), tmp_path / "subs.mkv", srt)
+    with OnnxStylizer(identity) as st, caplog.at_level("WARNING", logger="rtnst"):
+        stylize_video(src, tmp_path / "out.mkv", st, progress=False)
+        assert not caplog.records
+        stylize_video(src, tmp_path / "out.mp4", st, progress=False)
+    assert any("subtitle" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
+    import av
+
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        cues = [(bytes(p), p.pts) for p in c.demux(c.streams.subtitles[0]) if p.size]
+    assert cues == [(b"hello", 100), (b"world", 300)] and probe(tmp_path / "out.mkv")["count"] == 12
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert not c.streams.subtitles
