@@ -15,6 +15,7 @@ from .errors import OutputError
 log = logging.getLogger("rtnst")
 
 _VIDEO_CODECS = ("libx264", "h264", "mpeg4", "libvpx-vp9")  # the first the container takes (VP9: .webm)
+_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
 
 
@@ -108,6 +109,13 @@ class VideoFileSink:
         import av
 
         self._src = av.open(str(source), "r")
+        # The file's own tags (title, creation_time, ...; what the muxer writes itself is left to it)
+        # and the video's language stay: photo and video libraries sort and label by them.
+        own = {k: v for k, v in self._src.metadata.items() if k not in _MUXER_TAGS}
+        self._out.metadata.update(own)
+        language = self._src.streams.video[0].metadata.get("language") if self._src.streams.video else None
+        if language:
+            self._video.metadata["language"] = language
         for s in self._src.streams.audio:
             name = s.codec_context.name
             if name in self._out.supported_codecs:

@@ -55,19 +55,21 @@ def gradient_frame(w: int, h: int, *, index: int = 0) -> np.ndarray:
 
 
 def write_clip(path: Path, *, frames: int = 12, size=(64, 48), fps=Fraction(30000, 1001),
-               audio: str | None = "aac", faststart: bool = False, brightness_ramp: bool = False) -> Path:
+               audio: str | None = "aac", audio_rate: int = 48000, faststart: bool = False,
+               brightness_ramp: bool = False, metadata: dict[str, str] | None = None) -> Path:
     """A clip with ``frames`` frames and (optionally) a 440 Hz tone as long as the video."""
     import av
 
     opts = {"movflags": "+faststart"} if faststart else {}
     out = av.open(str(path), "w", options=opts)
+    out.metadata.update(metadata or {})
     vs = out.add_stream("libx264", rate=fps)
     vs.width, vs.height = size
     vs.pix_fmt = "yuv420p"
     vs.options = {"crf": "10", "preset": "ultrafast"}
     a_stream = None
     if audio:
-        a_stream = out.add_stream(audio, rate=48000)
+        a_stream = out.add_stream(audio, rate=audio_rate)
     for i in range(frames):
         img = gradient_frame(*size, index=i)
         if brightness_ramp:
@@ -78,15 +80,15 @@ def write_clip(path: Path, *, frames: int = 12, size=(64, 48), fps=Fraction(3000
         for p in vs.encode(vf):
             out.mux(p)
     if a_stream is not None:
-        n = int(48000 * frames / fps)
-        t = np.arange(n) / 48000
+        n = int(audio_rate * frames / fps)
+        t = np.arange(n) / audio_rate
         tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
         step = 1024
         for k in range(0, n, step):
             chunk = tone[k : k + step]
             af = av.AudioFrame.from_ndarray(np.repeat(chunk[None, :], 2, 0).T.reshape(1, -1).copy(), format="s16",
                                             layout="stereo")
-            af.sample_rate = 48000
+            af.sample_rate = audio_rate
             af.pts = k
             for p in a_stream.encode(af):
                 out.mux(p)

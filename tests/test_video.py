@@ -211,7 +211,7 @@ def test_rotated_phone_clip_is_turned_upright(tmp_path, identity):
 
 
 def test_webm_gets_vp9_and_opus_resampled(tmp_path, identity):
-    src = write_clip(tmp_path / "in.mp4", frames=10)  # AAC at 44.1 kHz: Opus has no such rate
+    src = write_clip(tmp_path / "in.mp4", frames=10, audio_rate=44100)  # Opus has no 44.1 kHz
     out = tmp_path / "out.webm"
     with OnnxStylizer(identity) as st:
         stylize_video(src, out, st, progress=False)
@@ -237,3 +237,16 @@ def test_subtitles_copied_into_mkv_and_left_out_of_mp4_with_a_warning(tmp_path, 
     assert cues == [(b"hello", 100), (b"world", 300)] and probe(tmp_path / "out.mkv")["count"] == 12
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert not c.streams.subtitles
+
+
+def test_file_tags_and_video_language_are_kept(tmp_path, identity):
+    import av
+
+    tags = {"title": "Holiday", "creation_time": "2017-09-26T16:57:49.000000Z"}
+    src = write_clip(tmp_path / "in.mp4", frames=4, audio=None, metadata=tags)
+    for ext in ("mp4", "mkv"):
+        out = tmp_path / f"out.{ext}"
+        with OnnxStylizer(identity) as st:
+            stylize_video(src, out, st, progress=False)
+        with av.open(str(out)) as c:
+            assert {k: c.metadata.get(k) for k in tags} == tags, (ext, dict(c.metadata))
