@@ -63,3 +63,10 @@ def parse_size(text: str) -> tuple[int, int]:
     if w <= 0 or h <= 0:
         raise OptionError(f"a size must be positive, got {text!r}")
     return w, h
+
+
+def video_matrix(height: int) -> str:
+    """The YUV<->RGB matrix players assume for video that carries no colour tag (PyAV/swscale name):
+    BT.709 from 720 lines up (HD), BT.601 below. Decoding and encoding by it makes an untagged file
+    look in a player as it looked in ours."""
+    return "ITU709" if height >= 720 else "ITU601"

@@ -88,7 +88,12 @@ class VideoFileSource:
             return None
         self.frames_read += 1
         self.pts = frame.pts
-        image = frame.to_ndarray(format="bgr24")
+        if frame.colorspace in (0, 2) and frame.height >= 720:  # untagged HD: decode as players do (BT.709)
+            from .frames import video_matrix
+
+            image = frame.reformat(format="bgr24", src_colorspace=video_matrix(frame.height)).to_ndarray()
+        else:  # tagged (PyAV follows the tag), or SD, whose untagged default is BT.601 anyway
+            image = frame.to_ndarray(format="bgr24")
         # Phones store portrait video as landscape frames plus a display matrix that players apply;
         # we turn the frames upright as players show them (and as ffmpeg's autorotate does), so the
         # output, which carries no such matrix, plays the same way up. PyAV gives the matrix's angle

@@ -250,3 +250,50 @@ def test_file_tags_and_video_language_are_kept(tmp_path, identity):
             stylize_video(src, out, st, progress=False)
         with av.open(str(out)) as c:
             assert {k: c.metadata.get(k) for k in tags} == tags, (ext, dict(c.metadata))
+
+
+@pytest.mark.parametrize("size, matrix_tag, red_y", [((64, 48), 6, 82), ((1280, 720), 1, 63)])
+def test_encoder_matrix_is_the_one_players_assume_and_is_tagged(tmp_path, size, matrix_tag, red_y):
+    """Players decode untagged video by size (BT.601 below 720 lines, BT.709 above): we encode by that
+    matrix and tag it. swscale's default encode (BT.601 always, rounding down) gave grey 128 -> Y 125."""
+    import av
+
+    from realtime_nst.sinks import VideoFileSink
+
+    w, h = size
+    grey, red = np.full((h, w, 3), 128, np.uint8), np.zeros((h, w, 3), np.uint8)
+    red[..., 2] = 255
+    out = tmp_path / "m.mp4"
+    with VideoFileSink(out, width=w, height=h, fps=Fraction(25)) as sink:
+        for frame in (grey, red):
+            sink.write(frame)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.colorspace == matrix_tag
+        planes = [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
+    ys = [int(np.median(p[:h])) for p in planes]
+    uv = int(np.median(planes[0][h:]))
+    assert ys[0] == 126 and uv == 128  # limited range: 16 + 219 * 128 / 255, chroma exactly neutral
+    assert abs(ys[1] - red_y) <= 1  # 16 + 219 * (0.299 for BT.601, 0.2126 for BT.709)
+
+
+def test_untagged_hd_input_is_decoded_as_players_do(tmp_path):
+    """An HD clip without colour tags is BT.709 to every player; decoding it as swscale's BT.601
+    default turned pure green into (0, 212, 0)."""
+    import av
+
+    from realtime_nst.sources import VideoFileSource
+
+    green = np.zeros((720, 1280, 3), np.uint8)
+    green[..., 1] = 255
+    path = tmp_path / "hd.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 1280, 720, "yuv420p"
+        s.options = {"crf": "1"}
+        f = av.VideoFrame.from_ndarray(green, format="bgr24").reformat(format="yuv420p", dst_colorspace="ITU709")
+        f.pts = 0
+        for p in [*s.encode(f), *s.encode(None)]:
+            c.mux(p)
+    with VideoFileSource(path) as src:
+        frame = src.read()
+    assert np.abs(frame[360, 640].astype(int) - (0, 255, 0)).max() <= 6
