@@ -40,9 +40,12 @@ def measure(model: Path, video: Path, style_image: Path | None, *, strengths, ma
     """strength -> (relative E_warp change, relative style change or None) against no smoothing."""
     meter = QualityMeter(read_image(style_image), vgg_weights=vgg_weights) if style_image else None
     smoothers = {"none": None} | {f"flow@{a:g}": make_smoother("flow", strength=a) for a in strengths}
-    frames, _ = read_video(video, max_frames=max_frames)
-    with OnnxStylizer(model, device="cpu") as st:
-        res = evaluate_flicker(st.stylize, frames, smoothers, meter=meter, style_every=style_every)
+    from tqdm import tqdm
+
+    frames, count = read_video(video, max_frames=max_frames)
+    with OnnxStylizer(model, device="cpu") as st, tqdm(total=count, desc=f"{model.name} / {video.name}", unit="frame",
+                                                      file=sys.stderr, leave=False) as bar:
+        res = evaluate_flicker(st.stylize, frames, smoothers, meter=meter, style_every=style_every, progress=bar)
     base = res["none"]
     out = {}
     for a in strengths:
