@@ -49,6 +49,7 @@ class VideoFileSource:
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
         self.fps: Fraction = Fraction(rate)
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90_000)
+        # As stored: read() turns the frames of a rotated (phone) clip upright, which swaps them at 90°.
         self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
         self.frame_count: int | None = self.stream.frames or self._estimate_frames()
         self.frames_read = 0
