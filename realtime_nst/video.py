@@ -35,12 +35,14 @@ def stylize_video(
     progress: bool = True,
     stop: threading.Event | None = None,
     crf: int = 18,
+    max_frames: int | None = None,
 ) -> VideoReport:
     """Stylise ``input_path`` into ``output_path``.
 
     On Ctrl-C/SIGTERM (or ``stop`` set) the frames done so far are written as a playable file and
     the report says ``interrupted``. A truncated/corrupt input keeps the frames decoded before the
-    damage and raises CorruptInputError afterwards, naming the output that holds them.
+    damage and raises CorruptInputError afterwards, naming the output that holds them. With
+    ``max_frames`` only the first frames are stylised (a preview), with the audio cut to match.
     """
     from tqdm import tqdm
 
@@ -48,6 +50,8 @@ def stylize_video(
     check_output_path(out_path, overwrite=overwrite, inputs=(src_path,))
     if not 0 < crf <= 51:
         raise OptionError(f"--crf must be between 1 and 51, got {crf}")
+    if max_frames is not None and max_frames < 1:
+        raise OptionError(f"--max-frames must be positive, got {max_frames}")
     with VideoFileSource(src_path) as source:
         first = source.read()
         if first is None:
@@ -61,6 +65,8 @@ def stylize_video(
         def frames():
             if pending:
                 return pending.pop()
+            if max_frames is not None and source.frames_read >= max_frames:
+                return None  # a preview of the first max_frames: the rest is not even decoded
             frame = source.read()
             return None if frame is None else (frame, source.pts)
 
@@ -69,7 +75,8 @@ def stylize_video(
 
         process = stylizer.stylize if smoother is None else smoothed
 
-        bar = tqdm(total=source.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
+        total = source.frame_count if max_frames is None else min(max_frames, source.frame_count or max_frames)
+        bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True,
                    desc=src_path.name, smoothing=0.1)
         stop = stop or threading.Event()
         failure: BaseException | None = None
@@ -85,7 +92,8 @@ def stylize_video(
             raise
         bar.close()
         interrupted = result.interrupted if result else False
-        sink.close(complete=failure is None and not interrupted)
+        # A preview (max_frames) keeps the audio of the frames written only, as an interrupted run does.
+        sink.close(complete=failure is None and not interrupted and max_frames is None)
     report = VideoReport(out_path, sink.frames_written, source.frame_count, interrupted)
     if failure is not None:
         raise CorruptInputError(f"{failure}; {out_path} holds the {sink.frames_written} frames stylised before it",

@@ -297,3 +297,14 @@ def test_untagged_hd_input_is_decoded_as_players_do(tmp_path):
     with VideoFileSource(path) as src:
         frame = src.read()
     assert np.abs(frame[360, 640].astype(int) - (0, 255, 0)).max() <= 6
+
+
+def test_max_frames_preview_cuts_the_audio_to_match(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.mp4", frames=30)
+    out = tmp_path / "preview.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--max-frames", "10"]) == 0
+    info = probe(out)
+    video_s = 10 / info["rate"]
+    assert info["count"] == 10 and abs(info["audio_samples"] / info["audio_rate"] - float(video_s)) < 0.05
+    assert main(["video", str(src), str(tmp_path / "x.mp4"), "--model", str(identity), "--max-frames", "0"]) == 2
+    assert "--max-frames" in capsys.readouterr().err

@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="IN", help="input video file")
     p.add_argument("output", metavar="OUT", help="output video file (.mp4, .mkv, .mov, .webm, .avi)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--max-frames", type=int, metavar="N",
+                   help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
     p.add_argument("--crf", type=int, default=18, help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63")
     add_model_options(p)
     add_smoothing_options(p)
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     with make_stylizer(args, spin=False) as stylizer:
         smoother = make_smoother_from(args, stylizer)
         report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
-                               progress=not args.quiet, crf=args.crf)
+                               progress=not args.quiet, crf=args.crf, max_frames=args.max_frames)
     if report.interrupted:
         log.warning("rtnst: interrupted: %s holds the first %d frames (playable, incomplete)",
                     report.output, report.frames_written)
