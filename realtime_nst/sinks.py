@@ -16,9 +16,9 @@ from .frames import video_matrix
 log = logging.getLogger("rtnst")
 
 _VIDEO_CODECS = ("libx264", "h264", "mpeg4", "libvpx-vp9")  # the first the container takes (VP9: .webm)
-# swscale's default RGB->YUV rounds down: grey 128 became Y 125 / UV 127 and every frame came out ~2
-# levels darker (bunny, our encode + an accurate decode). Accurate rounding and full chroma
-# interpolation bring that to ~0.1 for ~1.5 ms more per 720p frame (encoder thread).
+# swscale's default RGB->YUV rounds down: grey 128 became Y 125 / UV 127, frames ~1 level darker from
+# the encode alone. Accurate rounding and full chroma interpolation fix that (an RGB->YUV->RGB round
+# trip with accurate conversions: bias 2.0 -> 0.1 levels) for ~1.5 ms more per 720p frame.
 _SWS_FLAGS = 2 | 0x40000 | 0x2000  # SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
@@ -31,15 +31,18 @@ class FrameSink(Protocol):
     def close(self) -> None: ...
 
 
-def check_not_input(path: Path, inputs) -> None:
-    """Refuse an output that is one of the inputs, --overwrite or not: the user's source would be lost."""
-    if path.exists() and any(Path(i).exists() and path.resolve() == Path(i).resolve() for i in inputs):
-        raise OutputError(f"output {path} is an input file; choose another name")
+def check_not_input(outputs, inputs) -> None:
+    """Refuse an output that is one of the inputs, --overwrite or not: the user's source would be lost.
+    Each path is resolved once (a folder of photos into itself is n outputs against n inputs)."""
+    sources = {Path(i).resolve() for i in inputs if Path(i).exists()}
+    for path in map(Path, outputs):
+        if path.exists() and path.resolve() in sources:
+            raise OutputError(f"output {path} is an input file; choose another name")
 
 
 def check_output_path(path: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Fail before any work if the output cannot or may not be written."""
-    check_not_input(path, inputs)
+    check_not_input([path], inputs)
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists; pass --overwrite to replace it")
     if path.is_dir():
@@ -90,6 +93,7 @@ class VideoFileSink:
         # (BT.709 or BT.601, limited range): swscale's BT.601 default, untagged, shifted HD colours.
         self._matrix = video_matrix(height)
         cc = self._video.codec_context
+        # FFmpeg's enums: 1 = BT.709, 6 = SMPTE 170M (BT.601); range 1 = limited ("MPEG").
         cc.colorspace = cc.color_primaries = cc.color_trc = 1 if self._matrix == "ITU709" else 6
         cc.color_range = 1
         if codec == "libx264":

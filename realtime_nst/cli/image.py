@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sinks import check_not_input
 
     pairs = plan(args.inputs, args.output, suffix=args.suffix)
-    for _, dst in pairs:
-        check_not_input(dst, [src for src, _ in pairs])
+    check_not_input([dst for _, dst in pairs], [src for src, _ in pairs])
     existing = [o for _, o in pairs if o.exists()]
     if existing and not args.overwrite:
         raise OutputError(f"{existing[0]} exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")

@@ -108,8 +108,7 @@ def _check_outputs(out: Path, snapshots: list[Path], overwrite: bool, inputs: li
     from ..imageio import IMAGE_SUFFIXES
     from ..sinks import check_not_input
 
-    for path in [out, *snapshots]:
-        check_not_input(path, inputs)
+    check_not_input([out, *snapshots], inputs)
 
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {out}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
