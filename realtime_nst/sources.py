@@ -13,6 +13,7 @@ from typing import Iterator, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import CameraError, CorruptInputError, InputError
+from .frames import video_matrix
 
 log = logging.getLogger("rtnst")
 
@@ -90,8 +91,6 @@ class VideoFileSource:
         self.frames_read += 1
         self.pts = frame.pts
         if frame.colorspace in (0, 2) and frame.height >= 720:  # untagged HD: decode as players do (BT.709)
-            from .frames import video_matrix
-
             image = frame.reformat(format="bgr24", src_colorspace=video_matrix(frame.height)).to_ndarray()
         else:  # tagged (PyAV follows the tag), or SD, whose untagged default is BT.601 anyway
             image = frame.to_ndarray(format="bgr24")
