@@ -22,7 +22,7 @@ __all__ = [
 def __getattr__(name: str):
     # Keep `import realtime_nst` light: onnxruntime loads only when the stylizer is used.
     if name == "OnnxStylizer":
-        from .stylizer import OnnxStylizer
+        from .runtime.stylizer import OnnxStylizer
 
         return OnnxStylizer
     raise AttributeError(name)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class RtnstError(Exception):
-    """Base class of every error rtnst raises on purpose (bad input, missing files, ...)."""
+    """Base class of every error rtnst raises on purpose (bad input, missing files, ...).
+
+    The message speaks the library's terms: it names parameters (``max_side_px``, ``overwrite=True``)
+    and ``param`` says which, so a front end can say its own names for them (the CLI: ``--max-side``).
+    """
+
+    def __init__(self, message: str, *, param: str | tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.params: tuple[str, ...] = (param,) if isinstance(param, str) else tuple(param or ())
 
 
 class InputError(RtnstError):

@@ -50,7 +50,7 @@ def blend(source: np.ndarray, stylized: np.ndarray, strength: float) -> np.ndarr
 
 def check_strength(strength: float) -> float:
     if not 0.0 <= strength <= 1.0:
-        raise OptionError(f"--strength must be between 0 and 1, got {strength}")
+        raise OptionError(f"strength must be between 0 and 1, got {strength}", param="strength")
     return float(strength)
 
 

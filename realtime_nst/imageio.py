@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, OutputError
+from .files import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -30,23 +31,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_image(path: str | os.PathLike, frame: np.ndarray, *, overwrite: bool = False) -> None:
-    """Encode fully in memory, then write to a temporary name and rename: never a half-written file."""
+    """Encode fully in memory, then write whole (files.atomic_write)."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+        raise OutputError(f"{path} exists; pass overwrite=True to replace it", param="overwrite")
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {path}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     ok, buf = cv2.imencode(suffix, frame)
     if not ok:
         raise OutputError(f"OpenCV could not encode {path}")
-    tmp = path.with_name(f".{path.name}.part")
-    try:
+    with atomic_write(path) as tmp:
         buf.tofile(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:

@@ -57,7 +57,7 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
     if model is None:
         default = [m for m in shipped if m.default] or shipped[:1]
         if not default:
-            raise ModelError(f"no shipped models found in {models_dir()}; pass --model FILE.onnx")
+            raise ModelError(f"no shipped models found in {models_dir()}; pass model FILE.onnx", param="model")
         return default[0].path
     matches = [m for m in shipped if m.name == model] or [m for m in shipped if m.style == model and m.tier == "realtime"]
     matches = matches or [m for m in shipped if m.style == model]

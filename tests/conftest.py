@@ -15,7 +15,7 @@ def _tiny_vgg(folder: Path, arch: str) -> Path:
     pytest.importorskip("safetensors")
     from safetensors.torch import save_file
 
-    from realtime_nst.vgg import VGGFeatures
+    from realtime_nst.perceptual.vgg import VGGFeatures
 
     torch.manual_seed(0)
     net = VGGFeatures(arch, width=8)
@@ -77,7 +77,8 @@ def realtime_export(tmp_path_factory, photo_dir):
 
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from realtime_nst import cli, nets
+    from realtime_nst import cli
+    from realtime_nst.training import nets
 
     folder = tmp_path_factory.mktemp("export")
     torch.manual_seed(0)

@@ -8,10 +8,11 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from realtime_nst import export as ex  # noqa: E402
-from realtime_nst import nets  # noqa: E402
+from realtime_nst.training import export as ex  # noqa: E402
+from realtime_nst.training import onnxcheck  # noqa: E402
+from realtime_nst.training import nets  # noqa: E402
 from realtime_nst.errors import ModelError, OptionError, OutputError  # noqa: E402
-from realtime_nst.stylizer import OnnxStylizer  # noqa: E402
+from realtime_nst.runtime.stylizer import OnnxStylizer  # noqa: E402
 
 
 def test_cli_export_checks_and_metadata(realtime_export):
@@ -27,7 +28,8 @@ def test_cli_export_checks_and_metadata(realtime_export):
     assert {"Conv", "InstanceNormalization", "ConvTranspose"} <= ops
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["rtnst.input_range"] == "0-1" and meta["rtnst.channel_order"] == "rgb"
-    assert meta["rtnst.pad_multiple"] == "8" and meta["rtnst.tier"] == "realtime" and meta["rtnst.margin_px"] == "0"
+    assert meta["rtnst.pad_multiple"] == "4" and meta["rtnst.tier"] == "realtime" and meta["rtnst.margin_px"] == "0"
+    assert meta["rtnst.max_side_px"] == "640"  # the realtime net's native inference size
     assert meta["rtnst.style"] == "mosaic" and meta["rtnst.style_image"] == "mosaic.jpg"
     assert meta["rtnst.steps"] == "123" and '"lr": 0.002' in meta["rtnst.training"]
     assert int(meta["rtnst.params"]) == nets.count_params(nets.build("realtime"))
@@ -41,8 +43,11 @@ def test_stylizer_runs_the_export_at_any_size(realtime_export):
     folder, _ = realtime_export
     frame = (np.random.default_rng(0).random((37, 53, 3)) * 255).astype(np.uint8)  # odd sides: padded inside
     with OnnxStylizer(folder / "mosaic-realtime.onnx", device="cpu") as s:
-        assert s.info.input_range == "0-1" and s.info.pad_multiple == 8 and s.info.margin_px == 0 and s.info.style == "mosaic"
+        assert s.info.input_range == "0-1" and s.info.pad_multiple == 4 and s.info.margin_px == 0 and s.info.style == "mosaic"
         assert s.stylize(frame).shape == frame.shape
+        assert s.max_side_px == 640 and s.inference_size(1280, 720) == (640, 360)  # its native size by default
+    with OnnxStylizer(folder / "mosaic-realtime.onnx", device="cpu", max_side_px=320) as s:
+        assert s.inference_size(1280, 720) == (320, 180)
 
 
 def test_fp16_keeps_instance_norm_in_fp32(realtime_export):
@@ -92,14 +97,14 @@ def test_parity_failure_is_an_error(realtime_export):
     torch.manual_seed(99)
     other = nets.build("realtime").eval()  # not the exported weights
     with pytest.raises(ModelError, match="differs from PyTorch"):
-        ex.check_parity(folder / "mosaic-realtime.onnx", other, "realtime", ((1, 24, 24),), min_db=45)
+        onnxcheck.check_parity(folder / "mosaic-realtime.onnx", other, "realtime", ((1, 24, 24),), min_db=45)
 
 
 def test_refusals(realtime_export, tmp_path):
     folder, _ = realtime_export
     with pytest.raises(OutputError, match="exists"):
         ex.export(folder / "mosaic.pt", folder / "mosaic-realtime.onnx")
-    with pytest.raises(OptionError, match="--calib"):
+    with pytest.raises(OptionError, match="needs calib"):
         ex.export(folder / "mosaic.pt", tmp_path / "m.onnx", int8=True)
     with pytest.raises(OptionError, match="not a folder"):
         ex.export(folder / "mosaic.pt", tmp_path / "m.onnx", int8=True, calib=tmp_path / "no_photos")
@@ -113,9 +118,9 @@ def test_refusals(realtime_export, tmp_path):
 
 def test_psnr_and_padding():
     a = np.zeros((1, 3, 4, 4), np.float32)
-    assert ex.psnr(a, a) == float("inf")
-    assert ex.psnr(a, a + 255) == pytest.approx(0.0)
-    assert ex.psnr(a, a - 10) == float("inf")  # compared as seen: clipped to 0..255
-    x = ex.sample_images(1, 5, 7)
-    p = ex.pad_to(x, 4)
+    assert onnxcheck.psnr(a, a) == float("inf")
+    assert onnxcheck.psnr(a, a + 255) == pytest.approx(0.0)
+    assert onnxcheck.psnr(a, a - 10) == float("inf")  # compared as seen: clipped to 0..255
+    x = onnxcheck.sample_images(1, 5, 7)
+    p = onnxcheck.pad_to(x, 4)
     assert p.shape == (1, 3, 8, 8) and np.array_equal(p[:, :, :5, :7], x) and np.array_equal(p[:, :, 5, :7], x[:, :, 3])

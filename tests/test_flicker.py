@@ -10,7 +10,7 @@ import pytest
 from fakes import onnx_model, write_clip
 from realtime_nst.cli import main
 from realtime_nst.errors import InputError
-from realtime_nst.flicker import (
+from realtime_nst.evaluation.flicker import (
     MetricFlow,
     evaluate_flicker,
     inside_mask,
@@ -20,7 +20,7 @@ from realtime_nst.flicker import (
     warping_error,
     write_csv,
 )
-from realtime_nst.smoothing import make_smoother
+from realtime_nst.runtime.smoothing import make_smoother
 
 from test_smoothing import H, W, fake_style, flicker, panning, texture
 
@@ -127,7 +127,7 @@ def test_read_video(tmp_path):
 
 def test_plot(tmp_path):
     pytest.importorskip("matplotlib")
-    from realtime_nst.flicker import plot
+    from realtime_nst.evaluation.flicker import plot
 
     res = evaluate_flicker(fake_style, panning(4), {"none": None, "flow": make_smoother("flow")})
     plot(tmp_path / "p.png", res)
@@ -195,7 +195,7 @@ def test_cli_eval_quality(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys
 
 
 def test_shift_sensitivity_flags_a_grid_tied_to_the_pixels():
-    from realtime_nst.evaluate import shift_sensitivity
+    from realtime_nst.evaluation.quality import shift_sensitivity
 
     rng = np.random.default_rng(0)
     scene = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (0, 0), 3)

@@ -6,11 +6,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from realtime_nst import nets  # noqa: E402
+from realtime_nst.training import nets  # noqa: E402
 from realtime_nst.errors import OptionError  # noqa: E402
 
 
-@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 34_579, 928.875)])
+@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 37_459, 3838)])
 def test_cost_report(tier, params, macs):
     net = nets.build(tier)
     assert net.TIER == tier
@@ -18,9 +18,10 @@ def test_cost_report(tier, params, macs):
     assert nets.macs_per_pixel(net, size_px=64) == pytest.approx(macs, rel=1e-3)
 
 
-def test_realtime_is_100x_cheaper_than_quality():
+def test_realtime_is_40x_cheaper_than_quality_and_runs_at_a_quarter_of_the_pixels():
     q, r = (nets.macs_per_pixel(nets.build(t), size_px=32) for t in ("quality", "realtime"))
-    assert q / r > 100
+    assert q / r > 40
+    assert nets.RealtimeNet.NATIVE_MAX_SIDE_PX == 640  # 640x360 for a 720p frame: 1/4 of its pixels
 
 
 @pytest.mark.parametrize("tier", ["quality", "realtime"])
@@ -34,7 +35,8 @@ def test_output_has_input_shape(tier):
 
 def test_conventions():
     assert (nets.TransformerNet.INPUT_RANGE, nets.TransformerNet.PAD_MULTIPLE) == ("0-255", 4)
-    assert (nets.RealtimeNet.INPUT_RANGE, nets.RealtimeNet.PAD_MULTIPLE) == ("0-1", 8)
+    assert (nets.RealtimeNet.INPUT_RANGE, nets.RealtimeNet.PAD_MULTIPLE) == ("0-1", 4)
+    assert (nets.RealtimeNetV2.INPUT_RANGE, nets.RealtimeNetV2.PAD_MULTIPLE) == ("0-1", 8)
 
 
 def test_realtime_starts_mid_grey():
@@ -84,7 +86,7 @@ def test_realtime_net_paints_no_pixel_grid_on_a_flat_input():
     torch.manual_seed(0)
     x = torch.full((1, 3, 256, 256), 0.4)
     with torch.no_grad():
-        for net, flat in ((nets.RealtimeNet(), True), (nets.RealtimeNetV1(), False)):
+        for net, flat in ((nets.RealtimeNet(), True), (nets.RealtimeNetV2(), True), (nets.RealtimeNetV1(), False)):
             centre = net.eval()(x)[..., 96:160, 96:160]
             spread = float((centre - centre.mean(dim=(2, 3), keepdim=True)).abs().max())
             assert (spread < 1e-4) == flat, (type(net).__name__, spread)
@@ -93,5 +95,6 @@ def test_realtime_net_paints_no_pixel_grid_on_a_flat_input():
 def test_build_picks_the_net_version_the_weights_fit():
     v1 = nets.RealtimeNetV1().state_dict()
     assert type(nets.build("realtime", state=v1)) is nets.RealtimeNetV1
+    assert type(nets.build("realtime", state=nets.RealtimeNetV2().state_dict())) is nets.RealtimeNetV2
     assert type(nets.build("realtime", state=nets.RealtimeNet().state_dict())) is nets.RealtimeNet
     assert type(nets.build("realtime")) is nets.RealtimeNet

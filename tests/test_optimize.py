@@ -13,9 +13,10 @@ from realtime_nst import cli
 from realtime_nst import frames as fr
 from realtime_nst.errors import InputError, ModelError, OptionError
 from realtime_nst.imageio import read_image, write_image
-from realtime_nst.optimize import Objective, OptimizeConfig, optimize, parse_layers, scale_sizes
-from realtime_nst.vggspeed import resolve_precision, speed_up, winograd_available
-from realtime_nst.vgg import VGGFeatures, load_vgg
+from realtime_nst.gatys.config import OptimizeConfig, parse_layers
+from realtime_nst.gatys.optimize import Objective, optimize, scale_sizes
+from realtime_nst.perceptual.vggspeed import resolve_precision, speed_up, winograd_available
+from realtime_nst.perceptual.vgg import VGGFeatures, load_vgg
 
 # fp32 everywhere (auto would pick bf16 on some CPUs): on tiny random VGGs bf16's gradient noise can
 # throw L-BFGS's first curvature estimates off; bf16 is tested on its own below.
@@ -224,7 +225,7 @@ def test_bf16_run_lowers_the_loss(assets):
 
 
 def test_precision_choice(monkeypatch):
-    import realtime_nst.vggspeed as vs
+    import realtime_nst.perceptual.vggspeed as vs
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(vs, "cpu_has_bf16", lambda: True)
@@ -232,7 +233,7 @@ def test_precision_choice(monkeypatch):
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cuda) == "bf16"
     monkeypatch.setattr(vs, "cpu_has_bf16", lambda: False)  # emulated bf16 would be ~50x slower
     assert resolve_precision("auto", cpu) == "fp32"
-    with pytest.raises(OptionError, match="--precision must be auto, fp32 or bf16"):
+    with pytest.raises(OptionError, match="precision must be auto, fp32 or bf16"):
         optimize(np.zeros((8, 8, 3), np.uint8), [np.zeros((8, 8, 3), np.uint8)], OptimizeConfig(precision="fp16"))
 
 
@@ -250,18 +251,18 @@ def test_bad_inputs_raise_clear_errors(assets):
                       ("relu1_1:x", "bad weight 'x'"), (",", "names no layer")]:
         with pytest.raises(OptionError, match=msg):
             parse_layers(spec, "style")
-    for kw, msg in [(dict(style_weight=-1), "--style-weight must be 0 or positive"),
-                    (dict(content_weight=float("nan")), "--content-weight"),
+    for kw, msg in [(dict(style_weight=-1), "style_weight must be 0 or positive"),
+                    (dict(content_weight=float("nan")), "content_weight"),
                     (dict(content_weight=0, style_weight=0), "both 0"),
-                    (dict(lr=0), "--lr must be positive"), (dict(iterations=0), "--iterations must be positive"),
-                    (dict(max_side_px=-5), "--max-side must be positive"), (dict(scales=0), "--scales"),
-                    (dict(optimizer="sgd"), "--optimizer must be lbfgs or adam"),
-                    (dict(init="zeros"), "--init must be content, noise or style"), (dict(device="tpu"), "--device"),
-                    (dict(pool="min"), "--pool must be max or avg"), (dict(vgg="vgg11"), "--vgg must be vgg16 or vgg19")]:
+                    (dict(lr=0), "lr must be positive"), (dict(iterations=0), "iterations must be positive"),
+                    (dict(max_side_px=-5), "max_side_px must be positive"), (dict(scales=0), "scales"),
+                    (dict(optimizer="sgd"), "optimizer must be lbfgs or adam"),
+                    (dict(init="zeros"), "init must be content, noise or style"), (dict(device="tpu"), "device"),
+                    (dict(pool="min"), "pool must be max or avg"), (dict(vgg="vgg11"), "vgg must be vgg16 or vgg19")]:
         with pytest.raises(OptionError, match=msg):
             optimize(c, s, _cfg(assets, **kw))
     if not torch.cuda.is_available():
-        with pytest.raises(OptionError, match="--device cuda: no CUDA device"):
+        with pytest.raises(OptionError, match="device cuda: no CUDA device"):
             optimize(c, s, _cfg(assets, device="cuda"))
     with pytest.raises(OptionError, match="at least one style"):
         optimize(c, [], _cfg(assets))
@@ -348,7 +349,7 @@ def test_cli_overwrite_and_help(assets, tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     for option in ("--vgg-weights", "--content-layers", "--style-layers", "--content-weight", "--style-weight",
                    "--tv-weight", "--optimizer", "--lr", "--init", "--pool", "--max-side", "--style-blend",
-                   "--preserve-color", "--scales", "--save-every", "--seed", "--device", "--overwrite"):
+                   "--preserve-color", "scales", "--save-every", "--seed", "--device", "--overwrite"):
         assert option in text
     with pytest.raises(SystemExit) as exc:  # argparse errors: one line, exit 2
         _main(monkeypatch, *_base(assets, tmp_path / "x.png", "--style-blend", "a,b"))

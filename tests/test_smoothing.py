@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from realtime_nst.errors import OptionError
-from realtime_nst.smoothing import (
+from realtime_nst.runtime.smoothing import (
     DEFAULT_STRENGTH,
     SMOOTH_KINDS,
     EmaSmoother,
@@ -61,10 +61,10 @@ def test_make_smoother_kinds_and_errors():
     assert isinstance(make_smoother("ema"), EmaSmoother)
     assert isinstance(make_smoother("flow", strength=0.3), FlowSmoother)
     assert isinstance(make_smoother("flow"), Smoother)
-    with pytest.raises(OptionError, match="--smooth must be"):
+    with pytest.raises(OptionError, match="smooth must be"):
         make_smoother("median")
     for bad in (-0.1, 1.5):
-        with pytest.raises(OptionError, match="--smooth-strength"):
+        with pytest.raises(OptionError, match="smooth_strength"):
             make_smoother("ema", strength=bad)
 
 
@@ -185,13 +185,13 @@ def test_strength_given_else_model_else_default():
     from types import SimpleNamespace
 
     from realtime_nst.cli.video import make_smoother_from
-    from realtime_nst.smoothing import strength_for
-    from realtime_nst.stylizer import ModelInfo
+    from realtime_nst.runtime.smoothing import strength_for
+    from realtime_nst.runtime.stylizer import ModelInfo
 
     assert strength_for(0.3, 0.8) == 0.3
     assert strength_for(None, 0.8) == 0.8
     assert strength_for(None, None) == DEFAULT_STRENGTH
-    with pytest.raises(OptionError, match="--smooth-strength"):
+    with pytest.raises(OptionError, match="smooth_strength"):
         strength_for(1.5, None)
 
     def info(meta):

@@ -6,7 +6,8 @@ import pytest
 
 from fakes import gradient_frame, onnx_model
 from realtime_nst.errors import ModelError, OptionError
-from realtime_nst.stylizer import OnnxStylizer, choose_providers
+from realtime_nst.runtime.session import choose_providers
+from realtime_nst.runtime.stylizer import OnnxStylizer
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Synthetic motion for the training-time temporal loss (realtime_nst.temporal)."""
+"""Synthetic motion for the training-time temporal loss (realtime_nst.training.temporal)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from realtime_nst.temporal import moved_view, random_motion, temporal_loss, warp  # noqa: E402
+from realtime_nst.training.temporal import moved_view, random_motion, temporal_loss, warp  # noqa: E402
 
 
 def _shift(n, h, w, dx_px, dy_px):

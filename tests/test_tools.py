@@ -32,7 +32,7 @@ def test_tune_smoothing_picks_the_smallest_strength_meeting_both_limits():
 
 def test_tune_smoothing_end_to_end_writes_the_metadata(tmp_path):
     pytest.importorskip("onnx")
-    from realtime_nst.stylizer import OnnxStylizer
+    from realtime_nst.runtime.stylizer import OnnxStylizer
 
     tool = load_tool("tune_smoothing")
     model = onnx_model(tmp_path / "m.onnx", metadata={"rtnst.style": "x"})
@@ -53,7 +53,7 @@ def test_fold_instance_norm_is_exact_for_one_image():
     torch = pytest.importorskip("torch")
     from torch import nn
 
-    from realtime_nst import nets
+    from realtime_nst.training import nets
 
     tool = load_tool("fold_instance_norm")
     torch.manual_seed(0)

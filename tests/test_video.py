@@ -12,8 +12,8 @@ import pytest
 
 from fakes import onnx_model, probe, write_clip
 from realtime_nst.cli import main
-from realtime_nst.stylizer import OnnxStylizer
-from realtime_nst.video import stylize_video
+from realtime_nst.runtime.stylizer import OnnxStylizer
+from realtime_nst.runtime.video import stylize_video
 
 
 @pytest.fixture
@@ -196,7 +196,7 @@ def test_rotated_phone_clip_is_turned_upright(tmp_path, identity):
     import cv2
 
     from fakes import rotate_clip
-    from realtime_nst.sources import VideoFileSource
+    from realtime_nst.runtime.sources import VideoFileSource
 
     clip = write_clip(tmp_path / "c.mp4", frames=3, audio=None)
     turned = rotate_clip(clip, tmp_path / "portrait.mp4")
@@ -258,7 +258,7 @@ def test_encoder_matrix_is_the_one_players_assume_and_is_tagged(tmp_path, size, 
     matrix and tag it. swscale's default encode (BT.601 always, rounding down) gave grey 128 -> Y 125."""
     import av
 
-    from realtime_nst.sinks import VideoFileSink
+    from realtime_nst.runtime.sinks import VideoFileSink
 
     w, h = size
     grey, red = np.full((h, w, 3), 128, np.uint8), np.zeros((h, w, 3), np.uint8)
@@ -281,7 +281,7 @@ def test_untagged_hd_input_is_decoded_as_players_do(tmp_path):
     default turned pure green into (0, 212, 0)."""
     import av
 
-    from realtime_nst.sources import VideoFileSource
+    from realtime_nst.runtime.sources import VideoFileSource
 
     green = np.zeros((720, 1280, 3), np.uint8)
     green[..., 1] = 255

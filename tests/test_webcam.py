@@ -6,9 +6,9 @@ import pytest
 from fakes import onnx_model, probe, write_clip
 from realtime_nst.cli import main
 from realtime_nst.errors import CameraError
-from realtime_nst.sources import CameraSource
-from realtime_nst.stylizer import OnnxStylizer
-from realtime_nst.webcam import LiveState, handle_key, run_live
+from realtime_nst.runtime.sources import CameraSource
+from realtime_nst.runtime.stylizer import OnnxStylizer
+from realtime_nst.runtime.live import LiveState, handle_key, run_live
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_window_shows_each_frame_with_its_overlay_and_is_closed(monkeypatch, ide
     """The preview path (cv2 GUI replaced: CI has no display): every stylised frame is shown with
     the fps/model line drawn in its top-left corner only, keys come from cv2.waitKey, and the window
     is destroyed even when the source fails mid-stream."""
-    import realtime_nst.webcam as webcam
+    import realtime_nst.runtime.live as webcam
 
     calls = {"named": 0, "destroyed": 0, "shown": []}
     monkeypatch.setattr(webcam.cv2, "namedWindow", lambda *a: calls.__setitem__("named", calls["named"] + 1))
@@ -194,7 +194,7 @@ def test_window_shows_each_frame_with_its_overlay_and_is_closed(monkeypatch, ide
 
 def test_one_frame_clip_is_recorded_whole_and_an_empty_recording_is_an_error(tmp_path, identity, capsys):
     from realtime_nst.errors import OutputError
-    from realtime_nst.sinks import VideoFileSink
+    from realtime_nst.runtime.sinks import VideoFileSink
 
     clip = write_clip(tmp_path / "one.mp4", frames=1, audio=None)
     rec = tmp_path / "rec.mp4"

@@ -4,7 +4,7 @@ The reference point: the Keras + scipy tutorial this project started from report
 function evaluations of a 512x512 image with VGG16. Both runs below do that work: 20 evaluations (VGG16
 forward + backward to the image) of the same loss, from the same start, with the same L-BFGS settings:
 
-* ours:  realtime_nst.optimize (VGG run only to the deepest layer used, targets computed once, and
+* ours:  realtime_nst.gatys.optimize (VGG run only to the deepest layer used, targets computed once, and
          bf16 autocast on CPUs with native bf16, else NNPACK Winograd convolutions in fp32);
 * plain: the same loss written the naive way: NCHW, the whole VGG16 (through pool5) every evaluation,
          oneDNN's default convolutions, one LBFGS.step(max_iter=20) call.
@@ -35,19 +35,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from realtime_nst import frames as fr  # noqa: E402
-from realtime_nst.evaluate import to_batch  # noqa: E402
+from realtime_nst.perceptual.tensors import to_batch  # noqa: E402
 from realtime_nst.imageio import read_image  # noqa: E402
-from realtime_nst.losses import gram, total_variation  # noqa: E402
-from realtime_nst.optimize import LBFGS_HISTORY, OptimizeConfig, _render, optimize  # noqa: E402
-from realtime_nst.vgg import load_vgg  # noqa: E402
-from realtime_nst.vggspeed import cpu_has_bf16, resolve_precision, speed_up  # noqa: E402
+from realtime_nst.perceptual.losses import gram, total_variation  # noqa: E402
+from realtime_nst.gatys.config import OptimizeConfig  # noqa: E402
+from realtime_nst.gatys.optimize import LBFGS_HISTORY, _render, optimize  # noqa: E402
+from realtime_nst.perceptual.vgg import load_vgg  # noqa: E402
+from realtime_nst.perceptual.vggspeed import cpu_has_bf16, resolve_precision, speed_up  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "assets"
 TUTORIAL_S = 217.0
 
 
 class PlainObjective:
-    """The loss of realtime_nst.optimize.Objective, written the obvious way."""
+    """The loss of realtime_nst.gatys.optimize.Objective, written the obvious way."""
 
     def __init__(self, vgg, content, style, cfg: OptimizeConfig) -> None:
         self.vgg, self.cfg = vgg, cfg
@@ -95,7 +96,7 @@ def run_plain(weights, content, style, cfg: OptimizeConfig):
 
 def gradient_errors(weights, content, style, cfg: OptimizeConfig, size: int = 256) -> dict[str, float]:
     """Relative error of the image gradient, against float64, at the content plus a little noise."""
-    from realtime_nst.optimize import Objective
+    from realtime_nst.gatys.optimize import Objective
 
     c, s = (to_batch(fr.resize(img, (size, size))).contiguous() for img in (content, style))
     x0 = (c + 0.05 * torch.randn(c.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)

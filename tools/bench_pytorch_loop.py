@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 import torch
 
-from realtime_nst import nets
-from realtime_nst.bench import write_clip
-from realtime_nst.export import export, load_checkpoint
+from realtime_nst.training import nets
+from realtime_nst.evaluation.bench import write_clip
+from realtime_nst.training.export import export, load_checkpoint
 from realtime_nst.frames import parse_size
-from realtime_nst.stylizer import OnnxStylizer
-from realtime_nst.video import stylize_video
+from realtime_nst.runtime.stylizer import OnnxStylizer
+from realtime_nst.runtime.video import stylize_video
 
 
 def plain_loop(net: torch.nn.Module, clip: Path, out: Path, *, max_frames: int) -> tuple[float, float]:

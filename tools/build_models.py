@@ -42,7 +42,7 @@ def sha256(path: Path) -> str:
 
 
 def describe(path: Path, folder: Path) -> dict:
-    from realtime_nst.stylizer import open_session
+    from realtime_nst.runtime.session import open_session
 
     meta = dict(open_session(path, device="cpu").get_modelmeta().custom_metadata_map)
     if "rtnst.tier" not in meta:
@@ -73,7 +73,7 @@ def gather(inputs: list[Path], folder: Path, *, overwrite: bool) -> list[Path]:
     out = []
     for path in inputs:
         if path.suffix == ".pt":
-            from realtime_nst.export import export, load_checkpoint
+            from realtime_nst.training.export import export, load_checkpoint
 
             _, info = load_checkpoint(path)
             target = folder / f"{info['style']}-{info['tier']}.onnx"
@@ -133,7 +133,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 def contact_sheet(entries: list[dict], folder: Path, content: Path, styles: Path | None, *, cell: int,
                   max_side: int) -> np.ndarray:
-    from realtime_nst.stylizer import OnnxStylizer
+    from realtime_nst.runtime.stylizer import OnnxStylizer
 
     photos = [read_image(p) for p in list_images(content)]
     if not photos:

@@ -26,8 +26,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from realtime_nst import nets  # noqa: E402
-from realtime_nst.data import PhotoCrops  # noqa: E402
+from realtime_nst.training import nets  # noqa: E402
+from realtime_nst.training.data import PhotoCrops  # noqa: E402
 
 V3_NORMS = (2, 6)  # body indices of the two InstanceNorm2d in a v3 LowResBlock
 V3_TO_V4 = {0: 0, 1: 1, 4: 3, 5: 4}  # v3 body index -> current body index

@@ -24,11 +24,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from realtime_nst.errors import RtnstError  # noqa: E402
-from realtime_nst.evaluate import QualityMeter  # noqa: E402
-from realtime_nst.flicker import evaluate_flicker, read_video  # noqa: E402
+from realtime_nst.evaluation.quality import QualityMeter  # noqa: E402
+from realtime_nst.evaluation.flicker import evaluate_flicker, read_video  # noqa: E402
 from realtime_nst.imageio import list_images, read_image  # noqa: E402
-from realtime_nst.smoothing import make_smoother  # noqa: E402
-from realtime_nst.stylizer import META_SMOOTH_STRENGTH, OnnxStylizer  # noqa: E402
+from realtime_nst.runtime.smoothing import make_smoother  # noqa: E402
+from realtime_nst.files import atomic_write  # noqa: E402
+from realtime_nst.modelfile import META_SMOOTH_STRENGTH, write_metadata  # noqa: E402
+from realtime_nst.runtime.stylizer import OnnxStylizer  # noqa: E402
 
 TARGET_DROP = 0.50
 MAX_STYLE_RISE = 0.10
@@ -66,13 +68,10 @@ def write_strength(model: Path, strength: float) -> None:
     import onnx
 
     m = onnx.load(str(model))
-    props = [p for p in m.metadata_props if p.key != META_SMOOTH_STRENGTH]
-    del m.metadata_props[:]
-    m.metadata_props.extend(props)
-    m.metadata_props.append(onnx.StringStringEntryProto(key=META_SMOOTH_STRENGTH, value=f"{strength:g}"))
-    tmp = model.with_name(model.name + ".part")
-    onnx.save(m, str(tmp))
-    os.replace(tmp, model)
+    meta = {p.key: p.value for p in m.metadata_props}
+    write_metadata(m, {**meta, META_SMOOTH_STRENGTH: f"{strength:g}"})
+    with atomic_write(model) as tmp:
+        onnx.save(m, str(tmp))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..frames import parse_size
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,24 +23,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a comparison of models fair (default: 1)")
     p.add_argument("--model-only", action="store_true", help="skip the end-to-end pipeline measurement")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
-    p.add_argument("--input-range", choices=["0-255", "0-1"], help="for foreign models (see rtnst video --help)")
-    p.add_argument("--channel-order", choices=["rgb", "bgr"])
-    p.add_argument("--pad-multiple", type=int)
+    f = p.add_argument_group("foreign models (ONNX files not exported by rtnst)",
+                             "these apply to each foreign --model; rtnst's own models keep the conventions in their metadata, "
+                             "so a shipped model and a foreign one compare in one run")
+    f.add_argument("--input-range", choices=["0-255", "0-1"], help="pixel range the foreign models take and return")
+    f.add_argument("--channel-order", choices=["rgb", "bgr"], help="channel order the foreign models take")
+    f.add_argument("--pad-multiple", type=int, metavar="N", help="pad frames so sides are multiples of N")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import statistics
 
-    from ..bench import bench
+    from ..evaluation.bench import bench
     from ..errors import OptionError
+    from ..frames import parse_size
     from ..registry import resolve_model
+    from ..runtime.stylizer import is_foreign
 
     if args.frames <= 0 or args.warmup < 0 or args.rounds <= 0:
         raise OptionError("--frames and --rounds must be positive and --warmup not negative")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-    opts = dict(input_range=args.input_range, channel_order=args.channel_order, pad_multiple=args.pad_multiple)
+    foreign = dict(input_range=args.input_range, channel_order=args.channel_order, pad_multiple=args.pad_multiple)
     paths = [resolve_model(m) for m in args.model or [None]]
+    opts = {path: foreign if is_foreign(path) else {} for path in paths}
     print(f"{'model':28} {'provider':22} {'size':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}"
           + ("  model fps range" if args.rounds > 1 else ""))
     rows: dict[tuple, list] = {}
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         for path in paths:
             for device in args.device or ["auto"]:
                 for r in bench(str(path), sizes, device=device, frames=args.frames, warmup=args.warmup,
-                               end_to_end=not args.model_only, threads=args.threads, **opts):
+                               end_to_end=not args.model_only, threads=args.threads, **opts[path]):
                     if args.rounds == 1:
                         _print_row(r.model, r.provider, r.size, 1000 / r.model_ms, 1000 / r.frame_ms, r.end_to_end_fps)
                     rows.setdefault((str(path), device, r.size), []).append(r)

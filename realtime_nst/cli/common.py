@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OptionError
-from ..frames import parse_size
 
 
 def size_arg(text: str) -> tuple[int, int]:
     """parse_size as an argparse type: a bad WxH becomes argparse's one-line error, not a traceback."""
+    from ..frames import parse_size  # imports OpenCV: only when a size is given
+
     try:
         return parse_size(text)
     except OptionError as exc:
@@ -41,7 +42,7 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False, positio
 
 def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: bool = True):
     from ..registry import resolve_model
-    from ..stylizer import OnnxStylizer
+    from ..runtime.stylizer import OnnxStylizer
 
     path = resolve_model(model if model is not None else args.model)
     return OnnxStylizer(

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from ..errors import OptionError
-from ..smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
+from ..runtime.smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
 from .common import add_model_options, make_stylizer
 
 
@@ -88,7 +88,7 @@ def _progress(args: argparse.Namespace, total: int | None, desc: str):
 
 
 def run_quality(args: argparse.Namespace) -> int:
-    from ..evaluate import content_paths, evaluate_quality
+    from ..evaluation.quality import content_paths, evaluate_quality
     from ..errors import InputError
 
     paths = content_paths(args.content)
@@ -108,10 +108,10 @@ def run_quality(args: argparse.Namespace) -> int:
 
 
 def run_flicker(args: argparse.Namespace) -> int:
-    from ..flicker import evaluate_flicker, plot, read_video, write_csv
+    from ..evaluation.flicker import evaluate_flicker, plot, read_video, write_csv
     from ..imageio import read_image
-    from ..sinks import check_output_path
-    from ..smoothing import make_smoother, strength_for
+    from ..files import check_output_path
+    from ..runtime.smoothing import make_smoother, strength_for
 
     if args.max_frames is not None and args.max_frames < 2:
         raise OptionError(f"--max-frames must be at least 2 (flicker is between frames), got {args.max_frames}")
@@ -121,7 +121,7 @@ def run_flicker(args: argparse.Namespace) -> int:
         check_output_path(Path(path), overwrite=args.overwrite, inputs=(Path(args.video),))
     meter = None
     if args.style:
-        from ..evaluate import QualityMeter
+        from ..evaluation.quality import QualityMeter
 
         meter = QualityMeter(read_image(args.style), vgg_weights=args.vgg_weights)
     else:

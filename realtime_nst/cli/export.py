@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     require("torch", extra="train")
     require("onnx", extra="train")
-    from ..export import export
+    from ..training.export import export
 
     report = export(args.checkpoint, args.output, fp16=args.fp16, int8=args.int8 or args.force_int8,
                     calib=args.calib, opset=args.opset, overwrite=args.overwrite, force_int8=args.force_int8)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..imageio import read_image, write_image
-    from ..sinks import check_not_input
+    from ..files import check_not_input
 
     pairs = plan(args.inputs, args.output, suffix=args.suffix)
     check_not_input([dst for _, dst in pairs], [src for src, _ in pairs])

@@ -27,7 +27,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def register(sub) -> None:
-    from ..optimize import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, OptimizeConfig
+    from ..gatys.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, OptimizeConfig
 
     d = OptimizeConfig()
     p = sub.add_parser(
@@ -106,7 +106,7 @@ def _snapshot_path(out: Path, step: int) -> Path:
 def _check_outputs(out: Path, snapshots: list[Path], overwrite: bool, inputs: list[str]) -> None:
     """Fail before minutes of work, not after."""
     from ..imageio import IMAGE_SUFFIXES
-    from ..sinks import check_not_input
+    from ..files import check_not_input
 
     check_not_input([out, *snapshots], inputs)
 
@@ -124,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..imageio import read_image, write_image
-    from ..optimize import OptimizeConfig, optimize, parse_layers
-    from ..pipeline import stop_on_signals
+    from ..gatys.config import OptimizeConfig, parse_layers
+    from ..gatys.optimize import optimize
+    from ..signals import stop_on_signals
 
     if args.save_every is not None and args.save_every <= 0:
         raise OptionError(f"--save-every must be positive, got {args.save_every}")
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 def _report_distances(args: argparse.Namespace, content, styles, output, *, quiet: bool) -> None:
     """The project's metric (evaluate.py): S against each style, C against the content, at long side 512."""
     from .. import frames as fr
-    from ..evaluate import EVAL_SIDE_PX, QualityMeter
+    from ..evaluation.quality import EVAL_SIDE_PX, QualityMeter
 
     own = args.vgg_weights if args.vgg == "vgg16" else None
     weights = args.metric_vgg_weights or own or os.environ.get("RTNST_VGG_WEIGHTS")

@@ -79,7 +79,7 @@ def register(sub) -> None:
 
 def build_config(args: argparse.Namespace):
     from ..errors import OptionError
-    from ..trainconfig import TrainConfig, saved_config
+    from ..training.config import TrainConfig, saved_config
 
     given = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if getattr(args, k, None) is not None}
     values: dict = {}
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import require
 
     require("torch", extra="train")
-    from ..train import Trainer
+    from ..training.train import Trainer
 
     cfg = build_config(args)
     trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..smoothing import add_smoothing_options, make_smoother, strength_for
+from ..runtime.smoothing import add_smoothing_options, make_smoother, strength_for
 from .common import add_model_options, make_stylizer
 
 log = logging.getLogger("rtnst")
@@ -38,8 +38,8 @@ def make_smoother_from(args: argparse.Namespace, stylizer):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..sinks import check_output_path
-    from ..video import stylize_video
+    from ..files import check_output_path
+    from ..runtime.video import stylize_video
 
     check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
     if args.smooth_strength is not None:

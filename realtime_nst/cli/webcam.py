@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .common import add_model_options, make_stylizer
-from ..smoothing import add_smoothing_options
+from ..runtime.smoothing import add_smoothing_options
 from .video import make_smoother_from
 
 log = logging.getLogger("rtnst")
@@ -76,10 +76,11 @@ class _TimedRecorder:
 def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError, OutputError
     from ..frames import parse_size
-    from ..pipeline import stop_on_signals
-    from ..sinks import VideoFileSink, check_output_path
-    from ..sources import CameraSource
-    from ..webcam import VirtualCameraSink, run_live
+    from ..signals import stop_on_signals
+    from ..files import check_output_path
+    from ..runtime.sinks import VideoFileSink
+    from ..runtime.sources import CameraSource
+    from ..runtime.live import VirtualCameraSink, run_live
 
     if args.max_frames is not None and args.max_frames <= 0:
         raise OptionError(f"--max-frames must be positive, got {args.max_frames}")

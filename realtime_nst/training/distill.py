@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ModelError, OutputError
+from ..errors import ModelError, OutputError
+from ..files import atomic_write
 
 log = logging.getLogger("rtnst")
 
@@ -31,13 +32,13 @@ def load_teacher(spec: str, *, device: torch.device) -> tuple[Teacher, str, str]
     """A teacher from a training checkpoint (.pt/.pth) or an ONNX model (path or shipped name), with
     its style name and style image name."""
     if Path(spec).suffix not in (".pt", ".pth"):
-        from .registry import resolve_model
-        from .stylizer import OnnxStylizer
+        from ..registry import resolve_model
+        from ..runtime.stylizer import OnnxStylizer
 
         stylizer = OnnxStylizer(resolve_model(spec), device="cuda" if device.type == "cuda" else "cpu")
         return stylizer.stylize, stylizer.info.style, stylizer.info.metadata.get("rtnst.style_image", "")
 
-    from .evaluate import to_batch
+    from ..perceptual.tensors import to_batch, to_frame
     from .export import load_checkpoint
     from .nets import forward_with_margin, from_net, to_net
 
@@ -48,8 +49,7 @@ def load_teacher(spec: str, *, device: torch.device) -> tuple[Teacher, str, str]
     def run(frame: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             y = from_net(forward_with_margin(net, to_net(to_batch(frame).to(device), tier)), tier)
-        rgb = (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-        return np.ascontiguousarray(rgb[:, :, ::-1])
+        return to_frame(y)
 
     return run, str(info.get("style", Path(spec).stem)), str(info.get("style_image", ""))
 
@@ -66,6 +66,8 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
+    from ..perceptual.tensors import to_frame
+
     path = cache_path(out)
     shape = (len(data), data.size_px, data.size_px, 3)
     if path.is_file():
@@ -80,18 +82,13 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
     targets = np.empty(shape, np.uint8)
     loader = DataLoader(data, batch_size=1, num_workers=workers)
     for i, x in enumerate(tqdm(loader, total=len(data), desc="teacher outputs", unit="img", disable=not progress)):
-        frame = np.ascontiguousarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[:, :, ::-1])
+        frame = to_frame(x)
         y = teacher(frame)
         if y.shape != frame.shape:
             raise ModelError(f"the teacher returned a {y.shape} frame for a {frame.shape} input")
         targets[i] = y[:, :, ::-1]
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, targets)
-        tmp.replace(path)
-    except OSError as exc:
-        raise OutputError(f"cannot write the teacher cache {path}: {exc.strerror}") from None
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, targets)
     return targets
 
 

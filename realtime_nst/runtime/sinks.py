@@ -10,8 +10,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import OutputError
-from .frames import video_matrix
+from ..errors import OutputError
+from ..files import AtomicFile, check_output_path
+from ..frames import video_matrix
 
 log = logging.getLogger("rtnst")
 
@@ -31,29 +32,6 @@ class FrameSink(Protocol):
     def close(self) -> None: ...
 
 
-def check_not_input(outputs, inputs) -> None:
-    """Refuse an output that is one of the inputs, --overwrite or not: the user's source would be lost.
-    Each path is resolved once (a folder of photos into itself is n outputs against n inputs)."""
-    sources = {Path(i).resolve() for i in inputs if Path(i).exists()}
-    for path in map(Path, outputs):
-        if path.exists() and path.resolve() in sources:
-            raise OutputError(f"output {path} is an input file; choose another name")
-
-
-def check_output_path(path: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Fail before any work if the output cannot or may not be written."""
-    check_not_input([path], inputs)
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
-    if path.is_dir():
-        raise OutputError(f"output {path} is a folder")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {path}: folder {parent} is not writable")
-
-
 class VideoFileSink:
     """Encodes frames to a temporary file beside ``path`` and renames it when closed.
 
@@ -71,7 +49,8 @@ class VideoFileSink:
 
         self.path = Path(path)
         check_output_path(self.path, overwrite=overwrite)
-        self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self._file = AtomicFile(self.path)
+        self.tmp = self._file.tmp
         try:
             self._out = av.open(str(self.tmp), "w")
         except ValueError:
@@ -232,7 +211,7 @@ class VideoFileSink:
         finally:
             if getattr(self, "_src", None) is not None:
                 self._src.close()
-        os.replace(self.tmp, self.path)
+        self._file.commit()
 
     def abort(self) -> None:
         """Drop the temporary file: for failures where nothing useful was written."""
@@ -248,7 +227,7 @@ class VideoFileSink:
             self._out.close()
         except Exception:
             pass
-        self.tmp.unlink(missing_ok=True)
+        self._file.discard()
 
     def __enter__(self) -> "VideoFileSink":
         return self

@@ -4,34 +4,28 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from . import frames as fr
-from .errors import ModelError, OptionError
+from .. import frames as fr
+from ..errors import ModelError, OptionError
+from .session import open_session
+from ..modelfile import (
+    DEFAULT_PAD_MULTIPLE,
+    META_CHANNEL_ORDER,
+    META_INPUT_RANGE,
+    META_MARGIN,
+    META_PAD_MULTIPLE,
+    META_TIER,
+    ChannelOrder,
+    InputRange,
+    ModelInfo,
+)
 
 log = logging.getLogger("rtnst")
-
-# Metadata keys our exported models carry (``rtnst export``); foreign models get flags instead.
-META_INPUT_RANGE = "rtnst.input_range"  # "0-255" | "0-1"
-META_CHANNEL_ORDER = "rtnst.channel_order"  # "rgb" | "bgr"
-META_PAD_MULTIPLE = "rtnst.pad_multiple"
-META_STYLE = "rtnst.style"
-META_TIER = "rtnst.tier"
-META_MARGIN = "rtnst.margin_px"  # reflect-pad this much around a frame and crop it off (border artefacts)
-META_SMOOTH_STRENGTH = "rtnst.smooth_strength"  # --smooth-strength measured for this model (tools/)
-DEFAULT_PAD_MULTIPLE = 8  # covers nets with up to three stride-2 stages when a foreign model says nothing
-
-PROVIDERS = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-
 
 @runtime_checkable
 class Stylizer(Protocol):
@@ -40,65 +34,10 @@ class Stylizer(Protocol):
     def stylize(self, frame: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass
-class ModelInfo:
-    path: Path
-    input_name: str
-    output_name: str
-    input_range: str
-    channel_order: str
-    pad_multiple: int
-    fixed_size: tuple[int, int] | None  # (w, h) when the model only takes one size
-    margin_px: int = 0
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def style(self) -> str:
-        return self.metadata.get(META_STYLE, self.path.stem)
-
-    @property
-    def smooth_strength(self) -> float | None:
-        """The smoothing strength measured for this model, if its metadata carries one."""
-        try:
-            value = float(self.metadata[META_SMOOTH_STRENGTH])
-        except (KeyError, ValueError):
-            return None
-        return value if 0.0 <= value <= 1.0 else None
-
-
-def choose_providers(device: str, available: list[str]) -> tuple[list[str], str]:
-    """Providers to try for ``device`` (auto = TensorRT > CUDA > CPU), and why, for the log line."""
-    if device not in ("auto", *PROVIDERS):
-        raise OptionError(f"--device must be auto, cpu, cuda or tensorrt, got {device!r}")
-    order = ["tensorrt", "cuda", "cpu"]
-    wanted = order if device == "auto" else order[order.index(device):]
-    chosen = [PROVIDERS[d] for d in wanted if PROVIDERS[d] in available]
-    if PROVIDERS["cpu"] not in chosen:
-        chosen.append(PROVIDERS["cpu"])
-    note = ""
-    if device not in ("auto", "cpu") and PROVIDERS[device] not in available:
-        note = f" ({device} requested but not available; pip install 'realtime_nst[gpu]' and check the CUDA drivers)"
-    return chosen, note
-
-
-def _session_options(threads: int | None, *, spin: bool):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # One thread per core: hyper-threads and oversubscription both slow convolutions down.
-    opts.intra_op_num_threads = threads or os.cpu_count() or 1
-    opts.inter_op_num_threads = 1
-    # Spinning wins the last few % of a model-only benchmark but steals the cores that decoding and
-    # encoding threads need in the video pipeline.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    opts.log_severity_level = 3
-    return opts
-
-
 def inspect_model(session, path: Path, *, input_range: str | None, channel_order: str | None,
                   pad_multiple: int | None) -> ModelInfo:
+    """The model's conventions: the overrides given, else its metadata (rtnst's own models say them
+    there), else the common defaults of foreign models (0-255, rgb, multiple 8)."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) < 1:
         raise ModelError(f"{path}: expected one image input and one output, got {len(inputs)} inputs and {len(outputs)} outputs")
@@ -108,42 +47,27 @@ def inspect_model(session, path: Path, *, input_range: str | None, channel_order
     if "float" not in inputs[0].type:
         raise ModelError(f"{path}: expected a float32 input, got {inputs[0].type}")
     meta = dict(session.get_modelmeta().custom_metadata_map)
-    rng = input_range or meta.get(META_INPUT_RANGE, "0-255")
-    order = channel_order or meta.get(META_CHANNEL_ORDER, "rgb")
-    if rng not in ("0-255", "0-1"):
-        raise OptionError(f"--input-range must be 0-255 or 0-1, got {rng!r}")
-    if order not in ("rgb", "bgr"):
-        raise OptionError(f"--channel-order must be rgb or bgr, got {order!r}")
-    multiple = pad_multiple or int(meta.get(META_PAD_MULTIPLE, DEFAULT_PAD_MULTIPLE))
+    rng = InputRange.parse(input_range or meta.get(META_INPUT_RANGE, "0-255"), param="input_range")
+    order = ChannelOrder.parse(channel_order or meta.get(META_CHANNEL_ORDER, "rgb"), param="channel_order")
+    try:
+        multiple = int(pad_multiple or meta.get(META_PAD_MULTIPLE, DEFAULT_PAD_MULTIPLE))
+    except ValueError:
+        raise ModelError(f"{path}: its {META_PAD_MULTIPLE} metadata is not a whole number") from None
     if multiple < 1:
-        raise OptionError(f"--pad-multiple must be at least 1, got {multiple}")
+        raise OptionError(f"pad_multiple must be at least 1, got {multiple}", param="pad_multiple")
     fixed = (shape[3], shape[2]) if isinstance(shape[2], int) and isinstance(shape[3], int) else None
     margin = 0 if fixed else int(meta.get(META_MARGIN, 0))
     return ModelInfo(path, inputs[0].name, outputs[0].name, rng, order, multiple, fixed, margin, meta)
 
 
-def open_session(path: str | os.PathLike, *, device: str = "auto", threads: int | None = None, spin: bool = True):
-    """An onnxruntime InferenceSession with typed errors and one log line naming the provider used."""
-    import onnxruntime as ort
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist")
-    providers, note = choose_providers(device, ort.get_available_providers())
-    try:
-        session = ort.InferenceSession(str(path), _session_options(threads, spin=spin), providers=providers)
-    except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, NoSuchFile, RuntimeException...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path} is not a usable ONNX model: {first[:200]}") from None
-    log.info("rtnst: %s runs on %s%s", path.name, session.get_providers()[0], note)
-    return session
-
-
 class OnnxStylizer:
     """Stylises frames of any size with an image-to-image ONNX model.
 
-    Frames are scaled so the long side is at most ``max_side_px`` for inference, padded (reflected) to
-    the model's multiple, run, cropped, and scaled back to the source size (or ``output_size``).
+    Frames are scaled so the long side is at most ``max_side_px`` for inference (default: the size
+    the model was made for, when its metadata says), padded (reflected) to the model's multiple, run,
+    cropped, and scaled back to the source size (or ``output_size``). ``input_range``,
+    ``channel_order`` and ``pad_multiple`` describe a foreign model (a model exported by rtnst says
+    them in its metadata; given, they override it).
     """
 
     def __init__(
@@ -161,18 +85,19 @@ class OnnxStylizer:
         threads: int | None = None,
         spin: bool = True,
     ) -> None:
-        for flag, value in (("--max-side", max_side_px), ("--pad-multiple", pad_multiple), ("--threads", threads)):
+        for param, value in (("max_side_px", max_side_px), ("pad_multiple", pad_multiple), ("threads", threads)):
             if value is not None and value < 1:  # 0 would otherwise mean "not given" further down
-                raise OptionError(f"{flag} must be a positive whole number, got {value}")
+                raise OptionError(f"{param} must be a positive whole number, got {value}", param=param)
         self._session = open_session(model, device=device, threads=threads, spin=spin)
         self.info = inspect_model(self._session, Path(model), input_range=input_range,
                                   channel_order=channel_order, pad_multiple=pad_multiple)
         self.provider = self._session.get_providers()[0]
-        self.max_side_px = max_side_px
+        # A model made for one inference size (rtnst.max_side_px) runs at it unless told otherwise.
+        self.max_side_px = max_side_px or self.info.native_max_side_px
         self.output_size = output_size
         self.preserve_color = preserve_color
         self.strength = fr.check_strength(strength)
-        self._scale = 255.0 if self.info.input_range == "0-255" else 1.0
+        self._scale = self.info.input_range.scale
         self._binding = self._session.io_binding()
         self._shape: tuple[int, int] | None = None
         self._in = self._out = np.empty(0, np.float32)
@@ -200,6 +125,13 @@ class OnnxStylizer:
         b.bind_input(self.info.input_name, "cpu", 0, np.float32, self._in.shape, self._in.ctypes.data)
         b.bind_output(self.info.output_name, "cpu", 0, np.float32, self._out.shape, self._out.ctypes.data)
         self._shape = (h, w)
+
+    def run_again(self) -> None:
+        """Run the model once more on the input of the last ``run_model`` call, leaving out the
+        conversions around it: the model's own time, for benchmarks."""
+        if self._shape is None:
+            raise OptionError("run_again needs a run_model call first")
+        self._session.run_with_iobinding(self._binding)
 
     def inference_size(self, width: int, height: int) -> tuple[int, int]:
         return self.info.fixed_size or fr.fit_max_side(width, height, self.max_side_px)
@@ -248,3 +180,9 @@ class OnnxStylizer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def is_foreign(path: str | os.PathLike) -> bool:
+    """True for a model that does not carry rtnst's conventions in its metadata (not exported by rtnst)."""
+    session = open_session(path, device="cpu", announce=False)
+    return META_TIER not in session.get_modelmeta().custom_metadata_map

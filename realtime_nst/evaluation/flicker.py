@@ -24,10 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import frames as fr
-from .errors import OutputError
-from .evaluate import EVAL_SIDE_PX
-from .smoothing import Smoother
+from .. import frames as fr
+from ..errors import OutputError
+from ..files import atomic_write
+from .quality import EVAL_SIDE_PX
+from ..runtime.smoothing import Smoother
 
 # Lai et al.'s occlusion test: |F + B_w|² > OCC_REL·(|F|² + |B_w|²) + OCC_ABS -> occluded.
 OCC_REL, OCC_ABS = 0.01, 0.5
@@ -35,7 +36,7 @@ OCC_REL, OCC_ABS = 0.01, 0.5
 
 def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tuple[Iterator[np.ndarray], int]:
     """Frames of a video file (at most ``max_frames``) and how many to expect (0 if unknown)."""
-    from .sources import VideoFileSource
+    from ..runtime.sources import VideoFileSource
 
     source = VideoFileSource(path)
     count = source.frame_count or 0
@@ -182,25 +183,19 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
 
 def write_csv(path: str | os.PathLike, results: dict[str, ClipResult]) -> None:
     """Long format: frame, smooth, e_warp (empty for frame 0), style_distance (empty if not sampled)."""
-    tmp = Path(path).with_name(f".{Path(path).name}.part")  # renamed when complete: never a half-written file
-    try:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["frame", "smooth", "e_warp", "style_distance"])
-            for name, res in results.items():
-                style = dict(res.style)
-                for t in range(res.frames):
-                    e = f"{res.e_warp[t - 1]:.6g}" if t >= 1 else ""
-                    s = f"{style[t]:.6g}" if t in style else ""
-                    w.writerow([t, name, e, s])
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "smooth", "e_warp", "style_distance"])
+        for name, res in results.items():
+            style = dict(res.style)
+            for t in range(res.frames):
+                e = f"{res.e_warp[t - 1]:.6g}" if t >= 1 else ""
+                s = f"{style[t]:.6g}" if t in style else ""
+                w.writerow([t, name, e, s])
 
 
 def plot(path: str | os.PathLike, results: dict[str, ClipResult], *, title: str = "") -> None:
-    from .errors import require
+    from ..errors import require
 
     matplotlib = require("matplotlib", extra="train")
     matplotlib.use("Agg")
@@ -215,12 +210,10 @@ def plot(path: str | os.PathLike, results: dict[str, ClipResult], *, title: str 
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
     try:
-        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
-        os.replace(tmp, path)
-    except (OSError, ValueError) as exc:  # ValueError: a suffix matplotlib cannot write
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+    except ValueError as exc:  # a suffix matplotlib cannot write
+        raise OutputError(f"cannot write {path}: {exc}") from None
     finally:
         plt.close(fig)

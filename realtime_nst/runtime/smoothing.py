@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from .errors import OptionError
+from ..errors import OptionError
 
 SMOOTH_KINDS = ("none", "ema", "flow")
 # Weight of the history where it is trusted. Measured with `rtnst eval flicker` on both shared clips
@@ -64,7 +64,7 @@ class Smoother(Protocol):
 
 def check_smooth_strength(strength: float) -> float:
     if not 0.0 <= strength <= 1.0:
-        raise OptionError(f"--smooth-strength must be between 0 and 1, got {strength}")
+        raise OptionError(f"smooth_strength must be between 0 and 1, got {strength}", param="smooth_strength")
     return float(strength)
 
 
@@ -232,7 +232,7 @@ def make_smoother(kind: str, *, strength: float = DEFAULT_STRENGTH) -> Smoother 
         return EmaSmoother(strength)
     if kind == "flow":
         return FlowSmoother(strength)
-    raise OptionError(f"--smooth must be one of {', '.join(SMOOTH_KINDS)}, got {kind!r}")
+    raise OptionError(f"smooth must be one of {', '.join(SMOOTH_KINDS)}, got {kind!r}", param="smooth")
 
 
 def add_smoothing_options(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .stylizer import OnnxStylizer
+from ..runtime.stylizer import OnnxStylizer
 
 
 @dataclass
@@ -41,7 +41,7 @@ def time_model(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, wa
     run, full = [], []
     for _ in range(frames):
         t0 = time.perf_counter()
-        stylizer._session.run_with_iobinding(stylizer._binding)
+        stylizer.run_again()
         t1 = time.perf_counter()
         stylizer.run_model(frame)
         t2 = time.perf_counter()
@@ -51,7 +51,7 @@ def time_model(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, wa
 
 
 def write_clip(path: Path, size: tuple[int, int], count: int, fps: int = 30) -> None:
-    from .sinks import VideoFileSink
+    from ..runtime.sinks import VideoFileSink
 
     with VideoFileSink(path, width=size[0], height=size[1], fps=Fraction(fps), overwrite=True) as sink:
         for f in synthetic_frames(size, count):
@@ -59,7 +59,7 @@ def write_clip(path: Path, size: tuple[int, int], count: int, fps: int = 30) -> 
 
 
 def time_end_to_end(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, clip: Path | None = None) -> float:
-    from .video import stylize_video
+    from ..runtime.video import stylize_video
 
     with tempfile.TemporaryDirectory() as tmp:
         if clip is None:

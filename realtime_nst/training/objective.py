@@ -1,4 +1,5 @@
-"""Perceptual losses and the style/content distances used by training, optimisation and evaluation."""
+"""The training objective: Johnson et al. 2016's perceptual loss in the terms ``rtnst eval quality``
+measures, and the border term of the zero-padded realtime nets."""
 
 from __future__ import annotations
 
@@ -6,36 +7,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .. import frames as fr
+from ..imageio import read_image
+from ..perceptual.losses import content_distance, gram, style_distance, total_variation
+from ..perceptual.tensors import to_batch
+from ..perceptual.vgg import load_vgg
+
 if TYPE_CHECKING:
-    from .trainconfig import TrainConfig
-
-# Layers of the evaluation metric (training issue): VGG16 relu1_2, relu2_2, relu3_3, relu4_3.
-EVAL_STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
-EVAL_CONTENT_LAYER = "relu3_3"
-
-
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """G = F·Fᵀ / (C·H·W) per batch item, computed in fp32 even under autocast."""
-    n, c, h, w = features.shape
-    f = features.float().reshape(n, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
-
-
-def total_variation(batch: torch.Tensor) -> torch.Tensor:
-    return (batch[..., 1:, :] - batch[..., :-1, :]).abs().mean() + (batch[..., :, 1:] - batch[..., :, :-1]).abs().mean()
-
-
-def style_distance(out_feats: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor]) -> torch.Tensor:
-    """S = Σ_l ‖G_l(out) − G_l(style)‖²_F / Σ_l ‖G_l(style)‖²_F, one value per batch item."""
-    num = sum(((gram(out_feats[k]) - g) ** 2).sum(dim=(1, 2)) for k, g in style_grams.items())
-    den = sum((g**2).sum(dim=(1, 2)) for g in style_grams.values())
-    return num / den
-
-
-def content_distance(out_feat: torch.Tensor, content_feat: torch.Tensor) -> torch.Tensor:
-    """C = ‖φ(out) − φ(content)‖² / ‖φ(content)‖², one value per batch item."""
-    o, c = out_feat.float(), content_feat.float()
-    return ((o - c) ** 2).sum(dim=(1, 2, 3)) / (c**2).sum(dim=(1, 2, 3))
+    from .config import TrainConfig
 
 
 def border_distance(inner_out: torch.Tensor, full_out: torch.Tensor, margin_px: int) -> torch.Tensor:
@@ -56,11 +35,6 @@ class PerceptualLoss:
     and total variation; ``total`` weighs them as the training config says."""
 
     def __init__(self, cfg: TrainConfig, *, device: torch.device, amp_dtype: torch.dtype | None) -> None:
-        from . import frames as fr
-        from .evaluate import to_batch
-        from .imageio import read_image
-        from .vgg import load_vgg
-
         self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
         self.vgg = load_vgg(cfg.vgg, weights=cfg.vgg_weights).to(device, memory_format=torch.channels_last)
         self.vgg.check_layers(cfg.content_layers + cfg.style_layers)

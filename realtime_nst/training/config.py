@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from . import nets
-from .errors import OptionError
+from ..errors import OptionError
 
 
 @dataclass
@@ -54,24 +54,24 @@ class TrainConfig:
 
     def check(self) -> None:
         if self.epochs is not None and self.epochs <= 0:
-            raise OptionError(f"--epochs must be positive, got {self.epochs}")
+            raise OptionError(f"epochs must be positive, got {self.epochs}", param="epochs")
         if self.workers < 0:
-            raise OptionError(f"--workers must be 0 or more, got {self.workers}")
+            raise OptionError(f"workers must be 0 or more, got {self.workers}", param="workers")
         if self.tier not in nets.NETWORKS:
-            raise OptionError(f"--tier must be one of {sorted(nets.NETWORKS)}, got {self.tier!r}")
+            raise OptionError(f"tier must be one of {sorted(nets.NETWORKS)}, got {self.tier!r}", param="tier")
         for name in ("image_size_px", "style_size_px", "batch_size", "steps", "checkpoint_every", "preview_every"):
             if getattr(self, name) <= 0:
-                raise OptionError(f"--{name.replace('_px', '').replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise OptionError(f"{name} must be positive, got {getattr(self, name)}", param=name)
         multiple = nets.NETWORKS[self.tier].PAD_MULTIPLE  # the net's strides: other sizes break its skips
         if self.image_size_px % multiple:
-            raise OptionError(f"--image-size must be a multiple of {multiple} for the {self.tier} net, got {self.image_size_px}")
+            raise OptionError(f"image_size_px must be a multiple of {multiple} for the {self.tier} net, got {self.image_size_px}", param="image_size_px")
         for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "border_weight", "lr"):
             if (getattr(self, name) or 0) < 0 or (name == "lr" and self.lr == 0):
-                raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise OptionError(f"{name} must be positive, got {getattr(self, name)}", param=name)
         if self.amp not in ("auto", "none", "bf16", "fp16"):
-            raise OptionError(f"--amp must be auto, none, bf16 or fp16, got {self.amp!r}")
+            raise OptionError(f"amp must be auto, none, bf16 or fp16, got {self.amp!r}", param="amp")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise OptionError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+            raise OptionError(f"device must be auto, cpu or cuda, got {self.device!r}", param="device")
 
 
 def saved_config(path: str | Path) -> dict:

@@ -10,19 +10,20 @@ The fp16 and int8 variants live in variants.py.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from . import __version__, nets, tied
-from . import stylizer as st
-from .errors import ModelError, OptionError, OutputError
+from .. import __version__
+from . import nets
+from . import tied
+from .. import modelfile as mf
+from ..errors import ModelError, OptionError
+from ..files import atomic_write, check_outputs
+from .onnxcheck import check_parity, quiet
 
 log = logging.getLogger("rtnst")
 
@@ -78,7 +79,7 @@ def _load_onnx_weights(path: Path) -> tuple[torch.nn.Module, dict]:
     except Exception as exc:
         raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
     meta = {p.key: p.value for p in model.metadata_props}
-    tier = meta.get("rtnst.tier")
+    tier = meta.get(mf.META_TIER)
     if tier not in nets.NETWORKS:
         raise ModelError(f"{path} was not exported by rtnst (no rtnst.tier in its metadata): its weights cannot be trained on")
     inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer}
@@ -90,7 +91,7 @@ def _load_onnx_weights(path: Path) -> tuple[torch.nn.Module, dict]:
         raise ModelError(f"{path}: {len(missing)} weights of the {tier} net are not in it (first: {missing[0]}); "
                          f"it may come from another version of the net")
     net.load_state_dict({k: inits[k] for k in wanted})
-    info = {"tier": tier, "style": meta.get("rtnst.style", path.stem), "style_image": meta.get("rtnst.style_image", "")}
+    info = {"tier": tier, "style": meta.get(mf.META_STYLE, path.stem), "style_image": meta.get(mf.META_STYLE_IMAGE, "")}
     return net.eval(), info
 
 
@@ -100,7 +101,7 @@ def to_onnx(net: torch.nn.Module, *, opset: int = OPSET):
 
     net = tied.for_export(net)
     x = torch.rand(2, 3, 12 * net.PAD_MULTIPLE, 16 * net.PAD_MULTIPLE) * (255 if net.INPUT_RANGE == "0-255" else 1)
-    with _quiet():
+    with quiet():
         try:
             from torch.export import Dim
 
@@ -132,111 +133,23 @@ def to_onnx(net: torch.nn.Module, *, opset: int = OPSET):
 
 def metadata(net: torch.nn.Module, info: dict, precision: str) -> dict[str, str]:
     cfg = info.get("config") or {}
-    return {
-        st.META_INPUT_RANGE: net.INPUT_RANGE,
-        st.META_CHANNEL_ORDER: "rgb",
-        st.META_PAD_MULTIPLE: str(net.PAD_MULTIPLE),
-        st.META_MARGIN: str(getattr(net, "INFERENCE_MARGIN_PX", 0)),
-        st.META_STYLE: str(info["style"]),
-        st.META_TIER: info["tier"],
+    native = {mf.META_MAX_SIDE: str(net.NATIVE_MAX_SIDE_PX)} if getattr(net, "NATIVE_MAX_SIDE_PX", None) else {}
+    return {**native,
+        mf.META_INPUT_RANGE: net.INPUT_RANGE,
+        mf.META_CHANNEL_ORDER: "rgb",
+        mf.META_PAD_MULTIPLE: str(net.PAD_MULTIPLE),
+        mf.META_MARGIN: str(getattr(net, "INFERENCE_MARGIN_PX", 0)),
+        mf.META_STYLE: str(info["style"]),
+        mf.META_TIER: info["tier"],
         "rtnst.input_layout": "NCHW float32, RGB, range as rtnst.input_range; output the same",
-        "rtnst.style_image": str(info.get("style_image") or Path(cfg.get("style", "")).name),
-        "rtnst.precision": precision,
+        mf.META_STYLE_IMAGE: str(info.get("style_image") or Path(cfg.get("style", "")).name),
+        mf.META_PRECISION: precision,
         "rtnst.params": str(nets.count_params(net)),
         "rtnst.macs_per_pixel": str(round(nets.macs_per_pixel(net))),
         "rtnst.steps": str(info.get("step", "")),
         "rtnst.training": json.dumps(cfg, sort_keys=True, default=str),
         "rtnst.version": __version__,
     }
-
-
-def set_metadata(model, meta: dict[str, str]) -> None:
-    import onnx
-
-    keep = [p for p in model.metadata_props if p.key not in meta]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep + [onnx.StringStringEntryProto(key=k, value=v) for k, v in meta.items()])
-    model.doc_string = f"rtnst {meta[st.META_TIER]} style model: {meta[st.META_STYLE]}"
-
-
-def sample_images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Deterministic smooth-plus-detail RGB 0..1 images (NCHW), standing in for photos."""
-    import cv2
-
-    rng = np.random.default_rng((seed, n, h, w))
-    out = np.empty((n, 3, h, w), np.float32)
-    for i in range(n):
-        coarse = cv2.resize(rng.random((7, 9, 3), np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-        out[i] = np.clip(coarse + 0.08 * rng.standard_normal((h, w, 3), np.float32), 0, 1).transpose(2, 0, 1)
-    return out
-
-
-def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
-    ph, pw = (-x.shape[2]) % multiple, (-x.shape[3]) % multiple
-    return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if ph < x.shape[2] and pw < x.shape[3] else "edge")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two 0..255 images as seen (clipped to 0..255); inf when identical."""
-    mse = float(np.mean((np.clip(a, 0, 255).astype(np.float64) - np.clip(b, 0, 255)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def run_both(session, net: torch.nn.Module | None, x01: np.ndarray, tier: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Outputs (0..255 scale, cropped to x's size) of an ORT session and the PyTorch net on x01."""
-    cls = nets.NETWORKS[tier]
-    scale = 255.0 if cls.INPUT_RANGE == "0-255" else 1.0
-    h, w = x01.shape[2:]
-    xin = pad_to(x01, cls.PAD_MULTIPLE) * np.float32(scale)
-    ort_out = session.run(None, {session.get_inputs()[0].name: xin})[0][:, :, :h, :w] * (255.0 / scale)
-    if net is None:
-        return ort_out, None
-    with torch.no_grad():
-        ref = net(torch.from_numpy(xin)).numpy()[:, :, :h, :w] * (255.0 / scale)
-    return ort_out, ref
-
-
-def _session(path: Path, *, device: str = "cpu", threads: int | None = None):
-    """An onnxruntime session without the stylizer's "runs on ..." line (these are internal checks)."""
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
-        return st.open_session(path, device=device, threads=threads, spin=threads is not None)
-    finally:
-        log.setLevel(level)
-
-
-def check_parity(path: Path, net: torch.nn.Module, tier: str, sizes, *, min_db: float) -> list[tuple[str, float]]:
-    session = _session(path)
-    rows = []
-    for n, h, w in sizes:
-        got, ref = run_both(session, net, sample_images(n, h, w), tier)
-        rows.append((f"{n}x{h}x{w}", round(psnr(got, ref), 2)))
-        log.info("rtnst: parity %s onnxruntime vs PyTorch: %.1f dB", rows[-1][0], rows[-1][1])
-        if rows[-1][1] < min_db:
-            raise ModelError(f"{path}: onnxruntime output differs from PyTorch at {rows[-1][0]} "
-                             f"({rows[-1][1]:.1f} dB < {min_db} dB); the model was not kept")
-    return rows
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silences the exporter's, optimizer's and quantizer's chatter (onnxruntime.quantization logs on
-    the root logger itself; a filter there drops only such direct records, not rtnst's)."""
-    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript", "onnx_ir")
-    levels = {n: logging.getLogger(n).level for n in names}
-    for n in names:
-        logging.getLogger(n).setLevel(logging.ERROR)
-    drop = lambda record: record.levelno >= logging.ERROR  # noqa: E731
-    logging.getLogger().addFilter(drop)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.getLogger().removeFilter(drop)
-        for n, level in levels.items():
-            logging.getLogger(n).setLevel(level)
 
 
 def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8: bool = False,
@@ -249,41 +162,34 @@ def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8:
     if out.suffix != ".onnx":
         raise OptionError(f"the output must end in .onnx, got {out}")
     if int8 and not calib:
-        raise OptionError("--int8 needs --calib DIR (a folder of photos for calibration)")
+        raise OptionError("int8=True needs calib DIR (a folder of photos for calibration)", param=("int8", "calib"))
     if int8 and not Path(calib).is_dir():  # before anything is written, not after the fp32 export
-        raise OptionError(f"--calib {calib} is not a folder")
+        raise OptionError(f"calib {calib} is not a folder", param="calib")
     if opset < 17:
-        raise OptionError(f"--opset must be at least 17, got {opset}")
+        raise OptionError(f"opset must be at least 17, got {opset}", param="opset")
     targets = [out] + [out.with_suffix(f".{p}.onnx") for p, on in (("fp16", fp16), ("int8", int8)) if on]
-    for t in targets:
-        if t.exists() and not overwrite:
-            raise OutputError(f"{t} exists; pass --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    check_outputs(targets, overwrite=overwrite, inputs=[checkpoint])
     net, info = load_checkpoint(checkpoint)
     log.info("rtnst: exporting %s (%s, %s, step %s)", checkpoint, info["style"], info["tier"], info.get("step", "?"))
     model = to_onnx(net, opset=opset)
     meta = metadata(net, info, "fp32")
-    set_metadata(model, meta)
+    mf.write_metadata(model, meta)
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ModelError(f"the exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    try:
+    with atomic_write(out) as tmp:
         onnx.save(model, str(tmp))
         report = ExportReport(out, info["tier"], check_parity(tmp, net, info["tier"], sizes, min_db=min_db))
-        tmp.replace(out)
-    except OSError as exc:
-        raise OutputError(f"cannot write {out}: {exc.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     from .variants import check_fp16, quantize_int8, to_fp16
 
     if fp16:
         path = out.with_suffix(".fp16.onnx")
         half = to_fp16(model)
-        set_metadata(half, {**meta, "rtnst.precision": "fp16"})
-        onnx.save(half, str(path))
+        mf.write_metadata(half, {**meta, mf.META_PRECISION: "fp16"})
+        with atomic_write(path) as tmp:
+            onnx.save(half, str(tmp))
         report.variants["fp16"] = check_fp16(path, net, info["tier"], sizes[:2])
     if int8:
         report.variants["int8"] = quantize_int8(out, out.with_suffix(".int8.onnx"), calib, info["tier"], meta,

@@ -6,12 +6,10 @@ are bounded so a fast decoder cannot fill memory ahead of a slow model.
 
 from __future__ import annotations
 
-import contextlib
 import queue
-import signal
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -22,27 +20,6 @@ _END = object()
 class PipelineResult:
     frames_done: int
     interrupted: bool
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """While inside, Ctrl-C and SIGTERM set ``stop`` instead of killing the process, so the
-    pipeline can finish the file it is writing. A second Ctrl-C interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum, _frame):
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _put(q: queue.Queue, item, stop: threading.Event | None) -> bool:

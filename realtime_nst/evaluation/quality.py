@@ -6,12 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from . import frames as fr
-from .imageio import list_images, read_image
-from .stylizer import Stylizer
+from .. import frames as fr
+from ..imageio import list_images, read_image
+from ..runtime.stylizer import Stylizer
 
 EVAL_SIDE_PX = 512
 SHIFTS_PX = (1, 2, 3)
@@ -26,22 +25,15 @@ class QualityRow:
     shift: float  # see shift_sensitivity
 
 
-def to_batch(frame: np.ndarray):
-    """frame (BGR uint8) -> 1x3xHxW float32 RGB 0..1 torch batch."""
-    import torch
-
-    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-
-
 class QualityMeter:
     """Measures S and C against one style image with VGG16 (relu1_2..relu4_3, content relu3_3)."""
 
     def __init__(self, style: np.ndarray, *, vgg_weights: str | os.PathLike | None = None) -> None:
         import torch
 
-        from .losses import EVAL_CONTENT_LAYER, EVAL_STYLE_LAYERS, gram
-        from .vgg import load_vgg
+        from ..perceptual.losses import EVAL_CONTENT_LAYER, EVAL_STYLE_LAYERS, gram
+        from ..perceptual.tensors import to_batch
+        from ..perceptual.vgg import load_vgg
 
         self.vgg = load_vgg("vgg16", weights=vgg_weights)
         style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], EVAL_SIDE_PX))
@@ -54,7 +46,8 @@ class QualityMeter:
     def measure(self, content: np.ndarray, output: np.ndarray) -> tuple[float, float]:
         import torch
 
-        from .losses import content_distance, style_distance
+        from ..perceptual.losses import content_distance, style_distance
+        from ..perceptual.tensors import to_batch
 
         with torch.no_grad():
             out = self.vgg(to_batch(output), self.layers)

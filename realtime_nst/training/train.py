@@ -29,11 +29,12 @@ from torch.utils.data import DataLoader
 
 from . import nets
 from .data import Indexed, PhotoCrops, ResumableSampler
-from .errors import OptionError, OutputError
-from .evaluate import to_batch
-from .imageio import read_image, write_image
-from .losses import PerceptualLoss, border_distance
-from .trainconfig import TrainConfig
+from ..errors import OptionError, OutputError
+from ..files import atomic_write
+from ..perceptual.tensors import to_batch, to_frame
+from ..imageio import read_image, write_image
+from .objective import PerceptualLoss, border_distance
+from .config import TrainConfig
 
 log = logging.getLogger("rtnst")
 BORDER_MARGIN_PX = 16  # the crop for the border term (losses.border_distance) leaves this much out
@@ -47,7 +48,7 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         if cfg.device == "cuda" and not torch.cuda.is_available():
-            raise OptionError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+            raise OptionError("device cuda was asked for, but PyTorch sees no CUDA GPU", param="device")
         cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if self.world > 1:
@@ -62,14 +63,14 @@ class Trainer:
         self.stop = threading.Event()  # set by Ctrl-C / SIGTERM: checkpoint at the next step and return
         self.interrupted = False
         if cfg.amp == "auto":  # CPUs without native bf16 (AVX2) emulate it, far slower than fp32
-            from .vggspeed import cpu_has_bf16
+            from ..perceptual.vggspeed import cpu_has_bf16
 
             amp = "bf16" if cuda or cpu_has_bf16() else "none"
         else:
             amp = cfg.amp
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         if self.out.exists() and not (resume or overwrite):
-            raise OutputError(f"{self.out} exists; pass --resume to continue it or --overwrite to start again")
+            raise OutputError(f"{self.out} exists; pass resume=True to continue it or overwrite=True to start again", param=("resume", "overwrite"))
 
         torch.manual_seed(cfg.seed)
         self.net = nets.build(cfg.tier).to(self.device, memory_format=torch.channels_last)
@@ -82,11 +83,11 @@ class Trainer:
         elif cfg.init:
             from .export import load_checkpoint
 
-            from .registry import resolve_model
+            from ..registry import resolve_model
 
             init, info = load_checkpoint(cfg.init if Path(cfg.init).exists() else resolve_model(cfg.init))
             if info["tier"] != cfg.tier:
-                raise OptionError(f"--init {cfg.init} holds a {info['tier']} net, not {cfg.tier}")
+                raise OptionError(f"init {cfg.init} holds a {info['tier']} net, not {cfg.tier}", param="init")
             self._use_version_of(init.state_dict())
             self.net.load_state_dict(init.state_dict())
 
@@ -170,12 +171,8 @@ class Trainer:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state()
-        tmp = self.out.with_name(self.out.name + ".part")
-        try:
+        with atomic_write(self.out) as tmp:
             torch.save(state, tmp)
-            os.replace(tmp, self.out)
-        except OSError as exc:
-            raise OutputError(f"cannot write checkpoint {self.out}: {exc.strerror}") from None
 
     # -- training ------------------------------------------------------------------------------
     def _stylize(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,7 +208,7 @@ class Trainer:
     def fit(self, *, progress: bool = True, plot: bool = True) -> None:
         """Train to the last step, or until Ctrl-C / SIGTERM: then the step in progress finishes, a
         checkpoint is written and ``self.interrupted`` is set (``--resume`` continues from there)."""
-        from .pipeline import stop_on_signals
+        from ..signals import stop_on_signals
 
         with stop_on_signals(self.stop):
             self._fit(progress=progress, plot=plot)
@@ -241,7 +238,7 @@ class Trainer:
                 seen += x.shape[0] * self.world
                 vals = self._mean_over_ranks(terms)
                 if not math.isfinite(vals["total"]):
-                    raise OptionError(f"the loss became {vals['total']} at step {self.step}; lower --lr or the weights")
+                    raise OptionError(f"the loss became {vals['total']} at step {self.step}; lower lr or the weights", param="lr")
                 self.history.append([self.step] + [vals[k] for k in self.terms])
                 bar.set_postfix(epoch=epoch + 1, **{k: f"{vals[k]:.4f}" for k in self.terms},
                                 img_s=f"{seen / (time.perf_counter() - t0):.2f}")
@@ -277,7 +274,7 @@ class Trainer:
         return dict(zip(keys, t.tolist()))
 
     def stylize_preview(self):
-        from . import frames as fr
+        from .. import frames as fr
 
         img = fr.resize(self.preview, fr.fit_max_side(self.preview.shape[1], self.preview.shape[0], 512))
         h, w = img.shape[:2]
@@ -288,8 +285,7 @@ class Trainer:
             y = nets.from_net(nets.forward_with_margin(self.net, nets.to_net(to_batch(img).to(self.device), self.cfg.tier)),
                           self.cfg.tier)
         self.net.train()
-        rgb = (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-        return rgb[:, :, ::-1].copy()
+        return to_frame(y)
 
     def write_preview(self) -> None:
         if self.rank != 0:

@@ -124,7 +124,52 @@ def _up(in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 class RealtimeNet(nn.Module):
-    """``realtime`` tier, designed for 2-core CPU inference in onnxruntime (about 0.9k MACs/px).
+    """``realtime`` tier: runs at a native long side of 640 px (``NATIVE_MAX_SIDE_PX``; the runtime
+    scales the output back to the frame's size), about 4.7k MACs/px.
+
+    At 640x360 a 2-core CPU affords ~4x the per-pixel budget of 720p, and it goes where texture is
+    made: the style distance is lost at VGG relu2_2/relu3_3, the fine and mid texture that lives at
+    full and half resolution (Magenta's lite transformer spends 30-45% of its MACs there). So a full
+    3x3 conv at full resolution in and out (16 channels), 32 at 1/2, and the residual blocks at 1/4
+    (64 channels) instead of 1/8. Depthwise-separable convs (Howard et al. 2017) elsewhere, U-Net
+    skips, one instance norm (Ulyanov et al. 2016) where the 1/4 level starts, and grid-free
+    upsampling only (TiedUpsample: nearest x2 + 3x3, Odena et al. 2016). Pixels RGB 0..1.
+    """
+
+    INPUT_RANGE = "0-1"
+    PAD_MULTIPLE = 4
+    MARGIN_PX = 0  # zero padding; the border term of training keeps a frame from being painted
+    INFERENCE_MARGIN_PX = 0
+    NATIVE_MAX_SIDE_PX = 640
+    TIER = "realtime"
+
+    def __init__(self, *, full: int = 16, half: int = 32, quarter: int = 64, blocks: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, full, 3, padding=1), nn.ReLU(inplace=True))
+        self.down1 = _dw_separable(full, half, stride=2)
+        self.down2 = _dw_separable(half, quarter, stride=2)
+        self.norm_in = nn.InstanceNorm2d(quarter, affine=True)
+        self.blocks = nn.Sequential(*(LowResBlock(quarter) for _ in range(blocks)))
+        self.up2 = _up(quarter, half)
+        self.refine1 = _dw_separable(half, half)
+        self.up1 = _up(half, full)
+        self.refine0 = _dw_separable(full, full)
+        self.head = nn.Conv2d(full, 3, 1)
+        with torch.no_grad():
+            self.head.bias.fill_(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = self.stem(x)
+        s1 = self.down1(s0)
+        y = self.blocks(self.norm_in(self.down2(s1)))
+        y = self.refine1(self.up2(y) + s1)
+        y = self.refine0(self.up1(y) + s0)
+        return self.head(y)
+
+
+class RealtimeNetV2(nn.Module):
+    """The second ``realtime`` net, for 720p inference (about 0.9k MACs/px); kept to load and fine-tune
+    checkpoints trained with it.
 
     Depthwise-separable convs (Howard et al. 2017, MobileNets), a stride-2 stem, the residual
     blocks at 1/8 resolution, encoder features added back at 1/4 and 1/2 (U-Net style skips) so
@@ -171,7 +216,7 @@ class RealtimeNet(nn.Module):
         return self.head(y)
 
 
-class RealtimeNetV1(RealtimeNet):
+class RealtimeNetV1(RealtimeNetV2):
     """The first ``realtime`` net (the shipped realtime models until they are retrained): the same
     net with free 2x2 stride-2 transposed convs for upsampling, the function of a 1x1 conv +
     PixelShuffle (Shi et al. 2016) that onnxruntime runs ~8x faster than DepthToSpace at 720p.
@@ -216,13 +261,15 @@ def from_net(y: torch.Tensor, tier: str) -> torch.Tensor:
 
 def build(tier: str, *, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """A fresh net of ``tier``; given the weights it is to load (``state``), the version of the net
-    they fit: realtime weights with 2x2 transposed-conv upsampling are RealtimeNetV1's."""
-    if tier == "realtime" and state is not None and tuple(getattr(state.get("head.weight"), "shape", ()))[-2:] == (2, 2):
-        return RealtimeNetV1()
+    they fit: realtime weights with a 1/8 level (``down3``) are RealtimeNetV2's, or V1's when their
+    upsampling is a 2x2 transposed conv."""
+    if tier == "realtime" and state is not None and "down3.0.weight" in state:
+        head = tuple(getattr(state.get("head.weight"), "shape", ()))
+        return RealtimeNetV1() if head[-2:] == (2, 2) else RealtimeNetV2()
     try:
         return NETWORKS[tier]()
     except KeyError:
-        from .errors import OptionError
+        from ..errors import OptionError
 
         raise OptionError(f"unknown network tier {tier!r}; expected one of {sorted(NETWORKS)}") from None
 

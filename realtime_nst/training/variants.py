@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from . import nets
-from .errors import ModelError, OptionError
-from .export import _quiet, _session, psnr, run_both, sample_images, set_metadata
+from ..errors import ModelError, OptionError
+from ..files import AtomicFile, atomic_write
+from ..modelfile import META_PRECISION, write_metadata
+from .onnxcheck import psnr, quiet, quiet_session, run_both, sample_images
 
 log = logging.getLogger("rtnst")
 
@@ -38,7 +40,7 @@ def to_fp16(model):
     model, g = half, half.graph
     unknown = {n.op_type for n in g.node} - set(FP16_INPUTS) - FP32_OPS
     if unknown:
-        raise ModelError(f"--fp16 does not know how to convert ops {sorted(unknown)}")
+        raise ModelError(f"fp16=True does not know how to convert ops {sorted(unknown)}", param="fp16")
     uses: dict[str, list[tuple[str, int]]] = {}
     for node in g.node:
         for i, name in enumerate(node.input):
@@ -77,7 +79,7 @@ def check_fp16(path: Path, net: torch.nn.Module, tier: str, sizes) -> str:
     # graph and the fp16 weights, not fp16 arithmetic, which only a GPU run shows.
     device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
     try:
-        session = _session(path, device=device)
+        session = quiet_session(path, device=device)
     except ModelError as exc:
         log.warning("rtnst: fp16 parity not checked: onnxruntime %s cannot run it here (%s)", device, exc)
         return f"{path.name}: written, parity not checked ({device} cannot run it)"
@@ -92,7 +94,7 @@ def check_fp16(path: Path, net: torch.nn.Module, tier: str, sizes) -> str:
 def time_models(paths: list[Path], shape: tuple[int, int, int, int], *, runs: int = 7, threads: int = 2) -> list[float]:
     """Median milliseconds of one inference for each model (onnxruntime CPU, ``threads`` threads,
     model only); runs are interleaved so a load change on the machine hits every model alike."""
-    sessions = [_session(p, threads=threads) for p in paths]
+    sessions = [quiet_session(p, threads=threads) for p in paths]
     feed = np.random.default_rng(0).random(shape, np.float32)
     times: list[list[float]] = [[] for _ in sessions]
     for i in range(runs + 1):
@@ -107,11 +109,11 @@ def time_models(paths: list[Path], shape: tuple[int, int, int, int], *, runs: in
 def calibration_batches(folder: str | Path, tier: str, *, count: int = 16, size_px: int = 256, seed: int = 0):
     import cv2
 
-    from .imageio import list_images, read_image
+    from ..imageio import list_images, read_image
 
     paths = list_images(folder, recursive=True)
     if not paths:
-        raise OptionError(f"--calib {folder}: no images found")
+        raise OptionError(f"calib {folder}: no images found", param="calib")
     rng = np.random.default_rng(seed)
     scale = 255.0 if nets.NETWORKS[tier].INPUT_RANGE == "0-255" else 1.0
     for i in sorted(rng.choice(len(paths), min(count, len(paths)), replace=False)):
@@ -136,22 +138,24 @@ def quantize_int8(fp32: Path, out: Path, calib: str | Path, tier: str, meta: dic
         feeds = iter({"input": b} for b in batches)
         get_next = lambda self: next(self.feeds, None)  # noqa: E731
 
-    tmp = out.with_name(out.name + ".part")
-    with _quiet():  # reduce_range: 7-bit weights avoid u8s8 overflow on CPUs without VNNI
+    scratch = AtomicFile(out.with_name(out.name + ".quant.onnx"))  # the raw quantised model, never kept
+    tmp = scratch.tmp
+    with quiet():  # reduce_range: 7-bit weights avoid u8s8 overflow on CPUs without VNNI
         quantize_static(str(fp32), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    s32, s8 = _session(fp32), _session(tmp)
+    s32, s8 = quiet_session(fp32), quiet_session(tmp)
     scale = 255.0 if nets.NETWORKS[tier].INPUT_RANGE == "0-255" else 1.0
     db = statistics.median(psnr(run_both(s8, None, b / scale, tier)[0], run_both(s32, None, b / scale, tier)[0])
                            for b in batches[:4])
     ms32, ms8 = time_models([fp32, tmp], speed_shape, runs=runs)
     note = f"int8 {db:.1f} dB vs fp32, {ms8:.0f} ms vs {ms32:.0f} ms fp32 at {speed_shape[3]}x{speed_shape[2]}"
     if ms8 >= 0.95 * ms32 and not force:
-        tmp.unlink(missing_ok=True)
+        scratch.discard()
         log.warning("rtnst: int8 model not written: it is not faster than fp32 on this CPU (%s)", note)
         return "not written: " + note
     model = onnx.load(str(tmp))
-    set_metadata(model, {**meta, "rtnst.precision": "int8", "rtnst.int8_psnr_db": f"{db:.2f}"})
-    onnx.save(model, str(out))
-    tmp.unlink(missing_ok=True)
+    write_metadata(model, {**meta, META_PRECISION: "int8", "rtnst.int8_psnr_db": f"{db:.2f}"})
+    scratch.discard()
+    with atomic_write(out) as part:
+        onnx.save(model, str(part))
     return f"{out.name}: " + note

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ModelError, OptionError
+from ..errors import ModelError, OptionError
 
 # "M" is a pooling layer; numbers are conv output channels. Indices match torchvision's features.
 _CFG = {
@@ -66,7 +66,7 @@ class VGGFeatures(nn.Module):
         if arch not in _CFG:
             raise OptionError(f"unknown VGG {arch!r}; expected vgg16 or vgg19")
         if pool not in ("max", "avg"):
-            raise OptionError(f"--pool must be max or avg, got {pool!r}")
+            raise OptionError(f"pool must be max or avg, got {pool!r}", param="pool")
         layers: list[nn.Module] = []
         in_ch = 3
         for item in _CFG[arch]:
@@ -168,7 +168,7 @@ def load_vgg(
         raise ModelError(f"VGG weights do not fit {arch}: {str(exc).splitlines()[0]}") from None
     if convention is not None:
         if convention not in CONVENTIONS:
-            raise OptionError(f"--vgg-convention must be caffe or torchvision, got {convention!r}")
+            raise OptionError(f"convention must be caffe or torchvision, got {convention!r}", param="convention")
         found = CONVENTIONS[convention]
     net.set_convention(found)
     return net.eval()

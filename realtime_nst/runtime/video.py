@@ -8,9 +8,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CorruptInputError, OptionError
-from .pipeline import run_pipeline, stop_on_signals
-from .sinks import VideoFileSink, check_output_path
+from ..errors import CorruptInputError, OptionError
+from ..signals import stop_on_signals
+from .pipeline import run_pipeline
+from ..files import check_output_path
+from .sinks import VideoFileSink
 from .sources import VideoFileSource
 from .stylizer import Stylizer
 
@@ -49,9 +51,9 @@ def stylize_video(
     src_path, out_path = Path(input_path), Path(output_path)
     check_output_path(out_path, overwrite=overwrite, inputs=(src_path,))
     if not 0 < crf <= 51:
-        raise OptionError(f"--crf must be between 1 and 51, got {crf}")
+        raise OptionError(f"crf must be between 1 and 51, got {crf}", param="crf")
     if max_frames is not None and max_frames < 1:
-        raise OptionError(f"--max-frames must be positive, got {max_frames}")
+        raise OptionError(f"max_frames must be positive, got {max_frames}", param="max_frames")
     with VideoFileSource(src_path) as source:
         first = source.read()
         if first is None:

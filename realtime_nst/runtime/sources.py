@@ -12,8 +12,8 @@ from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import CameraError, CorruptInputError, InputError
-from .frames import video_matrix
+from ..errors import CameraError, CorruptInputError, InputError
+from ..frames import video_matrix
 
 log = logging.getLogger("rtnst")
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .errors import InputError
-from .imageio import list_images
+from ..errors import InputError
+from ..imageio import list_images
 
 
 class PhotoCrops(Dataset):

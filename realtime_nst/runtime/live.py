@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .errors import CameraError, MissingDependencyError
+from ..errors import CameraError, MissingDependencyError
 from .sinks import FrameSink
 from .sources import FrameSource
 from .stylizer import Stylizer

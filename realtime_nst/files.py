@@ -1,0 +1,91 @@
+"""Output files: checked before any work starts, and written whole or not at all.
+
+Every writer goes through ``atomic_write`` (or ``AtomicFile`` when the file stays open across many
+calls, as a video does): the data goes to a hidden temporary name beside the output, which is
+renamed over it only when complete, so a failure or an interrupt never leaves a half-written file
+under the user's name. The temporary name keeps the suffix, for writers that pick the format by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import OutputError
+
+
+def check_not_input(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse an output that is one of the inputs, overwrite or not: the user's source would be lost.
+    Each path is resolved once (a folder of photos into itself is n outputs against n inputs)."""
+    sources = {Path(i).resolve() for i in inputs if Path(i).exists()}
+    for path in map(Path, outputs):
+        if path.exists() and path.resolve() in sources:
+            raise OutputError(f"output {path} is an input file; choose another name")
+
+
+def check_outputs(paths: Iterable[str | os.PathLike], *, overwrite: bool,
+                  inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Fail before any work if an output cannot or may not be written: it is an input, it exists and
+    ``overwrite`` is off, it is a folder, or its folder is missing or read-only."""
+    paths = [Path(p) for p in paths]
+    check_not_input(paths, inputs)
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(f"{existing[0]} exists{more}; pass overwrite=True to replace it", param="overwrite")
+    for path in paths:
+        if path.is_dir():
+            raise OutputError(f"output {path} is a folder")
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise OutputError(f"cannot write {path}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise OutputError(f"cannot write {path}: folder {parent} is not writable")
+
+
+def check_output_path(path: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """check_outputs for one output."""
+    check_outputs([path], overwrite=overwrite, inputs=inputs)
+
+
+class AtomicFile:
+    """A temporary path (``tmp``) beside ``path``: ``commit()`` renames it into place, ``discard()``
+    removes it. Both are safe to call more than once; after a commit, discard does nothing."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self._done = False
+
+    def commit(self) -> None:
+        if self._done:
+            return
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
+        self._done = True
+
+    def discard(self) -> None:
+        if not self._done:
+            self._done = True
+            self.tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields the temporary path to write ``path``'s data to; renamed into place when the block ends
+    normally, removed when it raises. An OSError while writing becomes OutputError."""
+    f = AtomicFile(path)
+    try:
+        yield f.tmp
+    except OSError as exc:
+        f.discard()
+        raise OutputError(f"cannot write {f.path}: {exc.strerror or exc}") from None
+    except BaseException:
+        f.discard()
+        raise
+    f.commit()

@@ -1,0 +1,79 @@
+"""onnxruntime sessions, and the choice of execution provider in one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ..errors import ModelError
+from ..modelfile import _Choice
+
+log = logging.getLogger("rtnst")
+
+
+class Device(_Choice):
+    """Where a model runs; ``auto`` tries TensorRT, then CUDA, then the CPU."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    TENSORRT = "tensorrt"
+
+
+PROVIDERS = {
+    Device.TENSORRT: "TensorrtExecutionProvider",
+    Device.CUDA: "CUDAExecutionProvider",
+    Device.CPU: "CPUExecutionProvider",
+}
+
+
+def choose_providers(device: str, available: list[str]) -> tuple[list[str], str]:
+    """Providers to try for ``device``, best first, and a note for the log line when the device
+    asked for is not available here."""
+    device = Device.parse(device, param="device")
+    order = [Device.TENSORRT, Device.CUDA, Device.CPU]
+    wanted = order if device is Device.AUTO else order[order.index(device):]
+    chosen = [PROVIDERS[d] for d in wanted if PROVIDERS[d] in available]
+    if PROVIDERS[Device.CPU] not in chosen:
+        chosen.append(PROVIDERS[Device.CPU])
+    note = ""
+    if device not in (Device.AUTO, Device.CPU) and PROVIDERS[device] not in available:
+        note = f" ({device} requested but not available; pip install 'realtime_nst[gpu]' and check the CUDA drivers)"
+    return chosen, note
+
+
+def _session_options(threads: int | None, *, spin: bool):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # One thread per core: hyper-threads and oversubscription both slow convolutions down.
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.inter_op_num_threads = 1
+    # Spinning wins the last few % of a model-only benchmark but steals the cores that decoding and
+    # encoding threads need in the video pipeline.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    opts.log_severity_level = 3
+    return opts
+
+
+def open_session(path: str | os.PathLike, *, device: str = "auto", threads: int | None = None, spin: bool = True,
+                 announce: bool = True):
+    """An onnxruntime InferenceSession with typed errors; ``announce`` logs one line naming the
+    provider actually used."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    providers, note = choose_providers(device, ort.get_available_providers())
+    try:
+        session = ort.InferenceSession(str(path), _session_options(threads, spin=spin), providers=providers)
+    except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, NoSuchFile, RuntimeException...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is not a usable ONNX model: {first[:200]}") from None
+    if announce:
+        log.info("rtnst: %s runs on %s%s", path.name, session.get_providers()[0], note)
+    return session
