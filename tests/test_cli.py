@@ -117,3 +117,36 @@ def test_bench_rounds_alternate_models_and_report_median_and_range(identity, tmp
         assert 0 < lo <= median <= hi
     assert main(["bench", "--model", str(identity), "--rounds", "0"]) == 2
     assert "--rounds" in capsys.readouterr().err
+
+
+def test_public_api_is_pinned_and_lazy():
+    import realtime_nst
+
+    assert sorted(realtime_nst.__all__) == sorted([
+        "CameraError", "CameraSource", "CorruptInputError", "EmaSmoother", "FlowSmoother", "FrameSink", "FrameSource",
+        "InputError", "MissingDependencyError", "ModelError", "OnnxStylizer", "OptionError", "OutputError",
+        "RtnstError", "Smoother", "Stylizer", "VideoFileSink", "VideoFileSource", "VideoReport", "VirtualCameraSink",
+        "__version__", "make_smoother", "read_image", "resolve_model", "run_live", "shipped_models",
+        "stylize_video", "write_image"])
+    for name in realtime_nst.__all__:
+        assert getattr(realtime_nst, name) is not None
+    code = "import sys, realtime_nst; print(sorted(m for m in ('onnxruntime', 'cv2', 'av', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_quiet_after_the_command_and_errors_name_the_commands_flags(tmp_path, identity, capsys):
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), gradient_frame(16, 12))
+    assert main(["image", str(src), str(tmp_path / "o.png"), "--model", str(identity), "-q"]) == 0
+    assert capsys.readouterr().err == ""  # no "runs on" line: -q after the command counts
+    assert main(["image", str(src), str(tmp_path / "o.png"), "--model", str(identity)]) == 2
+    assert "o.png exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert main(["image", str(src), str(tmp_path / "p.png"), "--model", str(identity), "--max-side", "0"]) == 2
+    assert "rtnst: error: --max-side must be a positive whole number, got 0" in capsys.readouterr().err
+
+
+def test_output_piped_into_a_closed_reader_is_no_error():
+    proc = subprocess.run(f"{sys.executable} -m realtime_nst models | head -c 1 > /dev/null; exit ${{PIPESTATUS[0]}}",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

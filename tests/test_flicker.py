@@ -142,7 +142,7 @@ def identity(tmp_path):
 
 def test_cli_eval_flicker(tmp_path, identity, capsys):
     clip = write_clip(tmp_path / "c.mp4", frames=8, audio=None)
-    rc = main(["-q", "eval", "flicker", str(identity), str(clip), "--csv", str(tmp_path / "f.csv"),
+    rc = main(["-q", "eval", "flicker", "--model", str(identity), str(clip), "--csv", str(tmp_path / "f.csv"),
                "--smooth", "none,flow", "--max-frames", "6"])
     out = capsys.readouterr().out
     assert rc == 0 and "skipping the style distance" in out
@@ -156,7 +156,7 @@ def test_cli_eval_flicker(tmp_path, identity, capsys):
 def test_cli_eval_flicker_with_style(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys):
     pytest.importorskip("matplotlib")
     clip = write_clip(tmp_path / "c.mp4", frames=6, audio=None)
-    rc = main(["-q", "eval", "flicker", str(identity), str(clip), "--style", str(photo_dir.parent / "style.png"),
+    rc = main(["-q", "eval", "flicker", "--model", str(identity), str(clip), "--style", str(photo_dir.parent / "style.png"),
                "--vgg-weights", str(tiny_vgg16_file), "--style-every", "2", "--plot", str(tmp_path / "p.png")])
     out = capsys.readouterr().out
     assert rc == 0 and "style S" in out and "skipping" not in out
@@ -165,26 +165,26 @@ def test_cli_eval_flicker_with_style(tmp_path, identity, tiny_vgg16_file, photo_
 
 def test_cli_eval_flicker_bad_options(tmp_path, identity, capsys):
     clip = write_clip(tmp_path / "c.mp4", frames=4, audio=None)
-    assert main(["eval", "flicker", str(identity), str(clip), "--max-frames", "1"]) == 2
-    assert main(["eval", "flicker", str(identity), str(clip), "--smooth-strength", "2"]) == 2
-    assert main(["eval", "flicker", str(identity), str(tmp_path / "missing.mp4")]) == 2
+    assert main(["eval", "flicker", "--model", str(identity), str(clip), "--max-frames", "1"]) == 2
+    assert main(["eval", "flicker", "--model", str(identity), str(clip), "--smooth-strength", "2"]) == 2
+    assert main(["eval", "flicker", "--model", str(identity), str(tmp_path / "missing.mp4")]) == 2
     with pytest.raises(SystemExit):
-        main(["eval", "flicker", str(identity), str(clip), "--smooth", "none,median"])
+        main(["eval", "flicker", "--model", str(identity), str(clip), "--smooth", "none,median"])
     err = capsys.readouterr().err
     assert "--max-frames" in err and "--smooth-strength" in err and "does not exist" in err
     # --csv/--plot never replace a file silently, and are checked before the work starts.
     kept = tmp_path / "kept.csv"
     kept.write_text("mine")
-    assert main(["eval", "flicker", str(identity), str(clip), "--csv", str(kept)]) == 2
-    assert main(["eval", "flicker", str(identity), str(clip), "--plot", str(tmp_path / "nodir" / "p.png")]) == 2
+    assert main(["eval", "flicker", "--model", str(identity), str(clip), "--csv", str(kept)]) == 2
+    assert main(["eval", "flicker", "--model", str(identity), str(clip), "--plot", str(tmp_path / "nodir" / "p.png")]) == 2
     err = capsys.readouterr().err
     assert "--overwrite" in err and "does not exist" in err and kept.read_text() == "mine"
-    assert main(["-q", "eval", "flicker", str(identity), str(clip), "--csv", str(kept), "--overwrite"]) == 0
+    assert main(["-q", "eval", "flicker", "--model", str(identity), str(clip), "--csv", str(kept), "--overwrite"]) == 0
     assert kept.read_text().startswith("frame,smooth") and not list(tmp_path.glob("*.part"))
 
 
 def test_cli_eval_quality(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys):
-    rc = main(["-q", "eval", "quality", str(identity), "--content", str(photo_dir / "p1.png"),
+    rc = main(["-q", "eval", "quality", "--model", str(identity), "--content", str(photo_dir / "p1.png"),
                "--style", str(photo_dir.parent / "style.png"), "--vgg-weights", str(tiny_vgg16_file)])
     lines = capsys.readouterr().out.strip().splitlines()
     assert rc == 0 and lines[0].split() == ["image", "S", "C", "shift"]
@@ -213,10 +213,10 @@ def test_cli_eval_flicker_model_strength_and_several(tmp_path, capsys):
     pytest.importorskip("onnx")
     model = onnx_model(tmp_path / "m.onnx", metadata={"rtnst.smooth_strength": "0.75"})
     clip = write_clip(tmp_path / "c.mp4", frames=5, audio=None)
-    assert main(["-q", "eval", "flicker", str(model), str(clip), "--smooth", "none,flow"]) == 0
+    assert main(["-q", "eval", "flicker", "--model", str(model), str(clip), "--smooth", "none,flow"]) == 0
     out = capsys.readouterr().out
     assert "strength 0.75" in out  # the model's measured strength when none is given
-    assert main(["-q", "eval", "flicker", str(model), str(clip), "--smooth-strength", "0.5,0.7",
+    assert main(["-q", "eval", "flicker", "--model", str(model), str(clip), "--smooth-strength", "0.5,0.7",
                  "--csv", str(tmp_path / "f.csv")]) == 0
     out = capsys.readouterr().out
     assert "strength 0.5, 0.7" in out

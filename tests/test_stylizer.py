@@ -115,10 +115,12 @@ def test_provider_choice_and_fallback_log(identity, caplog):
     assert len(lines) == 1 and "CPUExecutionProvider" in lines[0] and "cuda requested" in lines[0]
 
 
-def test_close_twice_is_safe(identity):
+def test_close_twice_is_safe_and_a_closed_stylizer_says_so(identity):
     st = OnnxStylizer(identity)
     st.close()
     st.close()
+    with pytest.raises(OptionError, match="closed"):
+        st.stylize(gradient_frame(8, 8))
 
 
 def test_margin_from_metadata_hides_border_effects(tmp_path):

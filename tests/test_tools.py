@@ -27,7 +27,8 @@ def test_tune_smoothing_picks_the_smallest_strength_meeting_both_limits():
     assert tool.choose([clip_a], [0.5, 0.6, 0.7]) == 0.6
     assert tool.choose([clip_a, clip_b], [0.5, 0.6, 0.7]) == 0.7  # 0.6 costs clip b +12% style
     assert tool.choose([{0.5: (-0.3, None)}], [0.5]) is None
-    assert tool.choose([{0.5: (-0.6, None)}], [0.5]) == 0.5  # no style image: E_warp alone
+    assert tool.choose([{0.5: (-0.6, None)}, clip_b], [0.5, 0.6]) == 0.5  # no style image: E_warp alone
+    assert tool.choose([clip_a, {0.5: (-0.9, 0.2), 0.6: (-0.9, 0.2), 0.7: (-0.9, 0.2)}], [0.5, 0.6, 0.7]) is None
 
 
 def test_tune_smoothing_end_to_end_writes_the_metadata(tmp_path):

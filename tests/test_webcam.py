@@ -1,3 +1,4 @@
+import threading
 import time
 
 import numpy as np
@@ -71,16 +72,32 @@ def test_disconnect_mid_stream_raises(monkeypatch):
                 pass
 
 
+class GatedCapture(FakeCapture):
+    """Delivers frames 1..n as fast as asked, then blocks until released: the test knows exactly
+    which frames the grabber has seen when it reads."""
+
+    def __init__(self, n):
+        super().__init__(n + 1)
+        self.delivered, self.release_event = threading.Event(), threading.Event()
+
+    def read(self):
+        if self.i == self.n - 1:
+            self.delivered.set()
+            self.release_event.wait(5)
+            return False, None
+        return super().read()
+
+
 def test_live_source_keeps_only_newest_frame(monkeypatch):
     import cv2
 
-    monkeypatch.setattr(cv2, "VideoCapture", lambda *_: FakeCapture(10_000, delay_s=0.002))
+    cap = GatedCapture(20)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *_: cap)
     with CameraSource(0) as cam:
-        first = cam.read()
-        time.sleep(0.3)  # a slow consumer
-        second = cam.read()
-        assert int(second[0, 0, 0]) - int(first[0, 0, 0]) > 5 or cam.frames_dropped > 5
-        assert cam.frames_dropped > 5
+        assert cap.delivered.wait(5)  # a slow consumer: 20 frames arrived before its first read
+        newest = cam.read()
+        assert int(newest[0, 0, 0]) == 20 and cam.frames_dropped == 19
+        cap.release_event.set()
 
 
 def test_keys():

@@ -16,6 +16,9 @@ from .. import __version__
 from ..errors import RtnstError
 
 COMMANDS = ["image", "video", "webcam", "bench", "models", "train", "export", "eval", "optimize"]
+# What each optional package is installed by, for a command that reaches one the user lacks.
+EXTRAS = {"torch": "train", "onnx": "train", "onnxscript": "train", "safetensors": "train", "matplotlib": "train",
+          "pyvirtualcam": "vcam"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except RtnstError as exc:
         print(f"rtnst: error: {in_cli_terms(exc, _command_parser(parser, argv))}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional package a command reached without a require()
+        extra = EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"rtnst: error: {exc.name} is not installed; install it with: pip install 'realtime_nst[{extra}]'",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rtnst: interrupted", file=sys.stderr)

@@ -17,14 +17,13 @@ def size_arg(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_model_options(p: argparse.ArgumentParser, *, many: bool = False, positional: bool = False) -> None:
-    """Model choice and how to run it; ``positional``: the command takes MODEL as an argument of its
-    own, so there is no --model."""
+def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    """Model choice and how to run it (``many``: --model may be repeated)."""
     g = p.add_argument_group("model")
     if many:
         g.add_argument("--model", "-m", action="append", metavar="MODEL",
                        help="ONNX model file or shipped style name (see `rtnst models`); repeat to switch with n/p")
-    elif not positional:
+    else:
         g.add_argument("--model", "-m", metavar="MODEL", help="ONNX model file or shipped style name (see `rtnst models`); default: the shipped default")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="execution provider; auto tries TensorRT, then CUDA, then CPU (default: auto)")

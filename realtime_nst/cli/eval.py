@@ -26,11 +26,10 @@ def register(sub) -> None:
                                      "distance C (relu3_3 against the input), per image and mean; and the shift "
                                      "sensitivity: how much the output changes when the input moves by 1-3 px "
                                      "(high for nets that paint a grid tied to the pixels instead of the scene).")
-    q.add_argument("model_pos", metavar="MODEL", help="ONNX model file or shipped style name")
     q.add_argument("--content", required=True, metavar="DIR_OR_FILE", help="an image or a folder of images")
     q.add_argument("--style", required=True, metavar="S.jpg", help="the style image the model imitates")
     _add_vgg_option(q)
-    add_model_options(q, positional=True)
+    add_model_options(q)
     q.set_defaults(handler=run_quality)
 
     f = evsub.add_parser("flicker", help="warping error (flicker) and style distance on a video",
@@ -38,7 +37,6 @@ def register(sub) -> None:
                                      "Lai et al. 2018 (flow and occlusions from the input video), for each "
                                      "smoothing mode, plus the mean style distance on every Nth frame so "
                                      "that smoothing cannot win by washing the style out.")
-    f.add_argument("model_pos", metavar="MODEL", help="ONNX model file or shipped style name")
     f.add_argument("video", metavar="VIDEO", help="input video file")
     f.add_argument("--smooth", type=_kinds, default=list(SMOOTH_KINDS), metavar="KIND[,KIND...]",
                    help="smoothing modes to compare, comma-separated, from none, ema, flow (default: all "
@@ -53,7 +51,7 @@ def register(sub) -> None:
     f.add_argument("--csv", metavar="F.csv", help="write per-frame E_warp and style distance")
     f.add_argument("--plot", metavar="F.png", help="plot E_warp per frame (needs matplotlib)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --csv or --plot file")
-    add_model_options(f, positional=True)
+    add_model_options(f)
     f.set_defaults(handler=run_flicker)
 
 
@@ -88,13 +86,15 @@ def _progress(args: argparse.Namespace, total: int | None, desc: str):
 
 
 def run_quality(args: argparse.Namespace) -> int:
+    from ..errors import InputError, require
     from ..evaluation.quality import content_paths, evaluate_quality
-    from ..errors import InputError
+
+    require("torch", extra="train")
 
     paths = content_paths(args.content)
     if not paths:
         raise InputError(f"no images in {args.content}")
-    with make_stylizer(args, args.model_pos) as stylizer, _progress(args, len(paths), "quality") as bar:
+    with make_stylizer(args) as stylizer, _progress(args, len(paths), "quality") as bar:
         rows = evaluate_quality(stylizer, paths, args.style, vgg_weights=args.vgg_weights, progress=bar)
     width = max(len(r.name) for r in rows)
     print(f"{'image':<{width}}  {'S':>10}  {'C':>10}  {'shift':>8}")
@@ -128,7 +128,7 @@ def run_flicker(args: argparse.Namespace) -> int:
         print("rtnst: no --style given: skipping the style distance (E_warp alone can be lowered by "
               "washing the style out)")
     frames, count = read_video(args.video, max_frames=args.max_frames)
-    with make_stylizer(args, args.model_pos, spin=False) as stylizer, _progress(args, count, "flicker") as bar:
+    with make_stylizer(args, spin=False) as stylizer, _progress(args, count, "flicker") as bar:
         strengths = [strength_for(a, stylizer.info.smooth_strength) for a in args.smooth_strength or [None]]
         smoothers = {}
         for kind in args.smooth:
@@ -157,5 +157,5 @@ def run_flicker(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(args.csv, results)
     if args.plot:
-        plot(args.plot, results, title=f"{os.path.basename(args.video)} / {os.path.basename(args.model_pos)}")
+        plot(args.plot, results, title=f"{os.path.basename(args.video)} / {os.path.basename(args.model or 'default model')}")
     return 0

@@ -59,24 +59,17 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..imageio import read_image, write_image
-    from ..files import check_not_input
+    from ..files import check_outputs
 
     pairs = plan(args.inputs, args.output, suffix=args.suffix)
-    check_not_input([dst for _, dst in pairs], [src for src, _ in pairs])
-    existing = [o for _, o in pairs if o.exists()]
-    if existing and not args.overwrite:
-        raise OutputError(f"{existing[0]} exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
-                          + "; pass --overwrite to replace")
     out = Path(args.output)
-    if pairs[0][1] == out:  # file to file: its folder must exist (checked before the model loads)
-        parent = out.parent if str(out.parent) else Path(".")
-        if not parent.is_dir():
-            raise OutputError(f"cannot write {out}: folder {parent} does not exist")
-    else:  # into a folder, made if needed (as for several inputs)
+    if pairs[0][1] != out:  # into a folder, made if needed (as for several inputs)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot make the output folder {out}: {exc.strerror}") from None
+    # Before the model loads: outputs that are inputs, that exist, or whose folder is missing.
+    check_outputs([dst for _, dst in pairs], overwrite=args.overwrite, inputs=[src for src, _ in pairs])
     with make_stylizer(args) as stylizer:
         for src, dst in tqdm(pairs, unit="image", disable=args.quiet or len(pairs) == 1):
             write_image(dst, stylizer.stylize(read_image(src)), overwrite=args.overwrite)

@@ -106,22 +106,19 @@ def _snapshot_path(out: Path, step: int) -> Path:
 def _check_outputs(out: Path, snapshots: list[Path], overwrite: bool, inputs: list[str]) -> None:
     """Fail before minutes of work, not after."""
     from ..imageio import IMAGE_SUFFIXES
-    from ..files import check_not_input
-
-    check_not_input([out, *snapshots], inputs)
+    from ..files import check_outputs
 
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {out}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    if not out.parent.is_dir():
-        raise OutputError(f"the folder of {out} does not exist")
-    if not overwrite:
-        for path in [out, *snapshots]:
-            if path.exists():
-                raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    check_outputs([out, *snapshots], overwrite=overwrite, inputs=inputs)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from ..errors import require
+
+    require("torch", extra="train")
 
     from ..imageio import read_image, write_image
     from ..gatys.config import OptimizeConfig, parse_layers

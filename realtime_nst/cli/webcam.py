@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from ..files import check_output_path
     from ..runtime.sinks import VideoFileSink
     from ..runtime.sources import CameraSource
-    from ..runtime.live import VirtualCameraSink, run_live
+    from ..runtime.live import run_live
+    from ..runtime.vcam import VirtualCameraSink
 
     if args.max_frames is not None and args.max_frames <= 0:
         raise OptionError(f"--max-frames must be positive, got {args.max_frames}")

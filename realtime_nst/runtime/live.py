@@ -13,46 +13,12 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..errors import CameraError, MissingDependencyError
 from .sinks import FrameSink
 from .sources import FrameSource
 from .stylizer import Stylizer
 
 log = logging.getLogger("rtnst")
 WINDOW = "rtnst"
-
-
-class VirtualCameraSink:
-    """Sends frames to a virtual camera through pyvirtualcam (on Linux: the v4l2loopback module)."""
-
-    def __init__(self, width: int, height: int, fps: float, *, device: str | None = None,
-                 backend: str | None = None) -> None:
-        try:
-            import pyvirtualcam
-        except ImportError:
-            raise MissingDependencyError("pyvirtualcam is not installed; pip install 'realtime_nst[vcam]'") from None
-        try:
-            self._cam = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR,
-                                            device=device, backend=backend)
-        except RuntimeError as exc:
-            raise CameraError(f"cannot open a virtual camera ({exc}); on Linux load v4l2loopback: "
-                              "sudo modprobe v4l2loopback devices=1 exclusive_caps=1") from None
-        self.device = self._cam.device
-        log.info("rtnst: sending frames to virtual camera %s", self.device)
-
-    def write(self, frame: np.ndarray) -> None:
-        self._cam.send(frame)
-
-    def close(self) -> None:
-        if self._cam is not None:
-            self._cam.close()
-            self._cam = None
-
-    def __enter__(self) -> "VirtualCameraSink":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 @dataclass

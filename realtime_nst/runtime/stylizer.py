@@ -158,6 +158,8 @@ class OnnxStylizer:
         return cv2.convertScaleAbs(out, alpha=255.0 / self._scale)
 
     def stylize(self, frame: np.ndarray) -> np.ndarray:
+        if self._session is None:
+            raise OptionError(f"the stylizer of {self.info.path.name} is closed")
         fr.check_frame(frame)
         src_h, src_w = frame.shape[:2]
         inf_w, inf_h = self.inference_size(src_w, src_h)
