@@ -27,9 +27,15 @@ _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame 
 
 @runtime_checkable
 class FrameSink(Protocol):
+    """Where stylised frames go. ``close()`` finishes the output (a video file is renamed into place)
+    and ``abort()`` drops it (nothing useful was written); both are safe to call twice, and after
+    either, ``write`` raises."""
+
     def write(self, frame: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class VideoFileSink:

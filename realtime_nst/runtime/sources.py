@@ -20,6 +20,9 @@ log = logging.getLogger("rtnst")
 
 @runtime_checkable
 class FrameSource(Protocol):
+    """Where frames come from. ``read()`` returns the next frame, or None at the end; a source that
+    breaks raises (CorruptInputError, CameraError). ``close()`` is safe to call twice."""
+
     def read(self) -> np.ndarray | None: ...
 
     def close(self) -> None: ...

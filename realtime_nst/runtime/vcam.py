@@ -31,12 +31,17 @@ class VirtualCameraSink:
         log.info("rtnst: sending frames to virtual camera %s", self.device)
 
     def write(self, frame: np.ndarray) -> None:
+        if self._cam is None:
+            raise CameraError(f"virtual camera {self.device} is closed")
         self._cam.send(frame)
 
     def close(self) -> None:
         if self._cam is not None:
             self._cam.close()
             self._cam = None
+
+    def abort(self) -> None:  # a virtual camera keeps nothing: stopping it is all there is to undo
+        self.close()
 
     def __enter__(self) -> "VirtualCameraSink":
         return self
