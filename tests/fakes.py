@@ -148,3 +148,22 @@ def with_subtitles(clip: Path, out: Path, srt: str) -> Path:
                     packet.stream = stream_out
                     dst.mux(packet)
     return out
+
+
+class FakeSource:
+    """A FrameSource of generated frames: ``make(i)`` gives frame i (0-based), ``count`` of them."""
+
+    def __init__(self, make, count: int, *, size=(16, 16), fps=Fraction(30)) -> None:
+        self.make, self.count, self.size, self.fps, self.time_base = make, count, size, fps, None
+        self.i, self.closed = 0, 0
+
+    def read(self):
+        from realtime_nst.runtime.sources import TimedFrame
+
+        if self.i >= self.count:
+            return None
+        self.i += 1
+        return TimedFrame(self.make(self.i - 1), None)
+
+    def close(self) -> None:
+        self.closed += 1

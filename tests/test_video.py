@@ -201,8 +201,9 @@ def test_rotated_phone_clip_is_turned_upright(tmp_path, identity):
     clip = write_clip(tmp_path / "c.mp4", frames=3, audio=None)
     turned = rotate_clip(clip, tmp_path / "portrait.mp4")
     with VideoFileSource(clip) as plain, VideoFileSource(turned) as portrait:
-        stored, upright = plain.read(), portrait.read()
-    assert stored.shape == (48, 64, 3) and upright.shape == (64, 48, 3)
+        assert (plain.size, portrait.size) == ((64, 48), (48, 64))  # declared as delivered, before a read
+        (stored, pts), (upright, _) = plain.read(), portrait.read()
+    assert pts == 0 and stored.shape == (48, 64, 3) and upright.shape == (64, 48, 3)
     assert np.array_equal(upright, cv2.rotate(stored, cv2.ROTATE_90_CLOCKWISE))  # as a player shows it
     out = tmp_path / "out.mp4"
     with OnnxStylizer(identity) as st:
@@ -295,7 +296,7 @@ def test_untagged_hd_input_is_decoded_as_players_do(tmp_path):
         for p in [*s.encode(f), *s.encode(None)]:
             c.mux(p)
     with VideoFileSource(path) as src:
-        frame = src.read()
+        frame = src.read().frame
     assert np.abs(frame[360, 640].astype(int) - (0, 255, 0)).max() <= 6
 
 

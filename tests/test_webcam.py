@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from fakes import onnx_model, probe, write_clip
+from fakes import FakeSource, onnx_model, probe, write_clip
 from realtime_nst.cli import main
 from realtime_nst.errors import CameraError
 from realtime_nst.runtime.sources import CameraSource
@@ -95,7 +95,8 @@ def test_live_source_keeps_only_newest_frame(monkeypatch):
     monkeypatch.setattr(cv2, "VideoCapture", lambda *_: cap)
     with CameraSource(0) as cam:
         assert cap.delivered.wait(5)  # a slow consumer: 20 frames arrived before its first read
-        newest = cam.read()
+        newest, pts = cam.read()
+        assert pts is None and cam.size == (32, 24)  # live: no timestamps; the size as delivered
         assert int(newest[0, 0, 0]) == 20 and cam.frames_dropped == 19
         cap.release_event.set()
 
@@ -115,13 +116,8 @@ def test_keys():
 
 
 def test_run_live_switches_models_and_sends_to_sinks(tmp_path, identity):
-    class Source:
-        def __init__(self):
-            self.i = 0
-
-        def read(self):
-            self.i += 1
-            return np.full((16, 16, 3), 100, np.uint8) if self.i <= 6 else None
+    def Source():
+        return FakeSource(lambda i: np.full((16, 16, 3), 100, np.uint8), 6)
 
     class Sink:
         def __init__(self):
@@ -188,9 +184,8 @@ def test_window_shows_each_frame_with_its_overlay_and_is_closed(monkeypatch, ide
     keys = iter([-1, -1, ord("q")])
     monkeypatch.setattr(webcam.cv2, "waitKey", lambda delay: next(keys, -1))
 
-    class Source:
-        def read(self):
-            return np.full((64, 160, 3), 90, np.uint8)
+    def Source():
+        return FakeSource(lambda i: np.full((64, 160, 3), 90, np.uint8), 1000, size=(160, 64))
 
     with OnnxStylizer(identity) as st:
         n = run_live(Source(), [st], window=True)

@@ -38,21 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-class _Peeked:
-    """The source with the frame read to learn the output size put back in front: it is shown and
-    recorded like every other (a video file standing in for a camera keeps its first frame)."""
-
-    def __init__(self, source, first) -> None:
-        self.source, self.first = source, first
-
-    def read(self):
-        first, self.first = self.first, None
-        return first if first is not None else self.source.read()
-
-    def __getattr__(self, name):  # fps, frames_dropped, ... of the real source
-        return getattr(self.source, name)
-
-
 class _TimedRecorder:
     """Records live frames with wall-clock timestamps, so the file plays at the real pace."""
 
@@ -98,10 +83,7 @@ def run(args: argparse.Namespace) -> int:
     broken = False  # a sink itself failed: its file is not worth keeping
     try:
         with CameraSource(args.camera, width=size[0], height=size[1]) as source:
-            first = source.read()
-            if first is None:
-                raise OptionError(f"camera {args.camera!r} delivered no frame")
-            h, w = stylizers[0].stylize(first).shape[:2]
+            w, h = args.output_size or source.size
             if args.record:
                 sinks.append(_TimedRecorder(VideoFileSink(args.record, width=w, height=h, fps=Fraction(round(source.fps)),
                                                           time_base=Fraction(1, 1000), overwrite=args.overwrite)))
@@ -109,16 +91,18 @@ def run(args: argparse.Namespace) -> int:
                 sinks.append(VirtualCameraSink(w, h, source.fps, device=args.vcam_device, backend=args.vcam_backend))
             stop = threading.Event()
             with stop_on_signals(stop):
-                n = run_live(_Peeked(source, first), stylizers, window=not args.no_window, sinks=sinks, smoother=smoother,
+                n = run_live(source, stylizers, window=not args.no_window, sinks=sinks, smoother=smoother,
                              snapshot_dir=snap_dir, max_frames=args.max_frames, stop=stop)
-            log.info("rtnst: %d frames stylised, %d camera frames dropped to keep latency low", n, source.frames_dropped)
+            dropped = source.frames_dropped
+            log.info("rtnst: %d frame%s stylised, %d camera frame%s dropped to keep latency low",
+                     n, "" if n == 1 else "s", dropped, "" if dropped == 1 else "s")
     except OutputError:
         broken = True
         raise
     finally:
         # A camera that disconnects still leaves a finished recording of what was seen.
         for sink in sinks:
-            sink.abort() if broken and hasattr(sink, "abort") else sink.close()
+            sink.abort() if broken else sink.close()
         for st in stylizers:
             st.close()
     return 0

@@ -47,11 +47,11 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tup
         with source:
             n = 0
             while max_frames is None or n < max_frames:
-                frame = source.read()
-                if frame is None:
+                item = source.read()
+                if item is None:
                     return
                 n += 1
-                yield frame
+                yield item.frame
 
     return frames(), count
 

@@ -88,9 +88,10 @@ def run_live(
     try:
         while not (stop.is_set() or state.quit or (max_frames is not None and shown >= max_frames)):
             if not state.paused:
-                frame = source.read()
-                if frame is None:
+                item = source.read()
+                if item is None:
                     break
+                frame = item.frame
                 out = stylizers[state.index].stylize(frame)
                 if smoother is not None:
                     out = smoother(frame, out)

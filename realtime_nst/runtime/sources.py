@@ -1,4 +1,5 @@
-"""Frame sources: video files (PyAV) and cameras/streams (OpenCV). ``read()`` returns a frame or None."""
+"""Frame sources: video files (PyAV) and cameras/streams (OpenCV). ``read()`` returns the next frame
+with its timestamp, or None at the end."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Iterator, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,12 +19,26 @@ from ..frames import video_matrix
 log = logging.getLogger("rtnst")
 
 
+class TimedFrame(NamedTuple):
+    """A frame and its presentation timestamp in the source's ``time_base`` (None: a live source,
+    whose frames are numbered at its rate)."""
+
+    frame: np.ndarray
+    pts: int | None
+
+
 @runtime_checkable
 class FrameSource(Protocol):
-    """Where frames come from. ``read()`` returns the next frame, or None at the end; a source that
-    breaks raises (CorruptInputError, CameraError). ``close()`` is safe to call twice."""
+    """Where frames come from. It declares what it delivers before the first read: ``size`` (w, h)
+    of its frames as delivered, ``fps`` and ``time_base`` (None when it has no timestamps).
+    ``read()`` returns the next TimedFrame, or None at the end; a source that breaks raises
+    (CorruptInputError, CameraError). ``close()`` is safe to call twice."""
 
-    def read(self) -> np.ndarray | None: ...
+    size: tuple[int, int]
+    fps: Fraction
+    time_base: Fraction | None
+
+    def read(self) -> TimedFrame | None: ...
 
     def close(self) -> None: ...
 
@@ -53,13 +68,21 @@ class VideoFileSource:
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
         self.fps: Fraction = Fraction(rate)
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90_000)
-        # As stored: read() turns the frames of a rotated (phone) clip upright, which swaps them at 90°.
-        self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
         self.frame_count: int | None = self.stream.frames or self._estimate_frames()
         self.frames_read = 0
-        self.pts: int | None = None  # timestamp of the last frame read, in ``time_base``
-        self._frames: Iterator | None = None
+        self._frames: Iterator = self._decode()
         self._told_rotation = False
+        # The first frame is decoded now: only a decoded frame tells whether the clip is stored
+        # rotated (a phone's display matrix), and so the size it is delivered at.
+        try:
+            self._first: TimedFrame | None = self._next()
+        except BaseException:
+            self.close()
+            raise
+        if self._first is None:
+            self.close()
+            raise CorruptInputError(f"{self.path} has a video stream but no frame could be decoded")
+        self.size: tuple[int, int] = (self._first.frame.shape[1], self._first.frame.shape[0])
 
     def _estimate_frames(self) -> int | None:
         duration = self.stream.duration
@@ -84,15 +107,23 @@ class VideoFileSource:
                 frames_done=self.frames_read,
             ) from None
 
-    def read(self) -> np.ndarray | None:
-        if self._frames is None:
-            self._frames = self._decode()
+    def read(self) -> TimedFrame | None:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return self._next()
+
+    def _next(self) -> TimedFrame | None:
+        if self._container is None:
+            return None
         frame = next(self._frames, None)
         if frame is None:
             self._check_complete()
             return None
         self.frames_read += 1
-        self.pts = frame.pts
+        return TimedFrame(self._upright(frame), frame.pts)
+
+    def _upright(self, frame) -> np.ndarray:
         if frame.colorspace in (0, 2) and frame.height >= 720:  # untagged HD: decode as players do (BT.709)
             image = frame.reformat(format="bgr24", src_colorspace=video_matrix(frame.height)).to_ndarray()
         else:  # tagged (PyAV follows the tag), or SD, whose untagged default is BT.601 anyway
@@ -145,7 +176,9 @@ class CameraSource:
 
     A grabber thread reads continuously and keeps only the newest frame, so a slow consumer drops
     frames instead of building up latency. A video file is delivered at its own frame rate, as a
-    camera would, and ends normally; a live source that stops delivering raises CameraError.
+    camera would, and ends normally; a live source that stops delivering raises CameraError. The
+    constructor waits (up to ``timeout_s``) for the first frame: what a camera delivers is known only
+    then, whatever size was asked of it.
     """
 
     def __init__(self, camera: str | int = 0, *, timeout_s: float = 5.0, width: int | None = None,
@@ -162,7 +195,8 @@ class CameraSource:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.fps = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(30)
+        self.time_base: Fraction | None = None  # live: frames carry no timestamps of their own
         self.timeout_s = timeout_s
         self.frames_grabbed = 0
         self.frames_dropped = 0
@@ -174,6 +208,14 @@ class CameraSource:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._grab, name="rtnst-camera", daemon=True)
         self._thread.start()
+        with self._cond:
+            arrived = self._cond.wait_for(lambda: self._fresh or self._ended, timeout=timeout_s)
+            error = self._error or (None if arrived and self._fresh else CameraError(
+                f"camera {camera!r} delivered no frame" + (f" for {timeout_s:g} s" if not arrived else "")))
+        if error is not None:
+            self.close()
+            raise error
+        self.size: tuple[int, int] = (self._latest.shape[1], self._latest.shape[0])
 
     def _grab(self) -> None:
         period = 1.0 / self.fps if self.is_file else 0.0
@@ -197,21 +239,21 @@ class CameraSource:
                 next_t += period
                 time.sleep(max(0.0, next_t - time.perf_counter()))
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> TimedFrame | None:
         """The newest frame not yet returned; waits up to ``timeout_s`` for one."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._fresh or self._ended, timeout=self.timeout_s):
                 raise CameraError(f"camera {self.camera!r} delivered no frame for {self.timeout_s:g} s")
             if self._fresh:
                 self._fresh = False
-                return self._latest
+                return TimedFrame(self._latest, None)
             if self._error:
                 raise self._error
             return None
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
         if self._cap is not None:
             self._cap.release()

@@ -55,22 +55,17 @@ def stylize_video(
     if max_frames is not None and max_frames < 1:
         raise OptionError(f"max_frames must be positive, got {max_frames}", param="max_frames")
     with VideoFileSource(src_path) as source:
-        first = source.read()
-        if first is None:
-            raise CorruptInputError(f"{src_path} has a video stream but no frame could be decoded")
-        styled = stylizer.stylize(first)
-        height, width = styled.shape[:2]
+        width, height = getattr(stylizer, "output_size", None) or source.size
         sink = VideoFileSink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
                              audio_from=src_path, overwrite=overwrite, crf=crf)
-        pending = [(first, source.pts)]
+        read = 0
 
         def frames():
-            if pending:
-                return pending.pop()
-            if max_frames is not None and source.frames_read >= max_frames:
+            nonlocal read
+            if max_frames is not None and read >= max_frames:
                 return None  # a preview of the first max_frames: the rest is not even decoded
-            frame = source.read()
-            return None if frame is None else (frame, source.pts)
+            read += 1
+            return source.read()
 
         def smoothed(frame):
             return smoother(frame, stylizer.stylize(frame))
