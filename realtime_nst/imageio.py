@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, OutputError
-from .files import atomic_write
+from .files import atomic_write, check_output_path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -33,8 +33,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def write_image(path: str | os.PathLike, frame: np.ndarray, *, overwrite: bool = False) -> None:
     """Encode fully in memory, then write whole (files.atomic_write)."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass overwrite=True to replace it", param="overwrite")
+    check_output_path(path, overwrite=overwrite)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {path}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
