@@ -150,3 +150,32 @@ def test_output_piped_into_a_closed_reader_is_no_error():
     proc = subprocess.run(f"{sys.executable} -m realtime_nst models | head -c 1 > /dev/null; exit ${{PIPESTATUS[0]}}",
                           shell=True, executable="/bin/bash", capture_output=True, text=True)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_one_image_into_a_path_without_suffix_is_file_to_file(tmp_path, identity, capsys):
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), gradient_frame(8, 8))
+    assert main(["-q", "image", str(src), "/dev/null", "--model", str(identity), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "several inputs" not in err and "cannot tell the image format of /dev/null" in err
+
+
+def test_folder_run_goes_past_bad_files_and_counts_them(tmp_path, identity, capsys, caplog):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ("a.png", "c.png", "sub/d.png"):
+        cv2.imwrite(str(photos / name), gradient_frame(8, 8))
+    (photos / "b.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert main(["-q", "image", str(photos), str(out), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("rtnst: error: 1 of 3 images could not be stylised") and "the other 2 were written" in err[-1]
+    assert "skipped" in caplog.text and "b.png is not an image" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    assert "1 subfolder not searched" in caplog.text
+    assert main(["-q", "image", str(photos), str(tmp_path / "ff"), "--model", str(identity), "--fail-fast"]) == 2
+    assert "(1 of 3 images were written before it)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "ff").iterdir()) == ["a.png"]
+    (photos / "b.png").unlink()
+    assert main(["-q", "image", str(photos), str(tmp_path / "rec"), "--model", str(identity), "--recursive"]) == 0
+    assert (tmp_path / "rec" / "sub" / "d.png").is_file() and (tmp_path / "rec" / "a.png").is_file()

@@ -131,8 +131,10 @@ def test_truncated_video_keeps_decoded_frames(tmp_path, identity, capsys):
     assert main(["-q", "video", str(cut), str(out), "--model", str(identity)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "truncated" in err[0] and str(out) in err[0]
-    n = probe(out)["count"]
-    assert 0 < n < 60
+    import re
+
+    decoded, kept = (int(v) for v in re.search(r"only (\d+) could be decoded.* holds the (\d+) frames", err[0]).groups())
+    assert 0 < decoded < 60 and kept == decoded == probe(out)["count"]  # every decoded frame is written
 
 
 def test_existing_output_is_not_overwritten(tmp_path, identity, capsys):
@@ -309,3 +311,32 @@ def test_max_frames_preview_cuts_the_audio_to_match(tmp_path, identity, capsys):
     assert info["count"] == 10 and abs(info["audio_samples"] / info["audio_rate"] - float(video_s)) < 0.05
     assert main(["video", str(src), str(tmp_path / "x.mp4"), "--model", str(identity), "--max-frames", "0"]) == 2
     assert "--max-frames" in capsys.readouterr().err
+
+
+def test_repeated_and_reordered_timestamps_are_restamped_and_the_file_finished(tmp_path):
+    from fractions import Fraction
+
+    from realtime_nst.runtime.sinks import VideoFileSink
+
+    out = tmp_path / "o.mp4"
+    with VideoFileSink(out, width=32, height=24, fps=Fraction(25), time_base=Fraction(1, 25)) as sink:
+        for pts in (0, 0, 3, 2, 5, 5):
+            sink.write(np.full((24, 32, 3), 60, np.uint8), pts)
+    assert probe(out)["count"] == 6
+
+
+def test_tracks_in_codecs_ffmpeg_does_not_know(tmp_path, identity, capsys, caplog):
+    clip = write_clip(tmp_path / "c.mkv", frames=3)
+    data = clip.read_bytes()
+    unknown_audio = tmp_path / "a.mkv"  # Matroska names codecs by string: this one exists nowhere
+    unknown_audio.write_bytes(data.replace(b"A_AAC", b"A_ZZZ"))
+    out = tmp_path / "out.mkv"
+    assert main(["video", str(unknown_audio), str(out), "--model", str(identity)]) == 0
+    assert "audio track 1 has a codec FFmpeg does not know: left out" in caplog.text
+    assert probe(out)["count"] == 3 and probe(out)["audio"] == []
+    capsys.readouterr()
+    unknown_video = tmp_path / "v.mkv"
+    unknown_video.write_bytes(data.replace(b"V_MPEG4/ISO/AVC", b"V_ZZZZZ/ISO/ZZZ"))
+    assert main(["-q", "video", str(unknown_video), str(tmp_path / "o2.mkv"), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot decode" in err[0]

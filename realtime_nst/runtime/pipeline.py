@@ -48,7 +48,8 @@ def run_pipeline(
     halt = threading.Event()  # tells the reader to stop early (interrupt or downstream failure)
     q_in: queue.Queue = queue.Queue(queue_size)
     q_out: queue.Queue = queue.Queue(queue_size)
-    errors: list[BaseException] = []
+    errors: list[BaseException] = []  # the first is re-raised at the end
+    written_off = threading.Event()  # writing failed: later frames are drained, not written
     done = 0
 
     def reader() -> None:
@@ -69,8 +70,9 @@ def run_pipeline(
             item = q_out.get()
             if item is _END:
                 return
-            if errors:
-                continue  # drain without writing after a writer failure
+            if written_off.is_set():
+                continue  # drain without writing after a write or process failure; a reader
+                # failure (a truncated input) still gets every frame read before it written
             try:
                 write(*item)
                 done += 1
@@ -78,6 +80,7 @@ def run_pipeline(
                     on_frame()
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
+                written_off.set()
                 halt.set()
 
     threads = [threading.Thread(target=reader, name="rtnst-read", daemon=True),
@@ -95,6 +98,7 @@ def run_pipeline(
             q_out.put((process(frame), meta))
     except BaseException as exc:
         errors.append(exc)
+        written_off.set()
         halt.set()
         # Keep draining the reader so it can exit.
         while q_in.get() is not _END:

@@ -96,6 +96,8 @@ class VideoFileSink:
         self._tb = tb  # the muxer may change the stream's time base when it writes the header
         self.frames_written = 0
         self._pts0: int | None = None
+        self._last_pts = -1
+        self._restamped = 0
         self._last_time_s = 0.0
         self._passthrough: list[tuple] = []  # (in_stream, out_stream, reencode): audio and subtitle tracks
         self._demux = None
@@ -117,6 +119,9 @@ class VideoFileSink:
         if language:
             self._video.metadata["language"] = language
         for s in self._src.streams.audio:
+            if s.codec_context is None:  # a codec FFmpeg does not know: neither copied nor decoded
+                log.warning("rtnst: audio track %d has a codec FFmpeg does not know: left out", s.index)
+                continue
             name = s.codec_context.name
             if name in self._out.supported_codecs:
                 self._passthrough.append((s, self._out.add_stream_from_template(s), False))
@@ -186,6 +191,10 @@ class VideoFileSink:
             if self._pts0 is None:
                 self._pts0 = pts
             vf.pts = pts - self._pts0
+            if vf.pts <= self._last_pts:  # a damaged source repeats or reorders timestamps: the encoder
+                vf.pts = self._last_pts + 1  # and muxer need them increasing, so the frame takes the next
+                self._restamped += 1
+        self._last_pts = vf.pts
         vf.time_base = self._tb
         self._last_time_s = float(vf.pts * self._tb)
         try:
@@ -201,6 +210,9 @@ class VideoFileSink:
         still gives a playable file with the frames written so far, and audio of the same length."""
         if self._closed:
             return
+        if self._restamped:
+            log.warning("rtnst: %d frame%s of the source had a repeated or out-of-order timestamp; "
+                        "each was given the next one", self._restamped, "" if self._restamped == 1 else "s")
         if self.frames_written == 0:  # FFmpeg never created the file: say so instead of an empty video
             self.abort()
             raise OutputError(f"no frames to write: {self.path} was not created")

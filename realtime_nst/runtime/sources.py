@@ -64,6 +64,9 @@ class VideoFileSource:
             self._container.close()
             raise InputError(f"{self.path} has no video stream")
         self.stream = self._container.streams.video[0]
+        if self.stream.codec_context is None:
+            self._container.close()
+            raise InputError(f"{self.path}: its video is in a format FFmpeg cannot decode")
         self.stream.thread_type = "AUTO"  # frame+slice threads in the decoder
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
         self.fps: Fraction = Fraction(rate)
