@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -35,14 +36,27 @@ def check_outputs(paths: Iterable[str | os.PathLike], *, overwrite: bool,
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise OutputError(f"{existing[0]} exists{more}; pass overwrite=True to replace it", param="overwrite")
+    probed: set[Path] = set()
     for path in paths:
         if path.is_dir():
             raise OutputError(f"output {path} is a folder")
         parent = path.parent if str(path.parent) else Path(".")
         if not parent.is_dir():
             raise OutputError(f"cannot write {path}: folder {parent} does not exist")
-        if not os.access(parent, os.W_OK):
-            raise OutputError(f"cannot write {path}: folder {parent} is not writable")
+        if parent not in probed:
+            probed.add(parent)
+            _probe_writable(parent, path)
+
+
+def _probe_writable(folder: Path, path: Path) -> None:
+    """Create and remove a file in ``folder``: os.access says yes to root on a read-only mount or
+    a folder a network file system refuses, and the work would fail only at the end."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rtnst-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: folder {folder} is not writable ({exc.strerror})") from None
 
 
 def check_output_path(path: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()) -> None:

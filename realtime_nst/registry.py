@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -12,6 +13,8 @@ from .errors import ModelError
 
 ENV_MODELS_DIR = "RTNST_MODELS_DIR"
 MANIFEST = "manifest.json"
+# Shipped files whose sha256 matched the manifest, by path, size and mtime: checked once, not per start.
+VERIFIED_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rtnst" / "verified.json"
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,42 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
         default = [m for m in shipped if m.default] or shipped[:1]
         if not default:
             raise ModelError(f"no shipped models found in {models_dir()}; pass model FILE.onnx", param="model")
+        verify(default[0])
         return default[0].path
     matches = [m for m in shipped if m.name == model] or [m for m in shipped if m.style == model and m.tier == "realtime"]
     matches = matches or [m for m in shipped if m.style == model]
     if not matches:
         names = ", ".join(m.name for m in shipped) or "none"
         raise ModelError(f"{model!r} is neither a model file nor a shipped model (shipped: {names})")
+    verify(matches[0])
     return matches[0].path
+
+
+def verify(model: ShippedModel, *, cache: Path | None = None) -> None:
+    """Raise ModelError when a shipped model's file is missing or differs from the manifest's sha256
+    (a damaged install would otherwise run silently with broken weights)."""
+    expected = model.entry.get("sha256")
+    if not expected:
+        return
+    try:
+        stat = model.path.stat()
+    except OSError:
+        raise ModelError(f"shipped model {model.name}: {model.path} is missing; reinstall rtnst") from None
+    cache = cache or VERIFIED_CACHE
+    key, stamp = str(model.path.resolve()), [stat.st_size, stat.st_mtime_ns, expected]
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if known.get(key) == stamp:
+        return
+    digest = hashlib.sha256(model.path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise ModelError(f"shipped model {model.name} is damaged: {model.path} does not match the sha256 in "
+                         f"{MANIFEST}; reinstall rtnst")
+    known[key] = stamp
+    try:  # the cache only saves time: a read-only home is no error
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known))
+    except OSError:
+        pass

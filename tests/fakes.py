@@ -11,7 +11,8 @@ import numpy as np
 def onnx_model(path: Path, *, kind: str = "identity", metadata: dict[str, str] | None = None,
                input_shape=("N", 3, "H", "W")) -> Path:
     """kind: identity | first_channel (every output channel = input channel 0) | shrink (output half
-    size: not image-to-image) | add_half (x + 0.5) | blur (3x3 box, zero padding)."""
+    size: not image-to-image) | add_half (x + 0.5) | blur (3x3 box, zero padding) | reflect8 (identity
+    through a reflect pad of 8 px, which fails on sides of 8 or less) | nan (NaN everywhere)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -34,6 +35,15 @@ def onnx_model(path: Path, *, kind: str = "identity", metadata: dict[str, str] |
     elif kind == "add_half":
         inits.append(helper.make_tensor("h", TensorProto.FLOAT, [1], [0.5]))
         nodes = [helper.make_node("Add", ["input", "h"], ["output"])]
+    elif kind == "reflect8":
+        inits.append(helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 8, 8, 0, 0, 8, 8]))
+        inits += [helper.make_tensor(n, TensorProto.INT64, [2], v) for n, v in
+                  (("starts", [8, 8]), ("ends", [-8, -8]), ("axes", [2, 3]))]
+        nodes = [helper.make_node("Pad", ["input", "pads"], ["padded"], mode="reflect"),
+                 helper.make_node("Slice", ["padded", "starts", "ends", "axes"], ["output"])]
+    elif kind == "nan":
+        inits.append(helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0]))
+        nodes = [helper.make_node("Sub", ["input", "two"], ["neg"]), helper.make_node("Sqrt", ["neg"], ["output"])]
     else:
         raise ValueError(kind)
     graph = helper.make_graph(nodes, kind, [x], [y], inits)

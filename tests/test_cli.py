@@ -179,3 +179,16 @@ def test_folder_run_goes_past_bad_files_and_counts_them(tmp_path, identity, caps
     (photos / "b.png").unlink()
     assert main(["-q", "image", str(photos), str(tmp_path / "rec"), "--model", str(identity), "--recursive"]) == 0
     assert (tmp_path / "rec" / "sub" / "d.png").is_file() and (tmp_path / "rec" / "a.png").is_file()
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path, identity, monkeypatch, capsys):
+    from realtime_nst import files
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), gradient_frame(8, 8))
+    assert main(["-q", "image", str(src), str(tmp_path / "o.png"), "--model", str(identity)]) == 2
+    assert "is not writable (Read-only file system)" in capsys.readouterr().err

@@ -125,3 +125,28 @@ def test_default_shipped_model_stylizes_a_frame(monkeypatch):
     with OnnxStylizer(path, device="cpu") as st:
         out = st.stylize(frame)
     assert out.shape == frame.shape and out.std() > 5  # painted, not blank
+
+
+def test_a_damaged_shipped_model_is_refused_and_a_good_one_checked_once(tmp_path, monkeypatch):
+    import hashlib
+    import shutil
+
+    from realtime_nst import registry
+    from realtime_nst.errors import ModelError
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    src = REPO / "models" / "starry_night-realtime.onnx"
+    shutil.copy(src, folder / "m.onnx")
+    entry = {"name": "m-realtime", "file": "m.onnx", "style": "m", "tier": "realtime", "default": True,
+             "sha256": hashlib.sha256(src.read_bytes()).hexdigest()}
+    (folder / "manifest.json").write_text(json.dumps({"models": [entry]}))
+    monkeypatch.setenv("RTNST_MODELS_DIR", str(folder))
+    monkeypatch.setattr(registry, "VERIFIED_CACHE", tmp_path / "cache" / "verified.json")
+    assert registry.resolve_model("m") == folder / "m.onnx"
+    assert registry.VERIFIED_CACHE.is_file()
+    data = bytearray((folder / "m.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the weights
+    (folder / "m.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="m-realtime is damaged"):
+        registry.resolve_model(None)

@@ -134,3 +134,21 @@ def test_margin_from_metadata_hides_border_effects(tmp_path):
     ident = OnnxStylizer(onnx_model(tmp_path / "i.onnx", metadata=meta), device="cpu")
     img = gradient_frame(13, 17)
     assert np.array_equal(ident.stylize(img), img)  # the crop lands exactly on the frame
+
+
+def test_tiny_frames_are_padded_up_for_models_with_their_own_reflect_padding(tmp_path):
+    model = onnx_model(tmp_path / "r.onnx", kind="reflect8")
+    with OnnxStylizer(model, pad_multiple=4) as st:
+        for h, w in ((4, 4), (3, 1000), (1, 1)):
+            frame = gradient_frame(w, h)
+            assert np.array_equal(st.stylize(frame), frame)
+    with OnnxStylizer(model, max_side_px=6) as st:  # the inference copy is 6 px on its long side
+        assert st.stylize(gradient_frame(60, 40)).shape == (40, 60, 3)
+
+
+def test_refusals_of_outputs_that_cannot_exist_and_of_broken_outputs(tmp_path, identity):
+    with pytest.raises(OptionError, match="output_size must be between 1x1 and 16384x16384, got 100000x100000"):
+        OnnxStylizer(identity, output_size=(100000, 100000))
+    with OnnxStylizer(onnx_model(tmp_path / "nan.onnx", kind="nan")) as st:
+        with pytest.raises(ModelError, match="nan.onnx produced NaN or infinite values"):
+            st.stylize(gradient_frame(16, 16))

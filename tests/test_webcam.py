@@ -217,3 +217,17 @@ def test_one_frame_clip_is_recorded_whole_and_an_empty_recording_is_an_error(tmp
         empty.close()
     empty.close()  # safe twice
     assert sorted(p.name for p in tmp_path.iterdir() if "empty" in p.name) == []
+
+
+def test_no_display_and_unknown_vcam_backend_are_one_line(tmp_path, identity, monkeypatch, capsys):
+    clip = write_clip(tmp_path / "c.mp4", frames=3, audio=None)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["-q", "webcam", "--camera", str(clip), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no display" in err[0] and "--no-window" in err[0]
+    pytest.importorskip("pyvirtualcam")
+    assert main(["-q", "webcam", "--camera", str(clip), "--model", str(identity), "--no-window", "--vcam",
+                 "--vcam-backend", "nonsense"]) == 2
+    captured = capsys.readouterr()
+    assert "unknown virtual camera backend 'nonsense'" in captured.err and "Exception ignored" not in captured.err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -30,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vcam", action="store_true",
                    help="send frames to a virtual camera via pyvirtualcam (extra 'vcam'; on Linux needs v4l2loopback)")
     p.add_argument("--vcam-device", help="virtual camera device, e.g. /dev/video10")
-    p.add_argument("--vcam-backend", help="pyvirtualcam backend name (default: the platform's)")
+    p.add_argument("--vcam-backend", metavar="NAME",
+                   help="pyvirtualcam backend: v4l2loopback (Linux), obs or unitycapture (Windows), obs (macOS); "
+                        "default: the platform's")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--snapshot-dir", default=".", help="where the s key saves PNG snapshots (default: .)")
     add_model_options(p, many=True)
@@ -58,6 +62,14 @@ class _TimedRecorder:
         self.sink.abort()
 
 
+def _has_display() -> bool:
+    """Whether a window can open: always on Windows and macOS; on Linux and other X11/Wayland
+    systems only with DISPLAY or WAYLAND_DISPLAY set."""
+    if sys.platform.startswith(("win", "darwin")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError, OutputError
     from ..frames import parse_size
@@ -68,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.live import run_live
     from ..runtime.vcam import VirtualCameraSink
 
+    if not args.no_window and not _has_display():
+        # OpenCV's Qt window would abort the process (exit 134) without a word of ours.
+        raise OptionError("there is no display to open the preview window on (DISPLAY is not set): pass --no-window "
+                          "and --record FILE or --vcam, or use rtnst serve to watch in a browser")
     if args.max_frames is not None and args.max_frames <= 0:
         raise OptionError(f"--max-frames must be positive, got {args.max_frames}")
     if args.record:

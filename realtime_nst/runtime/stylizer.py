@@ -27,6 +27,14 @@ from ..modelfile import (
 
 log = logging.getLogger("rtnst")
 
+MIN_SIDE_PX = 32  # the smallest side a model is run at (smaller frames are padded; see run_model)
+# Larger outputs cannot be held in memory as frames (a 16384x16384 frame is 768 MiB already).
+MAX_OUTPUT_SIDE_PX = 16384
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
 @runtime_checkable
 class Stylizer(Protocol):
     """Anything that turns a frame into a stylised frame of the same size."""
@@ -94,6 +102,9 @@ class OnnxStylizer:
         self.provider = self._session.get_providers()[0]
         # A model made for one inference size (rtnst.max_side_px) runs at it unless told otherwise.
         self.max_side_px = max_side_px or self.info.native_max_side_px
+        if output_size is not None and not all(1 <= side <= MAX_OUTPUT_SIDE_PX for side in output_size):
+            raise OptionError(f"output_size must be between 1x1 and {MAX_OUTPUT_SIDE_PX}x{MAX_OUTPUT_SIDE_PX}, got "
+                              f"{output_size[0]}x{output_size[1]}", param="output_size")
         self.output_size = output_size
         self.preserve_color = preserve_color
         self.strength = fr.check_strength(strength)
@@ -140,7 +151,10 @@ class OnnxStylizer:
         """The raw model on one frame at its own size: pad, run, crop. No resizing or blending."""
         h, w = frame.shape[:2]
         m, k = self.info.pad_multiple, self.info.margin_px
-        ph, pw = (-(h + 2 * k)) % m, (-(w + 2 * k)) % m
+        # A side of a few pixels breaks models whose own reflect padding needs more than the side
+        # ("pre-pad exceeds maximum"): such frames are padded up to MIN_SIDE_PX and cropped back.
+        floor = max(MIN_SIDE_PX, 4 * m)
+        ph, pw = (_round_up(max(h + 2 * k, floor), m) - h - 2 * k, _round_up(max(w + 2 * k, floor), m) - w - 2 * k)
         if ph or pw or k:
             mode = cv2.BORDER_REFLECT_101 if k + ph < h and k + pw < w else cv2.BORDER_REPLICATE
             frame = cv2.copyMakeBorder(frame, k, k + ph, k, k + pw, mode)
@@ -151,6 +165,9 @@ class OnnxStylizer:
         for dst, src in enumerate(order):
             np.multiply(frame[:, :, src], inv, out=self._in[0, dst], casting="unsafe")
         self._session.run_with_iobinding(self._binding)
+        if not np.isfinite(self._out.sum(dtype=np.float64)):  # one pass, ~0.3 ms at 640x360
+            raise ModelError(f"{self.info.path.name} produced NaN or infinite values: the model is damaged or "
+                             f"does not suit this input (input range {self.info.input_range})")
         planes = self._out[0, :, k : k + h, k : k + w]
         # Both orders are their own inverse: BGR channel i is model channel order[i].
         out = cv2.merge([planes[order[i]] for i in range(3)])

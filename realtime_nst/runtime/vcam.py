@@ -21,10 +21,14 @@ class VirtualCameraSink:
             import pyvirtualcam
         except ImportError:
             raise MissingDependencyError("pyvirtualcam is not installed; pip install 'realtime_nst[vcam]'") from None
+        self._cam = None
+        known = sorted(getattr(getattr(pyvirtualcam, "camera", None), "BACKENDS", {}) or {})
+        if backend is not None and known and backend not in known:  # else pyvirtualcam fails with a KeyError
+            raise CameraError(f"unknown virtual camera backend {backend!r}; this system has: {', '.join(known)}")
         try:
             self._cam = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR,
                                             device=device, backend=backend)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             raise CameraError(f"cannot open a virtual camera ({exc}); on Linux load v4l2loopback: "
                               "sudo modprobe v4l2loopback devices=1 exclusive_caps=1") from None
         self.device = self._cam.device
