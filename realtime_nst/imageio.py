@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import numpy as np
 from .errors import InputError, OutputError
 from .files import atomic_write, check_output_path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+log = logging.getLogger("rtnst")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -27,6 +29,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if frame is None:
         raise InputError(f"{path} is not an image OpenCV can decode (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+    if data[:4].tobytes() == b"GIF8" or path.suffix.lower() in (".tif", ".tiff"):  # may hold several pictures
+        try:
+            count = cv2.imcount(str(path))
+        except cv2.error:
+            count = 1
+        if count > 1:
+            log.warning("rtnst: %s holds %d frames (an animation or pages): only the first is used", path, count)
     return frame
 
 

@@ -192,3 +192,12 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path, identi
     cv2.imwrite(str(src), gradient_frame(8, 8))
     assert main(["-q", "image", str(src), str(tmp_path / "o.png"), "--model", str(identity)]) == 2
     assert "is not writable (Read-only file system)" in capsys.readouterr().err
+
+
+def test_animated_gif_uses_its_first_frame_and_says_so(tmp_path, identity, caplog):
+    gif = tmp_path / "a.gif"
+    assert cv2.imwritemulti(str(gif), [np.full((8, 8, 3), v, np.uint8) for v in (0, 120, 240)])
+    out = tmp_path / "o.png"
+    assert main(["-q", "image", str(gif), str(out), "--model", str(identity)]) == 0
+    assert "holds 3 frames (an animation or pages): only the first is used" in caplog.text
+    assert int(cv2.imread(str(out)).mean()) < 10

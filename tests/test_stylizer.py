@@ -152,3 +152,12 @@ def test_refusals_of_outputs_that_cannot_exist_and_of_broken_outputs(tmp_path, i
     with OnnxStylizer(onnx_model(tmp_path / "nan.onnx", kind="nan")) as st:
         with pytest.raises(ModelError, match="nan.onnx produced NaN or infinite values"):
             st.stylize(gradient_frame(16, 16))
+
+
+def test_a_fixed_size_model_says_so_once(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="rtnst")
+    model = onnx_model(tmp_path / "f.onnx", input_shape=(1, 3, 32, 48))
+    with OnnxStylizer(model) as st:
+        assert st.stylize(gradient_frame(100, 60)).shape == (60, 100, 3)
+        st.stylize(gradient_frame(100, 60))
+    assert caplog.text.count("takes only 48x32 images") == 1

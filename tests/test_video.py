@@ -340,3 +340,26 @@ def test_tracks_in_codecs_ffmpeg_does_not_know(tmp_path, identity, capsys, caplo
     assert main(["-q", "video", str(unknown_video), str(tmp_path / "o2.mkv"), "--model", str(identity)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot decode" in err[0]
+
+
+def test_odd_sized_video_is_encoded_4_2_0_and_says_so(tmp_path, identity, caplog):
+    import av
+
+    src = tmp_path / "odd.mkv"
+    with av.open(str(src), "w") as c:  # FFV1 stores odd sizes losslessly: a source an editor might export
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 65, 49, "yuv444p"
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((49, 65, 3), 80 + i, np.uint8), format="bgr24").reformat(format="yuv444p")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    out = tmp_path / "out.mp4"
+    caplog.set_level("INFO", logger="rtnst")
+    assert main(["video", str(src), str(out), "--model", str(identity)]) == 0
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    assert probe(out)["size"] == (64, 48) and probe(out)["count"] == 3
+    assert "65x49 frames are encoded as 64x48" in caplog.text

@@ -70,10 +70,18 @@ class VideoFileSink:
         self.fps = Fraction(fps)
         self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED
         self._video = self._out.add_stream(codec, rate=self.fps)
-        self._video.width, self._video.height = width, height
-        # 4:2:0 needs even sizes; odd sizes keep full chroma instead of losing a row/column.
-        even = width % 2 == 0 and height % 2 == 0
-        self._video.pix_fmt = "yuv420p" if even or codec != "libx264" else "yuv444p"
+        # 4:2:0, which every player decodes (4:4:4 H.264 many cannot), needs even sides: an odd frame
+        # loses its last column or row. (x264's SPS cropping, which would keep it, is not reachable
+        # through FFmpeg's options.)
+        self.width, self.height = width - width % 2, height - height % 2
+        if (self.width, self.height) != (width, height):
+            if min(self.width, self.height) == 0:
+                self._discard()
+                raise OutputError(f"cannot encode {width}x{height} frames as video: a side must be 2 px or more")
+            log.info("rtnst: %dx%d frames are encoded as %dx%d (4:2:0 video needs even sides)", width, height,
+                     self.width, self.height)
+        self._video.width, self._video.height = self.width, self.height
+        self._video.pix_fmt = "yuv420p"
         # Frames become YUV by the matrix players assume for this size, and the stream says so
         # (BT.709 or BT.601, limited range): swscale's BT.601 default, untagged, shifted HD colours.
         self._matrix = video_matrix(height)
@@ -183,6 +191,8 @@ class VideoFileSink:
 
         if self._closed:
             raise OutputError(f"{self.path} is already closed")
+        if frame.shape[:2] != (self.height, self.width):
+            frame = np.ascontiguousarray(frame[: self.height, : self.width])
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(
             format=self._video.pix_fmt, dst_colorspace=self._matrix, dst_color_range="MPEG", interpolation=_SWS_FLAGS)
         if pts is None or self._numbered:

@@ -100,6 +100,9 @@ class OnnxStylizer:
         self.info = inspect_model(self._session, Path(model), input_range=input_range,
                                   channel_order=channel_order, pad_multiple=pad_multiple)
         self.provider = self._session.get_providers()[0]
+        if self.info.fixed_size:
+            log.info("rtnst: %s takes only %dx%d images: every frame is resized to that and back%s",
+                     self.info.path.name, *self.info.fixed_size, " (max_side_px does not apply)" if max_side_px else "")
         # A model made for one inference size (rtnst.max_side_px) runs at it unless told otherwise.
         self.max_side_px = max_side_px or self.info.native_max_side_px
         if output_size is not None and not all(1 <= side <= MAX_OUTPUT_SIDE_PX for side in output_size):
