@@ -201,3 +201,25 @@ def test_animated_gif_uses_its_first_frame_and_says_so(tmp_path, identity, caplo
     assert main(["-q", "image", str(gif), str(out), "--model", str(identity)]) == 0
     assert "holds 3 frames (an animation or pages): only the first is used" in caplog.text
     assert int(cv2.imread(str(out)).mean()) < 10
+
+
+def test_sigterm_during_a_folder_run_says_how_far_it_got(tmp_path, identity):
+    import signal
+    import time
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    big = np.random.default_rng(0).integers(0, 255, (600, 800, 3), np.uint8)  # slow enough to catch mid-run
+    for i in range(80):
+        cv2.imwrite(str(photos / f"{i:03d}.png"), big)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime_nst", "-q", "image", str(photos), str(out), "--model",
+                             str(identity)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out.is_dir() and any(out.iterdir())) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    done = len(list(out.iterdir()))
+    assert f"rtnst: interrupted: {done} of 80 images written" in stdout and 0 < done < 80
