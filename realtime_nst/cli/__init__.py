@@ -15,7 +15,7 @@ import sys
 from .. import __version__
 from ..errors import RtnstError
 
-COMMANDS = ["image", "video", "webcam", "bench", "models", "train", "export", "eval", "optimize"]
+COMMANDS = ["image", "video", "webcam", "serve", "bench", "models", "train", "export", "eval", "optimize"]
 # What each optional package is installed by, for a command that reaches one the user lacks.
 EXTRAS = {"torch": "train", "onnx": "train", "onnxscript": "train", "safetensors": "train", "matplotlib": "train",
           "pyvirtualcam": "vcam"}

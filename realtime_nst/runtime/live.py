@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -23,12 +24,27 @@ WINDOW = "rtnst"
 
 @dataclass
 class LiveState:
-    """What the keys change; shown in the window title bar overlay."""
+    """What the keys (or a remote control, through ``between_frames``) change; shown in the overlay."""
 
     index: int = 0
     paused: bool = False
     quit: bool = False
+    smooth: bool = True  # the smoother, when there is one, runs
     snapshots: list[Path] = field(default_factory=list)
+    _calls: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, repr=False)
+
+    def between_frames(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the loop's thread before its next frame: another thread (a web page's
+        controls) then never changes a model or the smoother while a frame is in it."""
+        self._calls.put(fn)
+
+    def run_calls(self) -> None:
+        while True:
+            try:
+                fn = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            fn()
 
 
 def handle_key(key: int, state: LiveState, stylizers: Sequence[Stylizer], *, on_snapshot: Callable[[], None],
@@ -61,11 +77,13 @@ def run_live(
     max_frames: int | None = None,
     stop: threading.Event | None = None,
     keys: Callable[[], int] | None = None,
+    state: LiveState | None = None,
 ) -> int:
     """Run until the source ends, q is pressed, ``stop`` is set or ``max_frames`` are shown.
-    Returns the number of frames stylised. ``keys`` replaces cv2.waitKey (tests)."""
+    Returns the number of frames stylised. ``keys`` replaces cv2.waitKey (tests); ``state`` lets
+    another thread steer the loop (see ``LiveState.between_frames``)."""
     stop = stop or threading.Event()
-    state = LiveState()
+    state = state or LiveState()
     times: deque[float] = deque(maxlen=30)
     shown = 0
     last: np.ndarray | None = None
@@ -80,20 +98,27 @@ def run_live(
 
     def switch() -> None:
         if smoother is not None:
-            smoother.reset()
-        log.info("rtnst: model %d of %d", state.index + 1, len(stylizers))
+            smoother.reset()  # its previous output is of another model, or stale
+        log.info("rtnst: model %d of %d%s", state.index + 1, len(stylizers),
+                 "" if smoother is None else f", smoothing {'on' if state.smooth else 'off'}")
+
+    current = (state.index, state.smooth)
 
     if window:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
     try:
         while not (stop.is_set() or state.quit or (max_frames is not None and shown >= max_frames)):
+            state.run_calls()
+            if (state.index, state.smooth) != current:  # by a key or a remote control
+                current = (state.index, state.smooth)
+                switch()
             if not state.paused:
                 item = source.read()
                 if item is None:
                     break
                 frame = item.frame
                 out = stylizers[state.index].stylize(frame)
-                if smoother is not None:
+                if smoother is not None and state.smooth:
                     out = smoother(frame, out)
                 last = out
                 for sink in sinks:
@@ -103,7 +128,7 @@ def run_live(
             if window and last is not None:
                 cv2.imshow(WINDOW, _overlay(last, times, state, stylizers))
             key = keys() if keys else (cv2.waitKey(1 if not state.paused else 30) if window else -1)
-            handle_key(key, state, stylizers, on_snapshot=snapshot, on_switch=switch)
+            handle_key(key, state, stylizers, on_snapshot=snapshot, on_switch=lambda: None)  # the loop sees the switch
     finally:
         if window:
             cv2.destroyWindow(WINDOW)
