@@ -1,8 +1,9 @@
 """The runtime without torch: what a user who only stylises installs (``pip install .``).
 
 With ``.venv-runtime`` beside the checkout (README's set-up command makes it: the package installed
-without extras) the commands run there, from the installed package. Without it, the suite's own
-Python runs them with the training-only packages hidden, which checks the same imports."""
+without extras) the commands run there, from the installed package. Without it, or when the code
+changed since it was installed, the suite's own Python runs them with the training-only packages
+hidden, which checks the same imports."""
 
 from __future__ import annotations
 
@@ -20,13 +21,25 @@ RUNTIME_VENV = REPO / ".venv-runtime"
 TRAINING_ONLY = ("torch", "torchvision", "onnx", "onnxscript", "safetensors", "matplotlib", "pyvirtualcam")
 
 
+def _installed_is_current(python: Path) -> bool:
+    """Whether the runtime venv holds this checkout's code (a reinstall is needed after a change)."""
+    where = subprocess.run([str(python), "-c", "import realtime_nst, os; print(os.path.dirname(realtime_nst.__file__))"],
+                           capture_output=True, text=True, cwd="/", timeout=60).stdout.strip()
+    if not where:
+        return False
+    installed, here = Path(where), REPO / "realtime_nst"
+    sources = sorted(p.relative_to(here) for p in here.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return all((installed / rel).is_file() and (installed / rel).read_bytes() == (here / rel).read_bytes()
+               for rel in sources)
+
+
 @pytest.fixture(scope="module")
 def rtnst(tmp_path_factory):
     """run(*args, code=...) -> CompletedProcess of `rtnst ARGS` (or `python -c CODE`) without torch."""
     work = tmp_path_factory.mktemp("runtime")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     python = RUNTIME_VENV / "bin" / "python"
-    if not python.exists():
+    if not python.exists() or not _installed_is_current(python):
         python = Path(sys.executable)
         hide = work / "hide"
         for name in TRAINING_ONLY:  # a package that fails to import is one that is not installed
