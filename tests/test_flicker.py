@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fakes import onnx_model, write_clip
+from fakes import gradient_frame, onnx_model, write_clip
 from realtime_nst.cli import main
 from realtime_nst.errors import InputError
 from realtime_nst.evaluation.flicker import (
@@ -224,3 +224,27 @@ def test_cli_eval_flicker_model_strength_and_several(tmp_path, capsys):
         assert name in out
     assert {r["smooth"] for r in csv.DictReader((tmp_path / "f.csv").open())} == {
         "none", "ema@0.5", "ema@0.7", "flow@0.5", "flow@0.7"}
+
+
+def test_eval_quality_stylises_at_the_users_size_and_measures_at_512(tmp_path, tiny_vgg16_file):
+    pytest.importorskip("torch")
+    import cv2
+
+    from realtime_nst.evaluation.quality import evaluate_quality
+
+    photo = tmp_path / "big.png"
+    cv2.imwrite(str(photo), gradient_frame(1200, 800))
+
+    class Recorder:
+        sizes = []
+
+        def stylize(self, frame):
+            self.sizes.append(frame.shape[:2])
+            return frame
+
+    rows = evaluate_quality(Recorder(), [photo], photo, vgg_weights=tiny_vgg16_file)
+    assert Recorder.sizes[0] == (800, 1200)  # the photo as it is, not a 512 px copy
+    assert rows[0].style_distance < 1e-6 and rows[0].content_distance < 1e-6  # identity: output = input
+    Recorder.sizes.clear()
+    evaluate_quality(Recorder(), [photo], photo, vgg_weights=tiny_vgg16_file, input_max_side_px=600)
+    assert Recorder.sizes[0] == (400, 600)

@@ -21,13 +21,17 @@ def register(sub) -> None:
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
     q = evsub.add_parser("quality", help="style distance S and content distance C of a model's outputs",
-                         description="Stylise images and print the style distance S (Gram matrices of "
+                         description="Stylise images as rtnst image does (at their own size, with the model's "
+                                     "default options) and print the style distance S (Gram matrices of "
                                      "VGG16 relu1_2..relu4_3 against the style image) and the content "
                                      "distance C (relu3_3 against the input), per image and mean; and the shift "
                                      "sensitivity: how much the output changes when the input moves by 1-3 px "
                                      "(high for nets that paint a grid tied to the pixels instead of the scene).")
     q.add_argument("--content", required=True, metavar="DIR_OR_FILE", help="an image or a folder of images")
     q.add_argument("--style", required=True, metavar="S.jpg", help="the style image the model imitates")
+    q.add_argument("--input-side", type=int, metavar="PX", dest="input_max_side_px",
+                   help="scale each photo to this long side before stylising (default: stylise it at its own size, "
+                        "as rtnst image does; the metric is always taken at a long side of 512 of the output)")
     _add_vgg_option(q)
     add_model_options(q)
     q.set_defaults(handler=run_quality)
@@ -95,7 +99,8 @@ def run_quality(args: argparse.Namespace) -> int:
     if not paths:
         raise InputError(f"no images in {args.content}")
     with make_stylizer(args) as stylizer, _progress(args, len(paths), "quality") as bar:
-        rows = evaluate_quality(stylizer, paths, args.style, vgg_weights=args.vgg_weights, progress=bar)
+        rows = evaluate_quality(stylizer, paths, args.style, vgg_weights=args.vgg_weights,
+                                input_max_side_px=args.input_max_side_px, progress=bar)
     width = max(len(r.name) for r in rows)
     print(f"{'image':<{width}}  {'S':>10}  {'C':>10}  {'shift':>8}")
     for r in rows:

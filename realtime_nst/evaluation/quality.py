@@ -76,14 +76,20 @@ def shift_sensitivity(stylize, frame: np.ndarray, *, output: np.ndarray | None =
 
 
 def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path, *,
-                     vgg_weights: str | os.PathLike | None = None, progress=None) -> list[QualityRow]:
+                     vgg_weights: str | os.PathLike | None = None, input_max_side_px: int | None = None,
+                     progress=None) -> list[QualityRow]:
+    """S, C and shift sensitivity of what a user gets: each photo is stylised at its own size (or
+    scaled to ``input_max_side_px`` first), as `rtnst image` does, and the output and the photo are
+    then measured at a long side of EVAL_SIDE_PX. A model whose look depends on the input's size
+    (texture that shrinks on larger frames) is measured as users see it."""
     meter = QualityMeter(read_image(style_image), vgg_weights=vgg_weights)
     rows = []
     for path in content:
         img = read_image(path)
-        img = fr.resize(img, fr.fit_max_side(img.shape[1], img.shape[0], EVAL_SIDE_PX))
+        img = fr.resize(img, fr.fit_max_side(img.shape[1], img.shape[0], input_max_side_px))
         out = stylizer.stylize(img)
-        s, c = meter.measure(img, out)
+        metric_size = fr.fit_max_side(img.shape[1], img.shape[0], EVAL_SIDE_PX)
+        s, c = meter.measure(fr.resize(img, metric_size), fr.resize(out, metric_size))
         rows.append(QualityRow(path.name, s, c, shift_sensitivity(stylizer.stylize, img, output=out)))
         if progress:
             progress.update(1)
