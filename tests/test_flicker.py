@@ -92,17 +92,21 @@ def test_evaluate_flicker_ranks_smoothing(tmp_path):
     smoothers = {k: make_smoother(k) for k in ("none", "ema", "flow")}
     meter = FakeMeter()
     res = evaluate_flicker(lambda f: flicker(fake_style(f), rng), frames, smoothers, meter=meter, style_every=5)
-    assert list(res) == ["none", "ema", "flow"]
+    assert list(res) == ["none", "ema", "flow", "input"]
     for r in res.values():
         assert r.frames == 16 and len(r.e_warp) == 15
-        assert [t for t, _ in r.style] == [4, 9, 14]
+        assert [t for t, _ in r.style] == ([4, 9, 14] if r.kind != "input" else [])
     assert meter.calls == 9
+    # The input pans cleanly: its own E_warp (the floor) is far below the flickering output's.
+    assert res["input"].mean_e_warp < 0.2 * res["none"].mean_e_warp
+    # Smoothing strays from the per-frame output where things move (ghosting); no smoothing does not.
+    assert res["ema"].mean_ghosting > 0 and res["flow"].mean_ghosting > 0 and res["none"].mean_ghosting is None
     assert res["flow"].mean_e_warp < 0.6 * res["none"].mean_e_warp
     assert res["flow"].ms_per_frame > 0 and res["none"].ms_per_frame == 0
     out = tmp_path / "f.csv"
     write_csv(out, res)
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 48 and rows[0]["e_warp"] == "" and rows[4]["style_distance"] != ""
+    assert len(rows) == 64 and rows[0]["e_warp"] == "" and rows[4]["style_distance"] != ""
 
 
 def test_evaluate_flicker_static_unsmoothed_is_zero():
@@ -148,7 +152,9 @@ def test_cli_eval_flicker(tmp_path, identity, capsys):
     assert rc == 0 and "skipping the style distance" in out
     assert "none" in out and "flow" in out and "ema" not in out
     rows = list(csv.DictReader((tmp_path / "f.csv").open()))
-    assert len(rows) == 12 and {r["smooth"] for r in rows} == {"none", "flow"}
+    assert len(rows) == 18 and {r["smooth"] for r in rows} == {"none", "flow", "input"}
+    assert "the input's own E_warp (floor)" in out and "target max(0.5 x none, floor)" in out
+    assert "ghosting" in out and ("met" in out.split("\nflow")[1] or "missed" in out.split("\nflow")[1])
     # The identity model on a clean synthetic clip barely flickers.
     assert all(float(r["e_warp"]) < 0.05 for r in rows if r["e_warp"])
 
@@ -223,7 +229,21 @@ def test_cli_eval_flicker_model_strength_and_several(tmp_path, capsys):
     for name in ("ema@0.5", "ema@0.7", "flow@0.5", "flow@0.7"):
         assert name in out
     assert {r["smooth"] for r in csv.DictReader((tmp_path / "f.csv").open())} == {
-        "none", "ema@0.5", "ema@0.7", "flow@0.5", "flow@0.7"}
+        "none", "ema@0.5", "ema@0.7", "flow@0.5", "flow@0.7", "input"}
+
+
+def test_cli_eval_flicker_scores_a_finished_output_video(tmp_path, identity, capsys):
+    clip = write_clip(tmp_path / "c.mp4", frames=8, audio=None)
+    out = tmp_path / "styled.mp4"
+    assert main(["-q", "video", str(clip), str(out), "--model", str(identity)]) == 0
+    capsys.readouterr()
+    assert main(["-q", "eval", "flicker", str(clip), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("file"))
+    e_file = float(row.split()[1])
+    header = next(line for line in lines if "(floor)" in line)
+    floor = float(header.split("(floor) ")[1].split(";")[0])
+    assert e_file < 4 * floor + 1e-4  # the identity model's encoded output flickers about as its input
 
 
 def test_eval_quality_stylises_at_the_users_size_and_measures_at_512(tmp_path, tiny_vgg16_file):

@@ -32,6 +32,8 @@ from ..runtime.smoothing import Smoother
 
 # Lai et al.'s occlusion test: |F + B_w|² > OCC_REL·(|F|² + |B_w|²) + OCC_ABS -> occluded.
 OCC_REL, OCC_ABS = 0.01, 0.5
+MOVING_PX = 1.0  # ghosting is measured where the input moves at least this much between frames
+INPUT = "input"  # the result holding the input video's own E_warp: the floor no output can go below
 
 
 def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tuple[Iterator[np.ndarray], int]:
@@ -119,6 +121,7 @@ class ClipResult:
     kind: str
     e_warp: list[float] = field(default_factory=list)
     style: list[tuple[int, float]] = field(default_factory=list)
+    ghosting: list[float] = field(default_factory=list)  # mean |smoothed - per-frame output| on moving pixels
     smooth_seconds: float = 0.0
     frames: int = 0
 
@@ -126,6 +129,11 @@ class ClipResult:
     def mean_e_warp(self) -> float:
         vals = [v for v in self.e_warp if v == v]  # NaN: nothing visible (a cut), no information
         return float(np.mean(vals)) if vals else float("nan")
+
+    @property
+    def mean_ghosting(self) -> float | None:
+        vals = [v for v in self.ghosting if v == v]
+        return float(np.mean(vals)) if vals else None
 
     @property
     def mean_style(self) -> float | None:
@@ -143,18 +151,26 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
     ``stylize``: frame -> stylised frame; ``smoothers``: name -> fresh smoother (None = unsmoothed);
     ``meter``: an evaluate.QualityMeter for the style distance on every ``style_every``-th frame
     (frames style_every-1, 2·style_every-1, ...: never frame 0, where all modes agree), or None.
+    The results also hold INPUT, the input video's own E_warp (what the flow cannot explain: noise,
+    light changes, compression; no output is steadier than that), and for each smoother its
+    ghosting: how far it strays from the per-frame output where the input moves (a trail left
+    behind by moving things), in pixels 0..1.
     """
     flow_fn = MetricFlow()
     results = {name: ClipResult(name) for name in smoothers}
+    floor = results[INPUT] = ClipResult(INPUT)
     prev_in: np.ndarray | None = None
     prev_out: dict[str, np.ndarray] = {}
     for t, frame in enumerate(frames):
         styled = stylize(frame)
         # Score at the output size: the input is scaled to it for the flow.
         src = fr.resize(frame, (styled.shape[1], styled.shape[0]))
-        flow = mask = None
+        flow = mask = moving = None
         if prev_in is not None:
             flow, mask = flow_fn(prev_in, src)
+            floor.e_warp.append(warping_error(prev_in, src, flow, mask))
+            moving = (flow**2).sum(axis=2) >= MOVING_PX**2
+        floor.frames += 1
         sample = meter is not None and style_every > 0 and t % style_every == style_every - 1
         small = None
         if sample:
@@ -171,6 +187,10 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
             res.frames += 1
             if flow is not None:
                 res.e_warp.append(warping_error(prev_out[name], out, flow, mask))
+                if smoother is not None:
+                    n_moving = int(moving.sum())
+                    dev = np.abs(out.astype(np.int16) - styled).mean(axis=2)[moving].sum() / 255.0 if n_moving else 0.0
+                    res.ghosting.append(float(dev) / n_moving if n_moving else float("nan"))
             if sample:
                 s, _ = meter.measure(small, fr.resize(out, (small.shape[1], small.shape[0])))
                 res.style.append((t, s))
