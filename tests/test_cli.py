@@ -223,3 +223,13 @@ def test_sigterm_during_a_folder_run_says_how_far_it_got(tmp_path, identity):
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     done = len(list(out.iterdir()))
     assert f"rtnst: interrupted: {done} of 80 images written" in stdout and 0 < done < 80
+
+
+def test_bench_compares_a_shipped_model_and_a_foreign_one_in_one_run(tmp_path, capsys):
+    # The foreign flags apply to the foreign model only: an identity model taking 0-1 pixels; the
+    # shipped model keeps the conventions in its metadata (0-1 as well, but pad multiple 8, not 3).
+    foreign = onnx_model(tmp_path / "foreign.onnx")
+    assert main(["-q", "bench", "--model", "starry_night-realtime", "--model", str(foreign), "--input-range", "0-1",
+                 "--pad-multiple", "3", "--sizes", "48x32", "--frames", "1", "--warmup", "1", "--model-only"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert [r.split()[0] for r in rows] == ["starry_night-realtime.onnx", "foreign.onnx"]
