@@ -34,6 +34,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_smoothing import load_frames  # noqa: E402
 
 from realtime_nst import frames as fr  # noqa: E402
 from realtime_nst.registry import resolve_model  # noqa: E402
@@ -61,18 +64,6 @@ def read_stamp(frame: np.ndarray) -> int | None:
     if v[0] - v[1] < 40:
         return None
     return sum(1 << k for k in range(BITS) if v[k + 2] > (v[0] + v[1]) / 2)
-
-
-def load_frames(video: Path, size: tuple[int, int], n: int = 240) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(video))
-    out = []
-    while len(out) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(fr.resize(f, size))
-    cap.release()
-    return out
 
 
 def write_clip(frames: list[np.ndarray], path: Path, fps: int = 24) -> Path:
@@ -232,7 +223,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             w, h = size
-            frames = load_frames(args.video, size)
+            frames = load_frames(args.video, size, 240)
             clip = args.video if _clip_size(args.video) == size else write_clip(frames, Path(tmp) / f"clip_{w}x{h}.mp4")
             if not args.skip_camera:
                 _, idle_cpu = camera_run(clip, args.model, 0, args.seconds)

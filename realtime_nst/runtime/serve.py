@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,8 +103,6 @@ class _HTTPServer(ThreadingHTTPServer):
     live: LiveServer
 
     def handle_error(self, request, client_address) -> None:
-        import sys
-
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):  # a viewer went away or stopped reading
             log.debug("rtnst: serve: %s left: %s", client_address[0], exc)
