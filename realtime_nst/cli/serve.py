@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
                       f"       MJPEG stream: {server.url('/stream.mjpg')}\n"
                       f"       Ctrl-C stops", flush=True)
                 if server.token:
-                    log.warning("rtnst: listening on %s: anyone who can reach it needs the token in these URLs",
-                                args.host)
+                    log.warning("rtnst: listening on %s: from another machine put this one's address in these URLs; "
+                                "every request needs their token", args.host)
 
             stop = threading.Event()
             with stop_on_signals(stop):
