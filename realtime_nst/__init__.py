@@ -39,6 +39,7 @@ _LAZY = {
     "stylize_video": ".runtime.video",
     "VideoReport": ".runtime.video",
     "run_live": ".runtime.live",
+    "serve_live": ".runtime.hub",
     "read_image": ".imageio",
     "write_image": ".imageio",
     "shipped_models": ".registry",

@@ -126,7 +126,7 @@ def test_public_api_is_pinned_and_lazy():
         "CameraError", "CameraSource", "CorruptInputError", "EmaSmoother", "FlowSmoother", "FrameSink", "FrameSource",
         "InputError", "MissingDependencyError", "ModelError", "OnnxStylizer", "OptionError", "OutputError",
         "RtnstError", "Smoother", "Stylizer", "VideoFileSink", "VideoFileSource", "VideoReport", "VirtualCameraSink",
-        "__version__", "make_smoother", "read_image", "resolve_model", "run_live", "shipped_models",
+        "__version__", "make_smoother", "read_image", "resolve_model", "run_live", "serve_live", "shipped_models",
         "stylize_video", "write_image"])
     for name in realtime_nst.__all__:
         assert getattr(realtime_nst, name) is not None

@@ -100,6 +100,8 @@ import sys, numpy as np, realtime_nst as rt
 with rt.OnnxStylizer({str(model)!r}, max_side_px=16) as st:
     out = st.stylize(np.full((24, 32, 3), 7, np.uint8))
 assert out.shape == (24, 32, 3) and isinstance(st, rt.Stylizer)
+assert callable(rt.serve_live) and callable(rt.run_live)
+import realtime_nst.runtime.serve  # rtnst serve's HTTP side
 assert "torch" not in sys.modules
 print("ok")
 """

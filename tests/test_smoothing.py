@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime_nst.cli.common import add_smoothing_options
 from realtime_nst.errors import OptionError
 from realtime_nst.runtime.smoothing import (
     DEFAULT_STRENGTH,
@@ -15,7 +16,6 @@ from realtime_nst.runtime.smoothing import (
     EmaSmoother,
     FlowSmoother,
     Smoother,
-    add_smoothing_options,
     make_smoother,
 )
 

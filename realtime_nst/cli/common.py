@@ -22,7 +22,8 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None
     g = p.add_argument_group("model")
     if many:
         g.add_argument("--model", "-m", action="append", metavar="MODEL",
-                       help="ONNX model file or shipped style name (see `rtnst models`); repeat to switch with n/p")
+                       help="ONNX model file or shipped style name (see `rtnst models`); repeat for several, switched "
+                            "with n/p in the window (webcam) or on the page (serve)")
     else:
         g.add_argument("--model", "-m", metavar="MODEL", help="ONNX model file or shipped style name (see `rtnst models`); default: the shipped default")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
@@ -57,3 +58,17 @@ def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: b
         threads=args.threads,
         spin=spin,
     )
+
+
+def add_smoothing_options(parser: argparse.ArgumentParser) -> None:
+    from ..runtime.smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
+
+    g = parser.add_argument_group("temporal smoothing (against flicker)")
+    g.add_argument("--smooth", choices=SMOOTH_KINDS, default="none",
+                   help="none (default); ema: blend with the previous output, nearly free but moving "
+                        "things leave ghosts; flow: warp the previous output along the optical flow of "
+                        "the input and blend where the flow is reliable (a few ms per frame at 640x360, "
+                        "no ghosts, restarts at scene cuts)")
+    g.add_argument("--smooth-strength", type=float, metavar="0..1",
+                   help="weight of the previous output; higher is steadier but softer, 1 freezes the picture "
+                        f"(default: the value measured for the model, in its metadata, else {DEFAULT_STRENGTH})")

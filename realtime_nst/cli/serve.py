@@ -6,8 +6,7 @@ import argparse
 import logging
 import threading
 
-from .common import add_model_options, make_stylizer
-from ..runtime.smoothing import add_smoothing_options
+from .common import add_model_options, add_smoothing_options, make_stylizer
 from .video import make_smoother_from
 
 log = logging.getLogger("rtnst")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..runtime.smoothing import add_smoothing_options, make_smoother, strength_for
-from .common import add_model_options, make_stylizer
+from .common import add_model_options, add_smoothing_options, make_stylizer
 
 log = logging.getLogger("rtnst")
 
@@ -31,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def make_smoother_from(args: argparse.Namespace, stylizer):
     """The smoother asked for, at --smooth-strength or else the strength measured for the model."""
+    from ..runtime.smoothing import make_smoother, strength_for
+
     model_strength = getattr(getattr(stylizer, "info", None), "smooth_strength", None)
     return make_smoother(args.smooth, strength=strength_for(args.smooth_strength, model_strength))
 
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..files import check_output_path
+    from ..runtime.smoothing import strength_for
     from ..runtime.video import stylize_video
 
     check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))

@@ -11,8 +11,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from .common import add_model_options, make_stylizer
-from ..runtime.smoothing import add_smoothing_options
+from .common import add_model_options, add_smoothing_options, make_stylizer
 from .video import make_smoother_from
 
 log = logging.getLogger("rtnst")

@@ -19,7 +19,6 @@ The smoothers are stateful: one per stream, ``reset()`` after a seek or a model 
 
 from __future__ import annotations
 
-import argparse
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -233,15 +232,3 @@ def make_smoother(kind: str, *, strength: float = DEFAULT_STRENGTH) -> Smoother 
     if kind == "flow":
         return FlowSmoother(strength)
     raise OptionError(f"smooth must be one of {', '.join(SMOOTH_KINDS)}, got {kind!r}", param="smooth")
-
-
-def add_smoothing_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("temporal smoothing (against flicker)")
-    g.add_argument("--smooth", choices=SMOOTH_KINDS, default="none",
-                   help="none (default); ema: blend with the previous output, nearly free but moving "
-                        "things leave ghosts; flow: warp the previous output along the optical flow of "
-                        "the input and blend where the flow is reliable (a few ms per frame at 640x360, "
-                        "no ghosts, restarts at scene cuts)")
-    g.add_argument("--smooth-strength", type=float, metavar="0..1",
-                   help="weight of the previous output; higher is steadier but softer, 1 freezes the picture "
-                        f"(default: the value measured for the model, in its metadata, else {DEFAULT_STRENGTH})")
