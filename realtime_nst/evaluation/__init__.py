@@ -1,0 +1,1 @@
+"""Measuring models: style/content quality, flicker (warping error) and speed."""

@@ -1,0 +1,1 @@
+"""VGG features and the style/content distances that training, Gatys and evaluation share (torch)."""
