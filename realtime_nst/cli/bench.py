@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a comparison of models fair (default: 1)")
     p.add_argument("--model-only", action="store_true", help="skip the end-to-end pipeline measurement")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
+    p.add_argument("--max-side", type=int, metavar="PX", dest="max_side_px",
+                   help="run every model on a copy with this long side, output at the frame size (default: the "
+                        "model's native size if it declares one, else the frame size)")
     f = p.add_argument_group("foreign models (ONNX files not exported by rtnst)",
                              "these apply to each foreign --model; rtnst's own models keep the conventions in their metadata, "
                              "so a shipped model and a foreign one compare in one run")
@@ -46,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     foreign = dict(input_range=args.input_range, channel_order=args.channel_order, pad_multiple=args.pad_multiple)
     paths = [resolve_model(m) for m in args.model or [None]]
-    opts = {path: foreign if is_foreign(path) else {} for path in paths}
-    print(f"{'model':28} {'provider':22} {'size':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}"
+    opts = {path: {**(foreign if is_foreign(path) else {}), "max_side_px": args.max_side_px} for path in paths}
+    print(f"{'model':28} {'provider':22} {'size':>10} {'runs at':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}"
           + ("  model fps range" if args.rounds > 1 else ""))
     rows: dict[tuple, list] = {}
     for i in range(args.rounds):
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                 for r in bench(str(path), sizes, device=device, frames=args.frames, warmup=args.warmup,
                                end_to_end=not args.model_only, threads=args.threads, **opts[path]):
                     if args.rounds == 1:
-                        _print_row(r.model, r.provider, r.size, 1000 / r.model_ms, 1000 / r.frame_ms, r.end_to_end_fps)
+                        _print_row(r.model, r.provider, r.size, r.inference_size, 1000 / r.model_ms, 1000 / r.frame_ms, r.end_to_end_fps)
                     rows.setdefault((str(path), device, r.size), []).append(r)
         if args.rounds > 1:
             print(f"rtnst: round {i + 1} of {args.rounds} done", file=sys.stderr, flush=True)
@@ -64,14 +67,15 @@ def run(args: argparse.Namespace) -> int:
         for runs in rows.values():
             fps = [1000 / r.model_ms for r in runs]
             e2e = [r.end_to_end_fps for r in runs if r.end_to_end_fps]
-            _print_row(runs[0].model, runs[0].provider, runs[0].size, statistics.median(fps),
+            _print_row(runs[0].model, runs[0].provider, runs[0].size, runs[0].inference_size, statistics.median(fps),
                        statistics.median([1000 / r.frame_ms for r in runs]), statistics.median(e2e) if e2e else None,
                        extra=f"  {min(fps):.1f}-{max(fps):.1f}")
     return 0
 
 
-def _print_row(model: str, provider: str, size: tuple[int, int], model_fps: float, frame_fps: float,
-               e2e_fps: float | None, *, extra: str = "") -> None:
+def _print_row(model: str, provider: str, size: tuple[int, int], inference: tuple[int, int], model_fps: float,
+               frame_fps: float, e2e_fps: float | None, *, extra: str = "") -> None:
     e2e = f"{e2e_fps:8.1f} fps" if e2e_fps else "         -"
-    print(f"{model[:28]:28} {provider[:22]:22} {size[0]:>5}x{size[1]:<4} {model_fps:10.1f} {frame_fps:10.1f} {e2e:>11}{extra}",
-          flush=True)
+    runs_at = f"{inference[0]}x{inference[1]}"
+    print(f"{model[:28]:28} {provider[:22]:22} {size[0]:>5}x{size[1]:<4} {runs_at:>10} {model_fps:10.1f} {frame_fps:10.1f} "
+          f"{e2e:>11}{extra}", flush=True)

@@ -18,7 +18,8 @@ from ..runtime.stylizer import OnnxStylizer
 class BenchRow:
     model: str
     provider: str
-    size: tuple[int, int]
+    size: tuple[int, int]  # of the frames (and the output)
+    inference_size: tuple[int, int]  # what the model runs at (smaller with a native size or max_side_px)
     model_ms: float  # onnxruntime run only (median)
     frame_ms: float  # + pad, colour conversion, crop (median)
     end_to_end_fps: float | None  # decode + stylise + encode a clip, through the threaded pipeline
@@ -35,7 +36,9 @@ def synthetic_frames(size: tuple[int, int], count: int, *, seed: int = 0) -> lis
 
 
 def time_model(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, warmup: int) -> tuple[float, float]:
-    frame = synthetic_frames(size, 1)[0]
+    """Median ms of the model alone and with its pad/convert/crop, at the size it runs at for
+    ``size`` frames (a model with a native size, or max_side_px, runs on a smaller copy)."""
+    frame = synthetic_frames(stylizer.inference_size(*size), 1)[0]
     for _ in range(max(1, warmup)):  # at least one: run_model binds the input and output buffers timed below
         stylizer.run_model(frame)
     run, full = [], []
@@ -76,11 +79,12 @@ def bench(model: str, sizes: list[tuple[int, int]], *, device: str = "auto", fra
     for size in sizes:
         with OnnxStylizer(model, device=device, threads=threads, **stylizer_opts) as st:
             model_ms, frame_ms = time_model(st, size, frames=frames, warmup=warmup)
+            inference = st.inference_size(*size)
         e2e = None
         if end_to_end:
             # The pipeline shares the cores with decode/encode threads: no spinning there.
             with OnnxStylizer(model, device=device, threads=threads, spin=False, **stylizer_opts) as st:
                 time_end_to_end(st, size, frames=min(frames, 5))  # warm-up run
                 e2e = time_end_to_end(st, size, frames=frames)
-        rows.append(BenchRow(Path(model).name, st.provider, size, model_ms, frame_ms, e2e))
+        rows.append(BenchRow(Path(model).name, st.provider, size, inference, model_ms, frame_ms, e2e))
     return rows

@@ -125,15 +125,18 @@ def _up(in_ch: int, out_ch: int) -> nn.Sequential:
 
 class RealtimeNet(nn.Module):
     """``realtime`` tier: runs at a native long side of 640 px (``NATIVE_MAX_SIDE_PX``; the runtime
-    scales the output back to the frame's size), about 4.7k MACs/px.
+    scales the output back to the frame's size), about 2.6k MACs/px.
 
-    At 640x360 a 2-core CPU affords ~4x the per-pixel budget of 720p, and it goes where texture is
-    made: the style distance is lost at VGG relu2_2/relu3_3, the fine and mid texture that lives at
-    full and half resolution (Magenta's lite transformer spends 30-45% of its MACs there). So a full
-    3x3 conv at full resolution in and out (16 channels), 32 at 1/2, and the residual blocks at 1/4
-    (64 channels) instead of 1/8. Depthwise-separable convs (Howard et al. 2017) elsewhere, U-Net
-    skips, one instance norm (Ulyanov et al. 2016) where the 1/4 level starts, and grid-free
-    upsampling only (TiedUpsample: nearest x2 + 3x3, Odena et al. 2016). Pixels RGB 0..1.
+    A 720p frame stylised at 640x360 leaves the net ~4x the per-pixel budget of 720p inference, and
+    it goes where texture is made: the style distance is lost at VGG relu2_2/relu3_3, the fine and
+    mid texture of full and half resolution (Magenta's lite transformer spends 30-45% of its MACs
+    there). So a full 3x3 conv at full resolution (8 channels) and a refining layer there, 16
+    channels at 1/2, and the residual blocks at 1/4 (64 channels) instead of 1/8. Depthwise-separable
+    convs (Howard et al. 2017) elsewhere, U-Net skips, one instance norm (Ulyanov et al. 2016) where
+    the 1/4 level starts, grid-free upsampling only (TiedUpsample: nearest x2 + 3x3, Odena et al.
+    2016). Pixels RGB 0..1. Sized by `rtnst bench --sizes 1280x720` end to end (decode, resize,
+    model, resize, encode on 2 cores): full-resolution tensors cost memory traffic more than MACs,
+    and 16 channels there (3.8k MACs/px) made 21-29 fps against this net's ~32.
     """
 
     INPUT_RANGE = "0-1"
@@ -143,7 +146,7 @@ class RealtimeNet(nn.Module):
     NATIVE_MAX_SIDE_PX = 640
     TIER = "realtime"
 
-    def __init__(self, *, full: int = 16, half: int = 32, quarter: int = 64, blocks: int = 3) -> None:
+    def __init__(self, *, full: int = 8, half: int = 16, quarter: int = 64, blocks: int = 3) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, full, 3, padding=1), nn.ReLU(inplace=True))
         self.down1 = _dw_separable(full, half, stride=2)
