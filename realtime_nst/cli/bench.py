@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import statistics
 
-    from ..evaluation.bench import bench
     from ..errors import OptionError
+    from ..evaluation.bench import bench
     from ..frames import parse_size
     from ..registry import resolve_model
     from ..runtime.stylizer import is_foreign

@@ -116,8 +116,8 @@ def run_quality(args: argparse.Namespace) -> int:
 
 def run_flicker(args: argparse.Namespace) -> int:
     from ..evaluation.flicker import evaluate_flicker, plot, read_video, write_csv
-    from ..imageio import read_image
     from ..files import check_output_path
+    from ..imageio import read_image
     from ..runtime.smoothing import make_smoother, strength_for
 
     if args.max_frames is not None and args.max_frames < 2:

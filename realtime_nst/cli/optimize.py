@@ -105,8 +105,8 @@ def _snapshot_path(out: Path, step: int) -> Path:
 
 def _check_outputs(out: Path, snapshots: list[Path], overwrite: bool, inputs: list[str]) -> None:
     """Fail before minutes of work, not after."""
-    from ..imageio import IMAGE_SUFFIXES
     from ..files import check_outputs
+    from ..imageio import IMAGE_SUFFIXES
 
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {out}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
@@ -120,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
 
     require("torch", extra="train")
 
-    from ..imageio import read_image, write_image
     from ..gatys.config import OptimizeConfig, parse_layers
     from ..gatys.optimize import optimize
+    from ..imageio import read_image, write_image
     from ..signals import stop_on_signals
 
     if args.save_every is not None and args.save_every <= 0:

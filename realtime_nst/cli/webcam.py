@@ -71,13 +71,13 @@ def _has_display() -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError, OutputError
-    from ..frames import parse_size
-    from ..signals import stop_on_signals
     from ..files import check_output_path
+    from ..frames import parse_size
+    from ..runtime.live import run_live
     from ..runtime.sinks import VideoFileSink
     from ..runtime.sources import CameraSource
-    from ..runtime.live import run_live
     from ..runtime.vcam import VirtualCameraSink
+    from ..signals import stop_on_signals
 
     if not args.no_window and not _has_display():
         # OpenCV's Qt window would abort the process (exit 134) without a word of ours.

@@ -27,8 +27,8 @@ import numpy as np
 from .. import frames as fr
 from ..errors import OutputError
 from ..files import atomic_write
-from .quality import EVAL_SIDE_PX
 from ..runtime.smoothing import Smoother
+from .quality import EVAL_SIDE_PX
 
 # Lai et al.'s occlusion test: |F + B_w|² > OCC_REL·(|F|² + |B_w|²) + OCC_ABS -> occluded.
 OCC_REL, OCC_ABS = 0.01, 0.5

@@ -26,12 +26,12 @@ import torch.nn.functional as F
 
 from .. import frames as fr
 from ..errors import OptionError
-from .config import OptimizeConfig
-from ..perceptual.tensors import to_batch, to_frame
 from ..perceptual.losses import total_variation
+from ..perceptual.tensors import to_batch, to_frame
 from ..perceptual.vgg import VGGFeatures, load_vgg
 from ..perceptual.vggspeed import gram as _gram
 from ..perceptual.vggspeed import resolve_precision, speed_up
+from .config import OptimizeConfig
 
 LBFGS_HISTORY = 20
 

@@ -12,7 +12,6 @@ import numpy as np
 
 from .. import frames as fr
 from ..errors import ModelError, OptionError
-from .session import open_session
 from ..modelfile import (
     DEFAULT_PAD_MULTIPLE,
     META_CHANNEL_ORDER,
@@ -24,6 +23,7 @@ from ..modelfile import (
     InputRange,
     ModelInfo,
 )
+from .session import open_session
 
 log = logging.getLogger("rtnst")
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CorruptInputError, OptionError
+from ..files import check_output_path
 from ..signals import stop_on_signals
 from .pipeline import run_pipeline
-from ..files import check_output_path
 from .sinks import VideoFileSink
 from .sources import VideoFileSource
 from .stylizer import Stylizer

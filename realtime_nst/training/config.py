@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from . import nets
 from ..errors import OptionError
+from . import nets
 
 
 @dataclass

@@ -18,11 +18,10 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from . import nets
-from . import tied
 from .. import modelfile as mf
 from ..errors import ModelError, OptionError
 from ..files import atomic_write, check_outputs
+from . import nets, tied
 from .onnxcheck import check_parity, quiet
 
 log = logging.getLogger("rtnst")

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import nets
 from ..errors import ModelError
 from ..runtime.session import open_session
+from . import nets
 
 log = logging.getLogger("rtnst")
 

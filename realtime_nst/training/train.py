@@ -27,14 +27,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from . import nets
-from .data import Indexed, PhotoCrops, ResumableSampler
 from ..errors import OptionError, OutputError
 from ..files import atomic_write
-from ..perceptual.tensors import to_batch, to_frame
 from ..imageio import read_image, write_image
-from .objective import PerceptualLoss, border_distance
+from ..perceptual.tensors import to_batch, to_frame
+from . import nets
 from .config import TrainConfig
+from .data import Indexed, PhotoCrops, ResumableSampler
+from .objective import PerceptualLoss, border_distance
 
 log = logging.getLogger("rtnst")
 BORDER_MARGIN_PX = 16  # the crop for the border term (losses.border_distance) leaves this much out
@@ -81,9 +81,8 @@ class Trainer:
         if resume and self.out.exists():
             self._load(self.out)
         elif cfg.init:
-            from .export import load_checkpoint
-
             from ..registry import resolve_model
+            from .export import load_checkpoint
 
             init, info = load_checkpoint(cfg.init if Path(cfg.init).exists() else resolve_model(cfg.init))
             if info["tier"] != cfg.tier:

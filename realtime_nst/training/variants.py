@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import nets
 from ..errors import ModelError, OptionError
 from ..files import AtomicFile, atomic_write
 from ..modelfile import META_PRECISION, write_metadata
+from . import nets
 from .onnxcheck import psnr, quiet, quiet_session, run_both, sample_images
 
 log = logging.getLogger("rtnst")
