@@ -330,8 +330,13 @@ def test_cli_serves_until_sigterm_and_closes_the_port(tmp_path, identity):
         assert first.startswith("rtnst: serving 64x48 on http://127.0.0.1:")
         port = int(first.rsplit(":", 1)[1].strip("/\n"))
         assert "/clean" in lines.get(timeout=5) and "/stream.mjpg" in lines.get(timeout=5)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=TIMEOUT_S) as r:
-            s = json.load(r)
+        deadline = time.monotonic() + 20  # the port opens before the first frame is stylised
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=TIMEOUT_S) as r:
+                s = json.load(r)
+            if s["size"] is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert s["size"] == [64, 48] and s["smooth"] is True
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
