@@ -27,9 +27,10 @@ def check_not_input(outputs: Iterable[str | os.PathLike], inputs: Iterable[str |
 
 
 def check_outputs(paths: Iterable[str | os.PathLike], *, overwrite: bool,
-                  inputs: Iterable[str | os.PathLike] = ()) -> None:
+                  inputs: Iterable[str | os.PathLike] = (), probe: bool = True) -> None:
     """Fail before any work if an output cannot or may not be written: it is an input, it exists and
-    ``overwrite`` is off, it is a folder, or its folder is missing or read-only."""
+    ``overwrite`` is off, it is a folder, or its folder is missing or (``probe``: a file is created
+    and removed there) read-only."""
     paths = [Path(p) for p in paths]
     check_not_input(paths, inputs)
     existing = [p for p in paths if p.exists()]
@@ -43,7 +44,7 @@ def check_outputs(paths: Iterable[str | os.PathLike], *, overwrite: bool,
         parent = path.parent if str(path.parent) else Path(".")
         if not parent.is_dir():
             raise OutputError(f"cannot write {path}: folder {parent} does not exist")
-        if parent not in probed:
+        if probe and parent not in probed:
             probed.add(parent)
             _probe_writable(parent, path)
 
@@ -59,9 +60,10 @@ def _probe_writable(folder: Path, path: Path) -> None:
         raise OutputError(f"cannot write {path}: folder {folder} is not writable ({exc.strerror})") from None
 
 
-def check_output_path(path: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()) -> None:
+def check_output_path(path: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = (),
+                      probe: bool = True) -> None:
     """check_outputs for one output."""
-    check_outputs([path], overwrite=overwrite, inputs=inputs)
+    check_outputs([path], overwrite=overwrite, inputs=inputs, probe=probe)
 
 
 class AtomicFile:

@@ -42,7 +42,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def write_image(path: str | os.PathLike, frame: np.ndarray, *, overwrite: bool = False) -> None:
     """Encode fully in memory, then write whole (files.atomic_write)."""
     path = Path(path)
-    check_output_path(path, overwrite=overwrite)
+    # No write probe per image: callers probe the folder once before a run, and the write itself
+    # reports a folder that refuses it.
+    check_output_path(path, overwrite=overwrite, probe=False)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {path}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")

@@ -24,7 +24,7 @@ META_SMOOTH_STRENGTH = "rtnst.smooth_strength"  # --smooth-strength measured for
 DEFAULT_PAD_MULTIPLE = 8  # covers nets with up to three stride-2 stages when a foreign model says nothing
 
 
-class _Choice(str, enum.Enum):
+class Choice(str, enum.Enum):
     """A string value type: compares equal to its text, and ``parse`` names the parameter when the
     text is none of the choices."""
 
@@ -40,7 +40,7 @@ class _Choice(str, enum.Enum):
         return self.value
 
 
-class InputRange(_Choice):
+class InputRange(Choice):
     """The pixel range a model takes and returns."""
 
     BYTE = "0-255"
@@ -51,12 +51,12 @@ class InputRange(_Choice):
         return 255.0 if self is InputRange.BYTE else 1.0
 
 
-class ChannelOrder(_Choice):
+class ChannelOrder(Choice):
     RGB = "rgb"
     BGR = "bgr"
 
 
-class Tier(_Choice):
+class Tier(Choice):
     """Our two kinds of network: ``quality`` (Johnson et al.'s) and ``realtime`` (for CPUs)."""
 
     QUALITY = "quality"

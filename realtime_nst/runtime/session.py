@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 from ..errors import ModelError
-from ..modelfile import _Choice
+from ..modelfile import Choice
 
 log = logging.getLogger("rtnst")
 
 
-class Device(_Choice):
+class Device(Choice):
     """Where a model runs; ``auto`` tries TensorRT, then CUDA, then the CPU."""
 
     AUTO = "auto"
