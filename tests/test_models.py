@@ -150,3 +150,41 @@ def test_a_damaged_shipped_model_is_refused_and_a_good_one_checked_once(tmp_path
     (folder / "m.onnx").write_bytes(bytes(data))
     with pytest.raises(ModelError, match="m-realtime is damaged"):
         registry.resolve_model(None)
+
+
+def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny_vgg16_file, tmp_path):
+    from realtime_nst.evaluation.bench import write_clip
+
+    folder, _ = realtime_export
+    out = tmp_path / "models"
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    (styles / "mosaic.jpg").write_bytes(next(photo_dir.rglob("*.jpg")).read_bytes())
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, (96, 64), 6)
+    measure = [sys.executable, str(REPO / "tools" / "measure_models.py"), str(folder / "mosaic-realtime.onnx"),
+               "--models-dir", str(out), "--content", str(photo_dir / "sub"), "--styles", str(styles),
+               "--clips", str(clip), "--vgg-weights", str(tiny_vgg16_file), "--bench-frames", "3"]
+    out.mkdir()
+    proc = subprocess.run(measure, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads((out / "measurements.json").read_text())["models"]["mosaic-realtime"]
+    assert figures["S"] > 0 and figures["C"] > 0 and 0 <= figures["shift"] < 1
+    ew = figures["e_warp"]["clip.mp4"]
+    assert ew["none"] > 0 and ew["floor"] > 0 and ew["x_floor"] == pytest.approx(ew["none"] / ew["floor"])
+    assert figures["fps"]["model_640x360"] > 0 and figures["fps"]["end_to_end_1280x720"] > 0
+    assert figures["fps"]["runs_at_1280x720"] == "640x360" and len(figures["sha256"]) == 64
+    again = subprocess.run(measure, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "measured before, skipped" in again.stdout
+    build = [sys.executable, str(REPO / "tools" / "build_models.py"), str(folder / "mosaic-realtime.onnx"),
+             "--models-dir", str(out)]
+    assert subprocess.run(build, capture_output=True, text=True, timeout=120).returncode == 0
+    readme = (out / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `mosaic-realtime` | 0."))
+    assert f"| {figures['S']:.4f} | {figures['C']:.3f} |" in row and f"{ew['x_floor']:.1f}x" in row
+    # A model whose file changed since it was measured shows no stale figures.
+    data = json.loads((out / "measurements.json").read_text())
+    data["models"]["mosaic-realtime"]["sha256"] = "0" * 64
+    (out / "measurements.json").write_text(json.dumps(data))
+    assert subprocess.run(build, capture_output=True, text=True, timeout=120).returncode == 0
+    assert "| `mosaic-realtime` | ? |" in (out / "README.md").read_text()

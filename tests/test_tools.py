@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,19 +17,29 @@ REPO = Path(__file__).resolve().parent.parent
 def load_tool(name: str):
     spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-def test_tune_smoothing_picks_the_smallest_strength_meeting_both_limits():
+def test_tune_smoothing_picks_the_smallest_strength_meeting_every_limit():
     tool = load_tool("tune_smoothing")
-    clip_a = {0.5: (-0.45, 0.01), 0.6: (-0.55, 0.04), 0.7: (-0.62, 0.08)}
-    clip_b = {0.5: (-0.52, 0.02), 0.6: (-0.58, 0.12), 0.7: (-0.66, 0.09)}
+
+    def clip(*rows, floor=0.1, ghost_ema=None):  # rows: (strength, relative E_warp change, style rise, ghosting)
+        return {a: tool.Outcome(1 + de, 1.0, floor, ds, g, ghost_ema) for a, de, ds, g in rows}
+
+    clip_a = clip((0.5, -0.45, 0.01, None), (0.6, -0.55, 0.04, None), (0.7, -0.62, 0.08, None))
+    clip_b = clip((0.5, -0.52, 0.02, None), (0.6, -0.58, 0.12, None), (0.7, -0.66, 0.09, None))
     assert tool.choose([clip_a], [0.5, 0.6, 0.7]) == 0.6
     assert tool.choose([clip_a, clip_b], [0.5, 0.6, 0.7]) == 0.7  # 0.6 costs clip b +12% style
-    assert tool.choose([{0.5: (-0.3, None)}], [0.5]) is None
-    assert tool.choose([{0.5: (-0.6, None)}, clip_b], [0.5, 0.6]) == 0.5  # no style image: E_warp alone
-    assert tool.choose([clip_a, {0.5: (-0.9, 0.2), 0.6: (-0.9, 0.2), 0.7: (-0.9, 0.2)}], [0.5, 0.6, 0.7]) is None
+    assert tool.choose([clip((0.5, -0.3, None, None))], [0.5]) is None
+    assert tool.choose([clip((0.5, -0.6, None, None)), clip_b], [0.5, 0.6]) == 0.5  # no style image: E_warp alone
+    # An output already near the input's own E_warp cannot halve it: reaching the floor is enough.
+    assert tool.choose([clip((0.5, -0.2, 0.0, None), floor=0.85)], [0.5]) == 0.5
+    # More ghosting than ema at 0.5 rules a strength out.
+    ghosty = clip((0.5, -0.55, 0.0, 0.02), (0.6, -0.6, 0.0, 0.03), ghost_ema=0.025)
+    assert tool.choose([ghosty], [0.5, 0.6]) == 0.5 and tool.choose([ghosty], [0.6]) is None
+    assert tool.Outcome(0.4, 1.0, 0.1, None, None, None).target == 0.5
 
 
 def test_tune_smoothing_end_to_end_writes_the_metadata(tmp_path):
@@ -42,6 +53,7 @@ def test_tune_smoothing_end_to_end_writes_the_metadata(tmp_path):
                       "--json", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())["m.onnx"]
     assert set(report["clips"]["c.mp4"]) == {"0.5", "0.9"}
+    assert {"e_warp", "e_none", "floor", "ghosting", "ghosting_ema"} <= set(report["clips"]["c.mp4"]["0.5"])
     assert report["strength"] in (None, 0.5, 0.9)
     tool.write_strength(model, 0.7)
     tool.write_strength(model, 0.8)  # replaces, does not add a second key

@@ -29,6 +29,8 @@ from realtime_nst.imageio import list_images, read_image  # noqa: E402
 from realtime_nst.registry import MANIFEST  # noqa: E402
 
 START, END = "<!-- models-table:start -->", "<!-- models-table:end -->"
+FIGURES_START, FIGURES_END = "<!-- models-figures:start -->", "<!-- models-figures:end -->"
+MEASUREMENTS = "measurements.json"  # written by tools/measure_models.py
 TRAINING_KEYS = ("teacher", "steps", "epochs", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
                  "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "seed", "amp")
 
@@ -106,15 +108,49 @@ def table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(path: Path, entries: list[dict]) -> None:
+def figures_table(entries: list[dict], measured: dict) -> str:
+    """Measured figures of the shipped models (and, after them, of any other model measured, such as
+    the references), from tools/measure_models.py; a model measured before its file changed shows '?'."""
+    shipped = {e["name"]: e for e in entries}
+    names = [n for n in shipped if n in measured] + sorted(n for n in measured if n not in shipped)
+    clips = sorted({c for n in names for c in measured[n].get("e_warp", {})})
+    lines = ["| model | S | C | shift | " + " | ".join(f"E_warp / floor, {Path(c).stem}" for c in clips)
+             + " | smooth strength | fps, model at 640x360 | fps, 1280x720 end to end (runs at) | CPU |",
+             "|---" * (8 + len(clips)) + "|"]
+    for n in names:
+        m = measured[n]
+        e = shipped.get(n)
+        stale = e is not None and m.get("sha256") != e["sha256"]
+        label = f"`{n}`" if e else f"{n} (not shipped)"
+        if stale:
+            lines.append(f"| {label} |" + " ? |" * (7 + len(clips)))
+            continue
+        ew = " | ".join(f"{m['e_warp'][c]['x_floor']:.1f}x" if c in m.get("e_warp", {}) else "" for c in clips)
+        strength = f"{e['smooth_strength']:g}" if e and e.get("smooth_strength") is not None else ""
+        fps = m.get("fps", {})
+        lines.append(f"| {label} | {m['S']:.4f} | {m['C']:.3f} | {m['shift']:.3f} | {ew} | {strength} | "
+                     f"{fps.get('model_640x360', 0):.0f} | {fps.get('end_to_end_1280x720', 0):.0f} "
+                     f"({fps.get('runs_at_1280x720', '?')}) | {m.get('cpu', '?')} |")
+    return "\n".join(lines)
+
+
+def _replace(text: str, start: str, end: str, block: str) -> str | None:
+    if start in text and end in text:
+        return text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    return None
+
+
+def write_readme(path: Path, entries: list[dict], measured: dict | None = None) -> None:
     block = f"{START}\n{table(entries)}\n{END}"
-    if path.is_file() and START in path.read_text() and END in path.read_text():
-        text = path.read_text()
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = ("# Shipped style models\n\nList them with `rtnst models`; use one with `--model NAME`. "
-                "Built by `tools/build_models.py`, which also writes `manifest.json` and `contact_sheet.png`.\n\n"
-                f"{block}\n")
+    text = path.read_text() if path.is_file() else ""
+    text = _replace(text, START, END, block) or (
+        "# Shipped style models\n\nList them with `rtnst models`; use one with `--model NAME`. "
+        "Built by `tools/build_models.py`, which also writes `manifest.json` and `contact_sheet.png`.\n\n"
+        f"{block}\n")
+    if measured:
+        figures = f"{FIGURES_START}\n{figures_table(entries, measured)}\n{FIGURES_END}"
+        text = _replace(text, FIGURES_START, FIGURES_END, figures) or text.replace(
+            END, f"{END}\n\nMeasured by `tools/measure_models.py` (see its help for the method):\n\n{figures}", 1)
     path.write_text(text)
 
 
@@ -176,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         for e in entries:
             e["default"] = e["name"] == default
         previous.write_text(json.dumps({"models": entries}, indent=2) + "\n")
-        write_readme(folder / "README.md", entries)
+        measurements = folder / MEASUREMENTS
+        measured = json.loads(measurements.read_text())["models"] if measurements.is_file() else None
+        write_readme(folder / "README.md", entries, measured)
         print(f"wrote {previous} and {folder / 'README.md'} ({len(entries)} models, default {default})")
         if args.content:
             sheet = contact_sheet(entries, folder, args.content, args.styles, cell=args.cell, max_side=args.max_side)

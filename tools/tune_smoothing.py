@@ -3,12 +3,13 @@
     python tools/tune_smoothing.py models/*.onnx --videos ../shared/assets/videos \\
         --styles ../shared/assets/styles --max-frames 240 [--write]
 
-How much a net flickers differs a lot between nets (our realtime nets ~10x the quality ones), so one
-global ``--smooth-strength`` cannot give every model the issue's target: E_warp at least TARGET_DROP
-lower than unsmoothed, style distance at most MAX_STYLE_RISE higher. For each model and clip this
-runs `rtnst eval flicker`'s measurement with flow smoothing at every candidate strength in one pass
-(the model runs once per frame), and picks the smallest strength that meets both limits on every
-clip. ``--write`` stores it as ``rtnst.smooth_strength`` in the ONNX file (rewritten atomically); the
+How much a net flickers differs a lot between nets, so one global ``--smooth-strength`` cannot give
+every model the target: E_warp at most max(TARGET_FRACTION x unsmoothed, the input video's own
+E_warp), the style distance at most MAX_STYLE_RISE higher, and no more ghosting (deviation from the
+per-frame output where the input moves) than ``--smooth ema`` at REFERENCE_EMA_STRENGTH. For each
+model and clip this runs `rtnst eval flicker`'s measurement with flow smoothing at every candidate
+strength in one pass (the model runs once per frame), and picks the smallest strength that meets
+all three on every clip. ``--write`` stores it as ``rtnst.smooth_strength`` in the ONNX file (rewritten atomically); the
 runtime uses it whenever ``--smooth-strength`` is not given. Run tools/build_models.py afterwards:
 the sha256 in the manifest changes.
 """
@@ -19,29 +20,52 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from realtime_nst.errors import RtnstError  # noqa: E402
 from realtime_nst.evaluation.quality import QualityMeter  # noqa: E402
-from realtime_nst.evaluation.flicker import evaluate_flicker, read_video  # noqa: E402
+from realtime_nst.evaluation.flicker import INPUT, evaluate_flicker, read_video  # noqa: E402
 from realtime_nst.imageio import list_images, read_image  # noqa: E402
 from realtime_nst.runtime.smoothing import make_smoother  # noqa: E402
 from realtime_nst.files import atomic_write  # noqa: E402
 from realtime_nst.modelfile import META_SMOOTH_STRENGTH, write_metadata  # noqa: E402
 from realtime_nst.runtime.stylizer import OnnxStylizer  # noqa: E402
 
-TARGET_DROP = 0.50
+TARGET_FRACTION = 0.50
 MAX_STYLE_RISE = 0.10
-CANDIDATES = (0.5, 0.6, 0.7, 0.8, 0.9)  # the default model needs 0.9
+REFERENCE_EMA_STRENGTH = 0.5
+CANDIDATES = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Flow smoothing at one strength on one clip, against the same clip unsmoothed."""
+
+    e_warp: float  # smoothed
+    e_none: float  # unsmoothed
+    floor: float  # the input video's own E_warp
+    style_rise: float | None  # relative change of the style distance (None: not measured)
+    ghosting: float | None  # deviation from the per-frame output on moving pixels
+    ghosting_ema: float | None  # the same for --smooth ema at REFERENCE_EMA_STRENGTH
+
+    @property
+    def target(self) -> float:
+        return max(TARGET_FRACTION * self.e_none, self.floor)
+
+    def meets(self) -> bool:
+        return (self.e_warp <= self.target
+                and (self.style_rise is None or self.style_rise <= MAX_STYLE_RISE)
+                and (self.ghosting is None or self.ghosting_ema is None or self.ghosting <= self.ghosting_ema))
 
 
 def measure(model: Path, video: Path, style_image: Path | None, *, strengths, max_frames: int | None,
-            style_every: int, vgg_weights: str | None) -> dict[float, tuple[float, float | None]]:
-    """strength -> (relative E_warp change, relative style change or None) against no smoothing."""
+            style_every: int, vgg_weights: str | None) -> dict[float, Outcome]:
     meter = QualityMeter(read_image(style_image), vgg_weights=vgg_weights) if style_image else None
-    smoothers = {"none": None} | {f"flow@{a:g}": make_smoother("flow", strength=a) for a in strengths}
+    smoothers = {"none": None, "ema": make_smoother("ema", strength=REFERENCE_EMA_STRENGTH)} | {
+        f"flow@{a:g}": make_smoother("flow", strength=a) for a in strengths}
     from tqdm import tqdm
 
     frames, count = read_video(video, max_frames=max_frames)
@@ -53,15 +77,14 @@ def measure(model: Path, video: Path, style_image: Path | None, *, strengths, ma
     for a in strengths:
         r = res[f"flow@{a:g}"]
         ds = r.mean_style / base.mean_style - 1 if meter and base.mean_style else None
-        out[a] = (r.mean_e_warp / base.mean_e_warp - 1, ds)
+        out[a] = Outcome(r.mean_e_warp, base.mean_e_warp, res[INPUT].mean_e_warp, ds, r.mean_ghosting,
+                         res["ema"].mean_ghosting)
     return out
 
 
-def choose(per_clip: list[dict[float, tuple[float, float | None]]], strengths) -> float | None:
-    for a in sorted(strengths):
-        if all(c[a][0] <= -TARGET_DROP and (c[a][1] is None or c[a][1] <= MAX_STYLE_RISE) for c in per_clip):
-            return a
-    return None
+def choose(per_clip: list[dict[float, Outcome]], strengths) -> float | None:
+    """The smallest strength that meets the target on every clip (the least ghosting that does)."""
+    return next((a for a in sorted(strengths) if all(c[a].meets() for c in per_clip)), None)
 
 
 def write_strength(model: Path, strength: float) -> None:
@@ -103,13 +126,16 @@ def main(argv: list[str] | None = None) -> int:
                 m = measure(model, video, style, strengths=strengths, max_frames=args.max_frames,
                             style_every=args.style_every, vgg_weights=args.vgg_weights)
                 per_clip.append(m)
-                for a, (de, ds) in m.items():
-                    dstxt = f"{100 * ds:+.1f}%" if ds is not None else "-"
-                    print(f"{model.name} {video.name} flow@{a:g}: E_warp {100 * de:+.1f}%  style {dstxt}", flush=True)
+                for a, o in m.items():
+                    dstxt = f"{100 * o.style_rise:+.1f}%" if o.style_rise is not None else "-"
+                    ghost = f"{o.ghosting:.4f} (ema {o.ghosting_ema:.4f})" if o.ghosting is not None else "-"
+                    print(f"{model.name} {video.name} flow@{a:g}: E_warp {o.e_warp:.6f}, target {o.target:.6f} "
+                          f"({100 * (o.e_warp / o.e_none - 1):+.1f}% vs none); style {dstxt}; ghosting {ghost}"
+                          f"{'' if o.meets() else '  (misses)'}", flush=True)
             best = choose(per_clip, strengths)
             print(f"{model.name}: {'no candidate meets the limits' if best is None else f'strength {best:g}'}",
                   flush=True)
-            report[model.name] = {"strength": best, "clips": {v.name: {str(a): list(r) for a, r in m.items()}
+            report[model.name] = {"strength": best, "clips": {v.name: {str(a): asdict(o) for a, o in m.items()}
                                                               for v, m in zip(videos, per_clip)}}
             if args.write and best is not None:
                 write_strength(model, best)
