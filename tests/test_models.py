@@ -176,6 +176,8 @@ def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny
     assert figures["fps"]["runs_at_1280x720"] == "640x360" and len(figures["sha256"]) == 64
     again = subprocess.run(measure, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "measured before, skipped" in again.stdout
+    lacking = subprocess.run(measure[:3] + ["--parts", "quality,flicker"], capture_output=True, text=True, timeout=60)
+    assert lacking.returncode == 2 and "--content, --styles, --clips needed" in lacking.stderr
     build = [sys.executable, str(REPO / "tools" / "build_models.py"), str(folder / "mosaic-realtime.onnx"),
              "--models-dir", str(out)]
     assert subprocess.run(build, capture_output=True, text=True, timeout=120).returncode == 0

@@ -126,11 +126,12 @@ def figures_table(entries: list[dict], measured: dict) -> str:
             lines.append(f"| {label} |" + " ? |" * (7 + len(clips)))
             continue
         ew = " | ".join(f"{m['e_warp'][c]['x_floor']:.1f}x" if c in m.get("e_warp", {}) else "" for c in clips)
+        quality = " | ".join(f"{m[k]:{f}}" if k in m else "" for k, f in (("S", ".4f"), ("C", ".3f"), ("shift", ".3f")))
         strength = f"{e['smooth_strength']:g}" if e and e.get("smooth_strength") is not None else ""
-        fps = m.get("fps", {})
-        lines.append(f"| {label} | {m['S']:.4f} | {m['C']:.3f} | {m['shift']:.3f} | {ew} | {strength} | "
-                     f"{fps.get('model_640x360', 0):.0f} | {fps.get('end_to_end_1280x720', 0):.0f} "
-                     f"({fps.get('runs_at_1280x720', '?')}) | {m.get('cpu', '?')} |")
+        fps = m.get("fps")
+        speed = (f"{fps['model_640x360']:.0f} | {fps['end_to_end_1280x720']:.0f} ({fps['runs_at_1280x720']}) | "
+                 f"{m.get('cpu', '?')}") if fps else " |  | "
+        lines.append(f"| {label} | {quality} | {ew} | {strength} | {speed} |")
     return "\n".join(lines)
 
 

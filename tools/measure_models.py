@@ -9,10 +9,11 @@ For each model (a shipped name or an .onnx file; NAME=FILE names a foreign one, 
 S, C and shift as `rtnst eval quality` gives them (photos at their own size, metric at 512), the
 unsmoothed E_warp on each clip over the clip's own E_warp (its floor, as `rtnst eval flicker`), and
 fps as `rtnst bench` gives them (model alone at 640x360, end to end for a 1280x720 output). The
-figures go to MODELS_DIR/measurements.json, keyed by model name with the file's sha256: a model
-measured before is skipped unless its file changed or --again is given. tools/build_models.py puts
-them into models/README.md. Speeds vary between machines and runs: the CPU model is recorded, and
-models compared for speed should be measured in one run.
+figures go to MODELS_DIR/measurements.json, keyed by model name with the file's sha256; what was
+measured before is skipped unless the file changed or --again is given, so --parts can measure
+quality and flicker at one time and the speeds of all models later, in one run on a quiet machine
+(speeds vary between machines and runs; the CPU model is recorded). tools/build_models.py puts the
+figures into models/README.md.
 """
 
 from __future__ import annotations
@@ -63,65 +64,96 @@ def style_image(path: Path, styles: Path, given: str | None) -> Path:
     return styles / found
 
 
-def measure(path: Path, style: Path, args) -> dict:
+PARTS = ("quality", "flicker", "fps")
+PART_KEYS = {"quality": "S", "flicker": "e_warp", "fps": "fps"}
+
+
+def measure(path: Path, part: str, args) -> dict:
+    """One part of a model's figures: quality (S, C, shift), flicker (E_warp per clip) or fps."""
     from realtime_nst.evaluation.bench import bench
     from realtime_nst.evaluation.flicker import INPUT, evaluate_flicker, read_video
     from realtime_nst.evaluation.quality import content_paths, evaluate_quality
     from realtime_nst.runtime.stylizer import OnnxStylizer
 
     opts = {"pad_multiple": args.pad_multiple} if args.pad_multiple else {}
-    result: dict = {}
+    if part == "fps":  # a stylizer of its own per size, as `rtnst bench` times them
+        (row,) = bench(str(path), [(640, 360)], device="cpu", frames=args.bench_frames, end_to_end=False, **opts)
+        (big,) = bench(str(path), [(1280, 720)], device="cpu", frames=args.bench_frames, **opts)
+        return {"fps": {"model_640x360": 1000 / row.model_ms, "end_to_end_1280x720": big.end_to_end_fps,
+                        "runs_at_1280x720": "x".join(map(str, big.inference_size))}, "cpu": cpu_model()}
     with OnnxStylizer(path, device="cpu", **opts) as st:
-        rows = evaluate_quality(st, content_paths(args.content), style, vgg_weights=args.vgg_weights)
-        result["S"] = sum(r.style_distance for r in rows) / len(rows)
-        result["C"] = sum(r.content_distance for r in rows) / len(rows)
-        result["shift"] = sum(r.shift for r in rows) / len(rows)
-        result["e_warp"] = {}
+        if part == "quality":
+            rows = evaluate_quality(st, content_paths(args.content), args.style, vgg_weights=args.vgg_weights)
+            return {"S": sum(r.style_distance for r in rows) / len(rows),
+                    "C": sum(r.content_distance for r in rows) / len(rows),
+                    "shift": sum(r.shift for r in rows) / len(rows)}
+        e_warp = {}
         for clip in args.clips:
             frames, _ = read_video(clip, max_frames=args.flicker_frames)
             res = evaluate_flicker(st.stylize, frames, {"none": None})
             none, floor = res["none"].mean_e_warp, res[INPUT].mean_e_warp
-            result["e_warp"][Path(clip).name] = {"none": none, "floor": floor, "x_floor": none / floor}
-    (row,) = bench(str(path), [(640, 360)], device="cpu", frames=args.bench_frames, end_to_end=False, **opts)
-    (big,) = bench(str(path), [(1280, 720)], device="cpu", frames=args.bench_frames, **opts)
-    result["fps"] = {"model_640x360": 1000 / row.model_ms, "end_to_end_1280x720": big.end_to_end_fps,
-                     "runs_at_1280x720": "x".join(map(str, big.inference_size))}
-    return result
+            e_warp[Path(clip).name] = {"none": none, "floor": floor, "x_floor": none / floor}
+        return {"e_warp": e_warp}
+
+
+def summary(figures: dict) -> str:
+    out = []
+    if "S" in figures:
+        out.append(f"S {figures['S']:.4f} C {figures['C']:.3f} shift {figures['shift']:.3f}")
+    if "e_warp" in figures:
+        out.append("E_warp/floor " + ", ".join(f"{k} {v['x_floor']:.1f}x" for k, v in figures["e_warp"].items()))
+    if "fps" in figures:
+        fps = figures["fps"]
+        out.append(f"{fps['model_640x360']:.1f} fps model at 640x360, {fps['end_to_end_1280x720']:.1f} fps end to "
+                   f"end at 1280x720 ({figures['cpu']})")
+    return "; ".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", help="shipped model names, .onnx files, or NAME=FILE[:STYLE.jpg]")
     ap.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parent.parent / "models")
-    ap.add_argument("--content", required=True, help="folder of photos for S, C and shift")
-    ap.add_argument("--styles", required=True, type=Path, help="folder holding the style images")
-    ap.add_argument("--clips", required=True, type=lambda s: [c for c in s.split(",") if c], help="videos, comma-separated")
+    ap.add_argument("--parts", type=lambda s: [p for p in s.split(",") if p], default=list(PARTS),
+                    help="what to measure, comma-separated, from quality,flicker,fps (default: all; speeds are best "
+                         "measured for all models in one run on a quiet machine)")
+    ap.add_argument("--content", help="folder of photos for S, C and shift (quality)")
+    ap.add_argument("--styles", type=Path, help="folder holding the style images (quality)")
     ap.add_argument("--vgg-weights", help="VGG16 weights (default: $RTNST_VGG_WEIGHTS)")
-    ap.add_argument("--pad-multiple", type=int, help="for foreign models (e.g. 4 for lengstrom's)")
+    ap.add_argument("--clips", type=lambda s: [c for c in s.split(",") if c], help="videos, comma-separated (flicker)")
     ap.add_argument("--flicker-frames", type=int, default=240, help="frames of each clip for E_warp (default: 240)")
     ap.add_argument("--bench-frames", type=int, default=60, help="frames timed for fps (default: 60)")
-    ap.add_argument("--again", action="store_true", help="measure models whose figures are already there")
+    ap.add_argument("--pad-multiple", type=int, help="for foreign models (e.g. 4 for lengstrom's)")
+    ap.add_argument("--again", action="store_true", help="measure again what is already there")
     args = ap.parse_args(argv)
+    unknown = [p for p in args.parts if p not in PARTS]
+    missing = [flag for part, flag, value in (("quality", "--content", args.content), ("quality", "--styles", args.styles),
+                                              ("flicker", "--clips", args.clips))
+               if part in args.parts and not value]
+    if unknown or missing:
+        ap.error(f"unknown --parts {unknown}" if unknown else f"{', '.join(missing)} needed for --parts {args.parts}")
     out = args.models_dir / MEASUREMENTS
     data = json.loads(out.read_text()) if out.is_file() else {"models": {}}
     try:
         for spec in args.models:
             name, path, given_style = parse(spec)
             digest = sha256(path)
-            if not args.again and data["models"].get(name, {}).get("sha256") == digest:
+            figures = data["models"].get(name, {})
+            if figures.get("sha256") != digest:
+                figures = {"sha256": digest}  # the file changed: nothing measured before holds
+            todo = [p for p in args.parts if args.again or PART_KEYS[p] not in figures]
+            if not todo:
                 print(f"{name}: measured before, skipped")
                 continue
             t0 = time.perf_counter()
-            figures = measure(path, style_image(path, args.styles, given_style), args)
-            figures.update(sha256=digest, cpu=cpu_model(), date=time.strftime("%Y-%m-%d"))
+            if "quality" in todo:
+                args.style = style_image(path, args.styles, given_style)
+            for part in todo:
+                figures.update(measure(path, part, args))
+            figures["date"] = time.strftime("%Y-%m-%d")
             data["models"][name] = figures
             with atomic_write(out) as tmp:  # after each model: a long run keeps what it measured
                 Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-            ew = ", ".join(f"{k} {v['x_floor']:.1f}x" for k, v in figures["e_warp"].items())
-            print(f"{name}: S {figures['S']:.4f} C {figures['C']:.3f} shift {figures['shift']:.3f}; E_warp/floor {ew}; "
-                  f"{figures['fps']['model_640x360']:.1f} fps model at 640x360, "
-                  f"{figures['fps']['end_to_end_1280x720']:.1f} fps end to end at 720p "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(f"{name}: {summary(figures)} ({time.perf_counter() - t0:.0f} s)", flush=True)
     except RtnstError as exc:
         print(f"measure_models: error: {exc}", file=sys.stderr)
         return 2
