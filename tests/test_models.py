@@ -184,8 +184,15 @@ def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny
     readme = (out / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `mosaic-realtime` | 0."))
     assert f"| {figures['S']:.4f} | {figures['C']:.3f} |" in row and f"{ew['x_floor']:.1f}x" in row
-    # A model whose file changed since it was measured shows no stale figures.
+    # A reference measured with the same style image: S and C as ratios of its figures.
     data = json.loads((out / "measurements.json").read_text())
+    data["models"]["ref"] = {"style_image": "mosaic.jpg", "S": 2 * figures["S"], "C": figures["C"] / 2, "shift": 0.03}
+    (out / "measurements.json").write_text(json.dumps(data))
+    assert subprocess.run(build, capture_output=True, text=True, timeout=120).returncode == 0
+    lines = (out / "README.md").read_text().splitlines()
+    assert "| 0.50 | 2.00 |" in next(line for line in lines if line.startswith("| `mosaic-realtime` | 0."))
+    assert any(line.startswith("| ref (not shipped) | ") for line in lines)
+    # A model whose file changed since it was measured shows no stale figures.
     data["models"]["mosaic-realtime"]["sha256"] = "0" * 64
     (out / "measurements.json").write_text(json.dumps(data))
     assert subprocess.run(build, capture_output=True, text=True, timeout=120).returncode == 0

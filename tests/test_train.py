@@ -283,13 +283,13 @@ def test_temporal_loss_term_is_trained(photo_dir, tmp_path, monkeypatch):
 
 
 def test_border_term_off_for_quality_and_old_checkpoints(photo_dir, tiny_vgg16_file, tmp_path):
-    from realtime_nst.training.config import saved_config
+    from realtime_nst.training.config import REALTIME_BORDER_WEIGHT, saved_config
 
     t = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "big.pt", image_size_px=64, steps=2, workers=0))
     t.fit(progress=False, plot=False)
     h = torch.tensor(t.history)  # step, total, content, style, tv, border: the term is on, and in the total
     assert float(h[:, 5].min()) > 0
-    torch.testing.assert_close(h[:, 1], h[:, 2] + 10 * h[:, 3] + 0.01 * h[:, 4] + 10 * h[:, 5])
+    torch.testing.assert_close(h[:, 1], h[:, 2] + 10 * h[:, 3] + 0.01 * h[:, 4] + REALTIME_BORDER_WEIGHT * h[:, 5])
     assert tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "d.pt", teacher="t.pt").border_weight_used == 0
     assert tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "q.pt", tier="quality").border_weight_used == 0
     assert tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "r.pt", border_weight=0.0).border_weight_used == 0

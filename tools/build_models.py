@@ -110,28 +110,32 @@ def table(entries: list[dict]) -> str:
 
 def figures_table(entries: list[dict], measured: dict) -> str:
     """Measured figures of the shipped models (and, after them, of any other model measured, such as
-    the references), from tools/measure_models.py; a model measured before its file changed shows '?'."""
+    the references), from tools/measure_models.py; a model measured before its file changed shows '?'.
+    "÷ ref" compares S and C with a measured model that is not shipped and has the same style image."""
     shipped = {e["name"]: e for e in entries}
     names = [n for n in shipped if n in measured] + sorted(n for n in measured if n not in shipped)
     clips = sorted({c for n in names for c in measured[n].get("e_warp", {})})
-    lines = ["| model | S | C | shift | " + " | ".join(f"E_warp / floor, {Path(c).stem}" for c in clips)
+    refs = {measured[n]["style_image"]: measured[n] for n in names if n not in shipped and "style_image" in measured[n]}
+    lines = ["| model | S | C | S ÷ ref | C ÷ ref | shift | "
+             + " | ".join(f"E_warp / floor, {Path(c).stem}" for c in clips)
              + " | smooth strength | fps, model at 640x360 | fps, 1280x720 end to end (runs at) | CPU |",
-             "|---" * (8 + len(clips)) + "|"]
+             "|---" * (10 + len(clips)) + "|"]
     for n in names:
         m = measured[n]
         e = shipped.get(n)
-        stale = e is not None and m.get("sha256") != e["sha256"]
         label = f"`{n}`" if e else f"{n} (not shipped)"
-        if stale:
-            lines.append(f"| {label} |" + " ? |" * (7 + len(clips)))
+        if e is not None and m.get("sha256") != e["sha256"]:
+            lines.append(f"| {label} |" + " ? |" * (9 + len(clips)))
             continue
+        ref = refs.get(m.get("style_image")) if e else None
+        ratios = " | ".join(f"{m[k] / ref[k]:.2f}" if ref and k in m else "" for k in ("S", "C"))
+        quality = [f"{m[k]:{f}}" if k in m else "" for k, f in (("S", ".4f"), ("C", ".3f"), ("shift", ".3f"))]
         ew = " | ".join(f"{m['e_warp'][c]['x_floor']:.1f}x" if c in m.get("e_warp", {}) else "" for c in clips)
-        quality = " | ".join(f"{m[k]:{f}}" if k in m else "" for k, f in (("S", ".4f"), ("C", ".3f"), ("shift", ".3f")))
         strength = f"{e['smooth_strength']:g}" if e and e.get("smooth_strength") is not None else ""
         fps = m.get("fps")
         speed = (f"{fps['model_640x360']:.0f} | {fps['end_to_end_1280x720']:.0f} ({fps['runs_at_1280x720']}) | "
                  f"{m.get('cpu', '?')}") if fps else " |  | "
-        lines.append(f"| {label} | {quality} | {ew} | {strength} | {speed} |")
+        lines.append(f"| {label} | {quality[0]} | {quality[1]} | {ratios} | {quality[2]} | {ew} | {strength} | {speed} |")
     return "\n".join(lines)
 
 

@@ -84,7 +84,7 @@ def measure(path: Path, part: str, args) -> dict:
     with OnnxStylizer(path, device="cpu", **opts) as st:
         if part == "quality":
             rows = evaluate_quality(st, content_paths(args.content), args.style, vgg_weights=args.vgg_weights)
-            return {"S": sum(r.style_distance for r in rows) / len(rows),
+            return {"style_image": Path(args.style).name, "S": sum(r.style_distance for r in rows) / len(rows),
                     "C": sum(r.content_distance for r in rows) / len(rows),
                     "shift": sum(r.shift for r in rows) / len(rows)}
         e_warp = {}

@@ -53,7 +53,7 @@ def register(sub) -> None:
                         "noise) match the moved output (ReCoNet-style temporal loss on still photos); 0 = off (default)")
     n.add_argument("--border-weight", type=float, metavar="W",
                    help="no painted frame: make the output of each crop without its 16 px border match the full "
-                        "output there (default: 10 for the realtime tier, whose zero padding lets it find the "
+                        "output there (default: 40 for the realtime tier, whose zero padding lets it find the "
                         "border; 0 for quality and with --teacher; needs --image-size 64 or more)")
     n.add_argument("--vgg", choices=["vgg16", "vgg19"], help="loss network (default: vgg16)")
     n.add_argument("--vgg-weights", metavar="FILE", help="VGG weights (.safetensors/.pth; default: $RTNST_VGG_WEIGHTS or torchvision's)")
