@@ -68,7 +68,7 @@ PARTS = ("quality", "flicker", "fps")
 PART_KEYS = {"quality": "S", "flicker": "e_warp", "fps": "fps"}
 
 
-def measure(path: Path, part: str, args) -> dict:
+def measure(path: Path, part: str, args, *, style: Path | None = None) -> dict:
     """One part of a model's figures: quality (S, C, shift), flicker (E_warp per clip) or fps."""
     from realtime_nst.evaluation.bench import bench
     from realtime_nst.evaluation.flicker import INPUT, evaluate_flicker, read_video
@@ -83,8 +83,8 @@ def measure(path: Path, part: str, args) -> dict:
                         "runs_at_1280x720": "x".join(map(str, big.inference_size))}, "cpu": cpu_model()}
     with OnnxStylizer(path, device="cpu", **opts) as st:
         if part == "quality":
-            rows = evaluate_quality(st, content_paths(args.content), args.style, vgg_weights=args.vgg_weights)
-            return {"style_image": Path(args.style).name, "S": sum(r.style_distance for r in rows) / len(rows),
+            rows = evaluate_quality(st, content_paths(args.content), style, vgg_weights=args.vgg_weights)
+            return {"style_image": style.name, "S": sum(r.style_distance for r in rows) / len(rows),
                     "C": sum(r.content_distance for r in rows) / len(rows),
                     "shift": sum(r.shift for r in rows) / len(rows)}
         e_warp = {}
@@ -145,10 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: measured before, skipped")
                 continue
             t0 = time.perf_counter()
-            if "quality" in todo:
-                args.style = style_image(path, args.styles, given_style)
+            style = style_image(path, args.styles, given_style) if "quality" in todo else None
             for part in todo:
-                figures.update(measure(path, part, args))
+                figures.update(measure(path, part, args, style=style))
             figures["date"] = time.strftime("%Y-%m-%d")
             data["models"][name] = figures
             with atomic_write(out) as tmp:  # after each model: a long run keeps what it measured
