@@ -93,6 +93,7 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     assert len(lines) == 4 and all("--resume" in ln and "train" in ln for ln in lines)
     assert "--tier quality" in lines[0] and "--style-weight 3.0" in lines[0] and "udnie-quality.sw3.pt" in lines[0]
     assert "--tier realtime" in lines[3] and "--style-weight 9.0" in lines[3] and "mosaic-realtime.sw9.pt" in lines[3]
+    assert "--temporal-weight 15.0" in lines[3] and "--temporal-weight" not in lines[0]  # steady realtime nets
     bad = subprocess.run(base + ["--only", "nope-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown model" in bad.stderr
 

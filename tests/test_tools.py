@@ -1,4 +1,4 @@
-"""tools/tune_smoothing.py and tools/fold_instance_norm.py."""
+"""tools/tune_smoothing.py, tools/fold_instance_norm.py and build_models.py's table."""
 
 from __future__ import annotations
 
@@ -84,3 +84,15 @@ def test_fold_instance_norm_is_exact_for_one_image():
         torch.testing.assert_close(folded(x), v3(x), rtol=1e-4, atol=1e-4)
         y = torch.rand(1, 3, 64, 64) * 0.3  # other statistics: close, not equal
         assert not torch.allclose(folded(y), v3(y), atol=1e-4)
+
+
+def test_build_models_table_says_how_each_model_was_trained():
+    tool = load_tool("build_models")
+    base = {"style": "s", "style_image": "s.jpg", "tier": "realtime", "precision": "fp32", "macs_per_pixel": 2603,
+            "params": 10, "trained_steps": 400, "smooth_strength": None, "default": False}
+    rows = tool.table([{**base, "name": "a", "teacher": None, "anchored": False},
+                       {**base, "name": "b", "teacher": "s-quality.onnx", "anchored": False},
+                       {**base, "name": "c", "teacher": "s-quality.onnx", "anchored": True}]).splitlines()[2:]
+    assert "| VGG16 perceptual loss |" in rows[0]
+    assert "| distilled from `s-quality.onnx` |" in rows[1]
+    assert "| VGG16 perceptual loss, anchored to `s-quality.onnx` |" in rows[2]

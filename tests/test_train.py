@@ -245,13 +245,18 @@ def test_init_from_an_exported_onnx_model(photo_dir, tiny_vgg16_file, tmp_path):
     tuned = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", steps=2, init=str(tmp_path / "a.onnx")))
     for k, v in first.net.state_dict().items():  # the tied upsampling weights come back from phase kernels
         torch.testing.assert_close(tuned.net.state_dict()[k], v, rtol=0, atol=1e-5, msg=k)
-    net, info = load_checkpoint(REPO / "models" / "starry_night-realtime.onnx")
-    assert info["tier"] == "realtime" and info["style"] == "starry_night"
-    assert type(net).__name__ == "RealtimeNetV1"  # shipped before the tied upsampling: loads as what it is
-    tuned = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "v1.pt", steps=1, init="starry_night-realtime"))
+    from realtime_nst.training import nets
+
+    torch.save({"model": nets.RealtimeNetV1().state_dict(), "tier": "realtime", "style": "old"}, tmp_path / "old.pt")
+    export(tmp_path / "old.pt", tmp_path / "old.onnx")
+    net, info = load_checkpoint(tmp_path / "old.onnx")
+    assert info["tier"] == "realtime" and info["style"] == "old"
+    assert type(net).__name__ == "RealtimeNetV1"  # made before the tied upsampling: loads as what it is
+    tuned = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "v1.pt", steps=1, workers=0,
+                                init=str(tmp_path / "old.onnx")))
     assert type(tuned.net).__name__ == "RealtimeNetV1"  # fine-tuned as that version
     tuned.fit(progress=False, plot=False)
-    resumed = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "v1.pt", steps=2), resume=True)
+    resumed = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "v1.pt", steps=2, workers=0), resume=True)
     assert type(resumed.net).__name__ == "RealtimeNetV1" and resumed.step == 1
     foreign = tmp_path / "foreign.onnx"
     import onnx
@@ -282,6 +287,34 @@ def test_temporal_loss_term_is_trained(photo_dir, tmp_path, monkeypatch):
     assert h[-5:, 4].mean() < h[:5, 4].mean()
 
 
+def test_teacher_and_style_anchor_the_vgg_loss(photo_dir, tiny_vgg16_file, tmp_path):
+    """--teacher with --style: the VGG terms plus the weighted distance to the teacher's cached outputs,
+    which the run lowers; the style named is the style image's, not the teacher's."""
+    from realtime_nst.training import nets
+    from realtime_nst.training.distill import cache_path
+
+    torch.manual_seed(3)
+    torch.save({"model": nets.build("quality").state_dict(), "tier": "quality", "style": "wave"}, tmp_path / "t.pt")
+    teacher = str(tmp_path / "t.pt")
+    Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "d.pt", style=None, teacher=teacher, steps=2,
+                        workers=0)).fit(progress=False, plot=False)
+    cfg = tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "a.pt", teacher=teacher, teacher_weight=50.0, init=str(tmp_path / "d.pt"),
+                      border_weight=0.0, steps=24, checkpoint_every=24, preview_every=24, workers=0)
+    t = Trainer(cfg)
+    assert t.terms == ["total", "content", "style", "tv", "teacher"]
+    # Distilled from the same teacher on the same photos: the start's cached targets are reused.
+    assert not cache_path(tmp_path / "a.pt").exists()
+    np.testing.assert_array_equal(t.targets, np.load(cache_path(tmp_path / "d.pt")))
+    t.fit(progress=False, plot=False)
+    h = torch.tensor(t.history)  # step, total, content, style, tv, teacher
+    torch.testing.assert_close(h[:, 1], h[:, 2] + 10 * h[:, 3] + 0.01 * h[:, 4] + 50 * h[:, 5])
+    assert h[-4:, 5].mean() < 0.7 * h[:4, 5].mean()
+    state = torch.load(tmp_path / "a.pt", weights_only=True)
+    assert state["style"] == "style" and state["config"]["teacher_weight"] == 50
+    with pytest.raises(OptionError, match="teacher_weight"):
+        tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", teacher_weight=-1.0).check()
+
+
 def test_border_term_off_for_quality_and_old_checkpoints(photo_dir, tiny_vgg16_file, tmp_path):
     from realtime_nst.training.config import REALTIME_BORDER_WEIGHT, saved_config
 
@@ -290,7 +323,8 @@ def test_border_term_off_for_quality_and_old_checkpoints(photo_dir, tiny_vgg16_f
     h = torch.tensor(t.history)  # step, total, content, style, tv, border: the term is on, and in the total
     assert float(h[:, 5].min()) > 0
     torch.testing.assert_close(h[:, 1], h[:, 2] + 10 * h[:, 3] + 0.01 * h[:, 4] + REALTIME_BORDER_WEIGHT * h[:, 5])
-    assert tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "d.pt", teacher="t.pt").border_weight_used == 0
+    assert tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "d.pt", teacher="t.pt", style=None).border_weight_used == 0
+    assert tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "a.pt", teacher="t.pt").border_weight_used == REALTIME_BORDER_WEIGHT
     assert tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "q.pt", tier="quality").border_weight_used == 0
     assert tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "r.pt", border_weight=0.0).border_weight_used == 0
     # A checkpoint trained before the term existed continues without it.

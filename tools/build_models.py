@@ -31,7 +31,7 @@ from realtime_nst.registry import MANIFEST  # noqa: E402
 START, END = "<!-- models-table:start -->", "<!-- models-table:end -->"
 FIGURES_START, FIGURES_END = "<!-- models-figures:start -->", "<!-- models-figures:end -->"
 MEASUREMENTS = "measurements.json"  # written by tools/measure_models.py
-TRAINING_KEYS = ("teacher", "steps", "epochs", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
+TRAINING_KEYS = ("teacher", "teacher_weight", "steps", "epochs", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
                  "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "seed", "amp")
 
 
@@ -63,6 +63,7 @@ def describe(path: Path, folder: Path) -> dict:
         "params": int(meta.get("rtnst.params", 0)) or None,
         "trained_steps": int(meta["rtnst.steps"]) if meta.get("rtnst.steps", "").isdigit() else None,
         "teacher": training.get("teacher") and Path(training["teacher"]).name,
+        "anchored": bool(training.get("teacher") and training.get("style")),  # VGG loss plus the teacher
         "smooth_strength": float(meta["rtnst.smooth_strength"]) if "rtnst.smooth_strength" in meta else None,
         "training": {k: training[k] for k in TRAINING_KEYS if k in training},
         "sha256": sha256(path),
@@ -100,7 +101,9 @@ def table(entries: list[dict]) -> str:
              "smooth strength | default |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
-        how = f"distilled from `{e['teacher']}`" if e.get("teacher") else "VGG16 perceptual loss"
+        how = "VGG16 perceptual loss"
+        if e.get("teacher"):
+            how = f"{how}, anchored to `{e['teacher']}`" if e.get("anchored") else f"distilled from `{e['teacher']}`"
         strength = f"{e['smooth_strength']:g}" if e.get("smooth_strength") is not None else ""
         lines.append(f"| `{e['name']}` | {e['style']} | {e['style_image']} | {e['tier']} | {e['precision']} | "
                      f"{_num(e['macs_per_pixel'])} | {_num(e['params'])} | {_num(e['trained_steps'])} | {how} | "

@@ -10,7 +10,7 @@ log = logging.getLogger("rtnst")
 
 # Options that change what a resumed run computes: changing them breaks the exact continuation.
 _TRAINING = ("style", "teacher", "init", "data", "tier", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
-             "style_weight", "tv_weight", "temporal_weight", "border_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
+             "style_weight", "tv_weight", "temporal_weight", "border_weight", "teacher_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
 
 
 def _layers(text: str) -> list[str]:
@@ -25,13 +25,15 @@ def register(sub) -> None:
                     "NAME.previews/, a loss plot to NAME.loss.png. Multi-GPU: torchrun --standalone "
                     "--nproc_per_node=G -m realtime_nst train ... (--batch-size is per process). With --teacher "
                     "the net learns a trained net's outputs instead (distillation: no VGG pass; the teacher's "
-                    "outputs are computed once and cached in NAME.teacher.npy).",
+                    "outputs are computed once and cached in NAME.teacher.npy); with --teacher and --style both, the VGG loss "
+                    "trains and the teacher's outputs anchor it.",
     )
     g = p.add_argument_group("data and output")
     g.add_argument("--style", metavar="IMAGE", help="style image (required unless resuming)")
     g.add_argument("--teacher", metavar="MODEL",
                    help="distil: learn this trained net's outputs (a .pt checkpoint, an .onnx file or a shipped model "
-                        "name) instead of the VGG loss; much faster; replaces --style")
+                        "name) instead of the VGG loss; much faster. With --style as well: train on the VGG loss "
+                        "and keep the outputs near the teacher's (--teacher-weight): a fine-tune that adds texture to a distilled net")
     g.add_argument("--init", metavar="CKPT", help="fine-tune: start from these weights (a .pt checkpoint, an .onnx "
                                                   "model exported by rtnst or a shipped model name; step 0, fresh "
                                                   "optimizer) instead of random ones")
@@ -53,8 +55,10 @@ def register(sub) -> None:
                         "noise) match the moved output (ReCoNet-style temporal loss on still photos); 0 = off (default)")
     n.add_argument("--border-weight", type=float, metavar="W",
                    help="no painted frame: make the output of each crop without its 16 px border match the full "
-                        "output there (default: 40 for the realtime tier, whose zero padding lets it find the "
-                        "border; 0 for quality and with --teacher; needs --image-size 64 or more)")
+                        "output there (default: 10 for the realtime tier, whose zero padding lets it find the "
+                        "border; 0 for quality and when distilling; needs --image-size 64 or more)")
+    n.add_argument("--teacher-weight", type=float, metavar="W",
+                   help="with --teacher and --style: weight of the distance to the teacher's outputs (default: 10)")
     n.add_argument("--vgg", choices=["vgg16", "vgg19"], help="loss network (default: vgg16)")
     n.add_argument("--vgg-weights", metavar="FILE", help="VGG weights (.safetensors/.pth; default: $RTNST_VGG_WEIGHTS or torchvision's)")
     o = p.add_argument_group("optimisation")

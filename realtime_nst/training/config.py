@@ -12,14 +12,16 @@ from ..errors import OptionError
 from . import nets
 
 
-# Weight 10 was not enough: a VGG fine-tune of a distilled the_scream net painted a 4-6 px frame within
-# 400 steps, which 150 more steps at 40 removed; the other realtime models tuned at 40 paint none.
-REALTIME_BORDER_WEIGHT = 40.0
+# The term is smallest for a flat output, so a strong one fades the style: at 40, VGG fine-tunes of
+# udnie, shipwreck and starry_night went flat or washed out within 100-400 steps, where 10 kept them.
+# At 10 a fine-tune on the VGG loss alone can still paint a thin frame (the_scream: 4-6 px in 400
+# steps); anchored to a teacher (--teacher with --style) none painted one.
+REALTIME_BORDER_WEIGHT = 10.0
 
 
 @dataclass
 class TrainConfig:
-    style: str | None  # None when distilling (--teacher)
+    style: str | None  # None when distilling (--teacher alone)
     data: str
     out: str
     tier: str = "realtime"
@@ -44,6 +46,7 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"
     teacher: str | None = None  # distil from this net's outputs (checkpoint or ONNX model), no VGG
+    teacher_weight: float = 10.0  # with a style as well: how strongly the teacher's outputs anchor the VGG loss
     init: str | None = None  # start from these weights (fine-tuning) instead of random ones
     temporal_weight: float = 0.0  # steadiness under small motion and noise (temporal.py); 0 = off
     border_weight: float | None = None  # no painted frame (losses.border_distance); None: the tier's default
@@ -55,7 +58,17 @@ class TrainConfig:
         # distillation at weight 10 diverged in tests).
         if self.border_weight is not None:
             return self.border_weight
-        return REALTIME_BORDER_WEIGHT if self.tier == "realtime" and not self.teacher else 0.0
+        return REALTIME_BORDER_WEIGHT if self.tier == "realtime" and not self.distilling else 0.0
+
+    @property
+    def distilling(self) -> bool:
+        """The teacher's outputs are the whole loss (no style image, no VGG pass)."""
+        return bool(self.teacher) and not self.style
+
+    @property
+    def anchored(self) -> bool:
+        """The VGG loss plus the teacher's outputs as an anchor (a style image and a teacher)."""
+        return bool(self.teacher) and bool(self.style) and self.teacher_weight > 0
 
     def check(self) -> None:
         if self.epochs is not None and self.epochs <= 0:
@@ -70,7 +83,7 @@ class TrainConfig:
         multiple = nets.NETWORKS[self.tier].PAD_MULTIPLE  # the net's strides: other sizes break its skips
         if self.image_size_px % multiple:
             raise OptionError(f"image_size_px must be a multiple of {multiple} for the {self.tier} net, got {self.image_size_px}", param="image_size_px")
-        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "border_weight", "lr"):
+        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "border_weight", "teacher_weight", "lr"):
             if (getattr(self, name) or 0) < 0 or (name == "lr" and self.lr == 0):
                 raise OptionError(f"{name} must be positive, got {getattr(self, name)}", param=name)
         if self.amp not in ("auto", "none", "bf16", "fp16"):

@@ -59,10 +59,23 @@ def cache_path(out: str | Path) -> Path:
     return out.with_name(out.stem + ".teacher.npy")
 
 
+def cache_of_init(init: str | None, *, teacher: str, data: str, size_px: int) -> Path | None:
+    """The teacher cache of the checkpoint a fine-tune starts from, when that run was distilled from
+    the same teacher on the same photos and crop size: its targets are exactly this run's."""
+    if not init or Path(init).suffix not in (".pt", ".pth") or not cache_path(init).is_file():
+        return None
+    from .config import saved_config
+
+    cfg = saved_config(init)
+    same = (cfg.get("teacher"), cfg.get("data"), cfg.get("image_size_px")) == (teacher, data, size_px)
+    return cache_path(init) if same else None
+
+
 def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool = True,
-                    workers: int = 0) -> np.ndarray:
+                    workers: int = 0, reuse: Path | None = None) -> np.ndarray:
     """Teacher outputs (N x S x S x 3 uint8 RGB) for every crop of ``data``, read from the cache
-    beside ``out`` when it matches, else computed (with a progress bar) and cached."""
+    beside ``out`` (or from ``reuse``, another run's cache of the same targets) when it matches,
+    else computed (with a progress bar) and cached beside ``out``."""
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
@@ -70,15 +83,17 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
 
     path = cache_path(out)
     shape = (len(data), data.size_px, data.size_px, 3)
-    if path.is_file():
+    for candidate in (path, reuse):
+        if candidate is None or not candidate.is_file():
+            continue
         try:
-            cached = np.load(path, mmap_mode="r")
+            cached = np.load(candidate, mmap_mode="r")
         except (OSError, ValueError) as exc:
-            raise OutputError(f"{path} is not a readable teacher cache ({exc}); delete it to rebuild") from None
+            raise OutputError(f"{candidate} is not a readable teacher cache ({exc}); delete it to rebuild") from None
         if cached.shape == shape:
-            log.info("rtnst: teacher outputs from %s", path)
+            log.info("rtnst: teacher outputs from %s", candidate)
             return cached
-        log.warning("rtnst: %s holds %s, not %s: rebuilding it", path, cached.shape, shape)
+        log.warning("rtnst: %s holds %s, not %s: not used", candidate, cached.shape, shape)
     targets = np.empty(shape, np.uint8)
     loader = DataLoader(data, batch_size=1, num_workers=workers)
     for i, x in enumerate(tqdm(loader, total=len(data), desc="teacher outputs", unit="img", disable=not progress)):

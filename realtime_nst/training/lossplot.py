@@ -10,7 +10,8 @@ import torch
 log = logging.getLogger("rtnst")
 
 TITLES = {"content": "content distance C", "style": "style distance S", "tv": "total variation",
-          "pixel": "L1 to the teacher", "edges": "L1 of edges to the teacher's"}
+          "pixel": "L1 to the teacher", "edges": "L1 of edges to the teacher's",
+          "teacher": "distance to the teacher's outputs"}
 
 
 def plot_history(history: list[list[float]], terms: list[str], path: Path) -> Path | None:

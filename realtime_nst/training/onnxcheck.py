@@ -46,7 +46,8 @@ def run_both(session, net: torch.nn.Module | None, x01: np.ndarray, tier: str) -
     cls = nets.NETWORKS[tier]
     scale = 255.0 if cls.INPUT_RANGE == "0-255" else 1.0
     h, w = x01.shape[2:]
-    xin = pad_to(x01, cls.PAD_MULTIPLE) * np.float32(scale)
+    multiple = getattr(net, "PAD_MULTIPLE", cls.PAD_MULTIPLE)  # an earlier version of the tier's net may need more
+    xin = pad_to(x01, multiple) * np.float32(scale)
     ort_out = session.run(None, {session.get_inputs()[0].name: xin})[0][:, :, :h, :w] * (255.0 / scale)
     if net is None:
         return ort_out, None

@@ -5,6 +5,9 @@ The loss terms are the evaluation metric itself (losses.py): the style term is t
 distance S, the content term the normalised feature distance C, so weights mean the same whatever
 the VGG weights' input convention and a run optimises what ``rtnst eval quality`` measures.
 With ``--teacher`` the student learns a trained net's outputs instead (distill.py): no VGG pass.
+With ``--teacher`` and ``--style`` both, the VGG loss trains and the teacher's outputs anchor it: the
+fine-tune adds texture while staying near what the teacher paints for each photo (its colours, its
+faces).
 Multi-GPU (or multi-process CPU) training runs under ``torchrun`` with DistributedDataParallel:
 
     torchrun --standalone --nproc_per_node=2 -m realtime_nst train --style S.jpg --data DIR --out NAME.pt
@@ -92,8 +95,8 @@ class Trainer:
 
         self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, seed=cfg.seed, fixed=bool(cfg.teacher))
         if cfg.teacher:
-            self._init_distill()
-        else:
+            self._init_teacher()
+        if cfg.style:
             self._init_perceptual()
         self.sampler = ResumableSampler(len(self.data), seed=cfg.seed, rank=self.rank, world=self.world)
         per_epoch = len(self.data) // (cfg.batch_size * self.world)
@@ -110,17 +113,18 @@ class Trainer:
         self.preview = read_image(preview)
 
     def _init_perceptual(self) -> None:
-        self.terms = ["total", "content", "style", "tv"] + self._extra_terms()
+        self.terms = ["total", "content", "style", "tv"] + ["teacher"] * self.cfg.anchored + self._extra_terms()
         self.style_name, self.style_image = Path(self.cfg.style).stem, Path(self.cfg.style).name
         self.perceptual = PerceptualLoss(self.cfg, device=self.device, amp_dtype=self.amp_dtype)
 
-    def _init_distill(self) -> None:
-        from .distill import load_teacher, teacher_targets
+    def _init_teacher(self) -> None:
+        from .distill import cache_of_init, load_teacher, teacher_targets
 
         self.terms = ["total", "pixel", "edges"] + self._extra_terms()
         teacher, self.style_name, self.style_image = load_teacher(self.cfg.teacher, device=self.device)
+        reuse = cache_of_init(self.cfg.init, teacher=self.cfg.teacher, data=self.cfg.data, size_px=self.cfg.image_size_px)
         self.targets = teacher_targets(teacher, self.data, self.out, progress=self.rank == 0,
-                                       workers=self.cfg.workers)
+                                       workers=self.cfg.workers, reuse=reuse)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _extra_terms(self) -> list[str]:
@@ -185,9 +189,14 @@ class Trainer:
             from .distill import distill_losses
 
             target = torch.from_numpy(self.targets[index.numpy()]).to(self.device).permute(0, 3, 1, 2).float() / 255
-            terms = distill_losses(y.float(), target)
+            distilled = distill_losses(y.float(), target)
+        if cfg.distilling:
+            terms = distilled
         else:
             terms = self.perceptual(y, x)
+            if cfg.anchored:
+                terms["teacher"] = distilled["total"]
+                terms["total"] = terms["total"] + cfg.teacher_weight * terms["teacher"]
         if cfg.border_weight_used:
             terms["border"] = torch.zeros((), device=y.device)
             m = BORDER_MARGIN_PX  # a multiple of the net's stride: the crop keeps the pixel grid's phase
