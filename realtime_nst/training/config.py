@@ -66,6 +66,11 @@ class TrainConfig:
         return bool(self.teacher) and not self.style
 
     @property
+    def uses_teacher(self) -> bool:
+        """The teacher's outputs are computed and used (distilling or anchored)."""
+        return self.distilling or self.anchored
+
+    @property
     def anchored(self) -> bool:
         """The VGG loss plus the teacher's outputs as an anchor (a style image and a teacher)."""
         return bool(self.teacher) and bool(self.style) and self.teacher_weight > 0

@@ -93,8 +93,8 @@ class Trainer:
             self._use_version_of(init.state_dict())
             self.net.load_state_dict(init.state_dict())
 
-        self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, seed=cfg.seed, fixed=bool(cfg.teacher))
-        if cfg.teacher:
+        self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, seed=cfg.seed, fixed=cfg.uses_teacher)
+        if cfg.uses_teacher:
             self._init_teacher()
         if cfg.style:
             self._init_perceptual()
@@ -185,7 +185,7 @@ class Trainer:
     def losses(self, x: torch.Tensor, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         y = self._stylize(x)
-        if cfg.teacher:
+        if cfg.uses_teacher:
             from .distill import distill_losses
 
             target = torch.from_numpy(self.targets[index.numpy()]).to(self.device).permute(0, 3, 1, 2).float() / 255
