@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fakes import gradient_frame, onnx_model
+from fakes import gradient_frame, onnx_model, write_clip
 from realtime_nst.cli import COMMANDS, main
 
 
@@ -100,6 +100,24 @@ def test_bench_prints_rows(identity, capsys):
     assert len(out) == 2 and "64x48" in out[1] and "fps" in out[1]
     values = out[1].split()
     assert float(values[-4]) > 0 and float(values[-2]) > 0  # model fps and end-to-end fps
+
+
+def test_bench_end_to_end_on_a_clip_scaled_to_each_size(identity, tmp_path, capsys, monkeypatch):
+    from realtime_nst.evaluation import bench
+
+    src = write_clip(tmp_path / "real.mp4", frames=4, size=(96, 64), audio=None)
+    made = []
+    real_write = bench.write_clip
+    monkeypatch.setattr(bench, "write_clip", lambda *a, **k: made.append((a[1], a[2], k.get("source"))) or real_write(*a, **k))
+    assert main(["bench", "--model", str(identity), "--sizes", "64x48", "--frames", "6", "--warmup", "1",
+                 "--clip", str(src)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert float(out[1].split()[-2]) > 0
+    assert made and all(size == (64, 48) and source == src for size, _, source in made)
+    frames = bench.clip_frames(src, (64, 48), 6)  # a 4-frame clip, looped to 6
+    assert len(frames) == 6 and frames[0].shape == (48, 64, 3) and np.array_equal(frames[4], frames[0])
+    assert main(["bench", "--model", str(identity), "--clip", str(tmp_path / "none.mp4")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_bench_rounds_alternate_models_and_report_median_and_range(identity, tmp_path, capsys):

@@ -363,3 +363,54 @@ def test_odd_sized_video_is_encoded_4_2_0_and_says_so(tmp_path, identity, caplog
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
     assert probe(out)["size"] == (64, 48) and probe(out)["count"] == 3
     assert "65x49 frames are encoded as 64x48" in caplog.text
+
+
+def test_a_model_run_smaller_than_the_video_is_scaled_up_by_the_encoder(tmp_path, identity):
+    # 130x98 (even after 4:2:0 trimming is 130x98) stylised at 64x48: the model's output goes to the
+    # encoder at 64x48 and its colour conversion scales it up; the file is as the plain path makes it.
+    src = write_clip(tmp_path / "in.mp4", frames=8, size=(130, 98), audio=None)
+    with OnnxStylizer(identity, max_side_px=64) as st:
+        assert st.scaled_only_size(130, 98) == (64, 48)
+        direct = stylize_video(src, tmp_path / "direct.mp4", st, progress=False)
+    # strength just under 1 blends with the full-size source, so that path scales the output itself
+    with OnnxStylizer(identity, max_side_px=64, strength=0.999) as st:
+        assert st.scaled_only_size(130, 98) is None
+        stylize_video(src, tmp_path / "plain.mp4", st, progress=False)
+    a, b = probe(tmp_path / "direct.mp4"), probe(tmp_path / "plain.mp4")
+    assert direct.frames_written == a["count"] == b["count"] == 8
+    assert a["size"] == b["size"] == (130, 98)
+    diff = np.mean([np.abs(x.astype(int) - y).mean() for x, y in zip(a["frames"], b["frames"])])
+    assert diff < 2.0, diff
+
+
+@pytest.mark.parametrize("opts", [{"preserve_color": True}, {"strength": 0.5}, {"output_size": (90, 60)},
+                                  {"max_side_px": 4096}])
+def test_the_full_size_frame_is_kept_when_the_output_needs_it(identity, opts):
+    with OnnxStylizer(identity, **{"max_side_px": 64, **opts}) as st:
+        assert st.scaled_only_size(130, 98) is None
+
+
+def test_sink_says_when_frames_are_not_the_size_it_scales_from(tmp_path):
+    from realtime_nst.errors import OutputError
+    from realtime_nst.runtime.sinks import VideoFileSink
+
+    with VideoFileSink(tmp_path / "o.mp4", width=128, height=96, fps=Fraction(30), frame_size=(64, 48)) as sink:
+        sink.write(np.zeros((48, 64, 3), np.uint8))
+        with pytest.raises(OutputError, match="expected 64x48 frames, got 128x96"):
+            sink.write(np.zeros((96, 128, 3), np.uint8))
+    assert probe(tmp_path / "o.mp4")["size"] == (128, 96)
+
+
+def test_preset_reaches_the_encoder_and_a_bad_one_is_refused(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.mp4", frames=12, size=(160, 120), audio=None)
+    sizes = {}
+    for preset in ("ultrafast", "veryfast"):
+        out = tmp_path / f"{preset}.mp4"
+        assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--preset", preset]) == 0
+        sizes[preset] = out.stat().st_size
+    assert sizes["ultrafast"] > sizes["veryfast"]  # no CABAC, no B-frames: bigger at the same CRF
+    from realtime_nst.errors import OptionError
+
+    with OnnxStylizer(identity) as st, pytest.raises(OptionError, match="preset must be one of"):
+        stylize_video(src, tmp_path / "bad.mp4", st, progress=False, preset="fastest")
+    assert not (tmp_path / "bad.mp4").exists() and not list(tmp_path.glob(".bad*"))

@@ -231,3 +231,18 @@ def test_no_display_and_unknown_vcam_backend_are_one_line(tmp_path, identity, mo
                  "--vcam-backend", "nonsense"]) == 2
     captured = capsys.readouterr()
     assert "unknown virtual camera backend 'nonsense'" in captured.err and "Exception ignored" not in captured.err
+
+
+def test_a_camera_that_fails_right_after_its_first_frames_still_opens(monkeypatch):
+    import cv2
+
+    class GrabsAtOnce(threading.Thread):  # the grabber sees frames and the failure before the opener waits
+        def start(self):
+            self.run()
+
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *_: FakeCapture(2))
+    monkeypatch.setattr(threading, "Thread", GrabsAtOnce)
+    with CameraSource(0) as cam:
+        assert cam.read() is not None  # the newest frame, then the failure
+        with pytest.raises(CameraError, match="stopped delivering frames after 2"):
+            cam.read()

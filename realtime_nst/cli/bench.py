@@ -10,7 +10,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="measure frames per second",
         description="Median time per frame after warm-up: the model alone (onnxruntime run), the model with "
-                    "pre/post-processing, and end to end (decode + stylise + encode of a synthetic H.264 clip).")
+                    "pre/post-processing, and end to end (decode + stylise + encode of an H.264 clip: synthetic, or "
+                    "--clip).")
     p.add_argument("--model", "-m", action="append", help="model file or shipped name; repeat for several (default: the shipped default)")
     p.add_argument("--sizes", default="640x360,1280x720", help="comma-separated WxH list (default: 640x360,1280x720)")
     p.add_argument("--device", action="append", choices=["auto", "cpu", "cuda", "tensorrt"],
@@ -22,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with its range over the rounds: a shared or noisy machine drifts, and alternating keeps "
                         "a comparison of models fair (default: 1)")
     p.add_argument("--model-only", action="store_true", help="skip the end-to-end pipeline measurement")
-    p.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
+    p.add_argument("--clip", metavar="VIDEO",
+                   help="end to end on this video's first --frames frames, scaled to each size, instead of synthetic "
+                        "texture (stylised, synthetic texture costs the H.264 encoder 2-3x what real footage does)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads per frame (default: one per core for the model "
+                   "alone; end to end as `rtnst video` runs: one each, a frame per core at once)")
     p.add_argument("--max-side", type=int, metavar="PX", dest="max_side_px",
                    help="run every model on a copy with this long side, output at the frame size (default: the "
                         "model's native size if it declares one, else the frame size)")
@@ -37,9 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import statistics
+    from pathlib import Path
 
     from ..errors import OptionError
-    from ..evaluation.bench import bench
+    from ..evaluation.bench import bench, clip_frames
     from ..frames import parse_size
     from ..registry import resolve_model
     from ..runtime.stylizer import is_foreign
@@ -47,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if args.frames <= 0 or args.warmup < 0 or args.rounds <= 0:
         raise OptionError("--frames and --rounds must be positive and --warmup not negative")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    clip = None
+    if args.clip and not args.model_only:
+        clip = Path(args.clip)
+        clip_frames(clip, (64, 36), 1)  # not a video, or no frame: said now, not after the first model's run
     foreign = dict(input_range=args.input_range, channel_order=args.channel_order, pad_multiple=args.pad_multiple)
     paths = [resolve_model(m) for m in args.model or [None]]
     opts = {path: {**(foreign if is_foreign(path) else {}), "max_side_px": args.max_side_px} for path in paths}
@@ -57,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         for path in paths:
             for device in args.device or ["auto"]:
                 for r in bench(str(path), sizes, device=device, frames=args.frames, warmup=args.warmup,
-                               end_to_end=not args.model_only, threads=args.threads, **opts[path]):
+                               end_to_end=not args.model_only, threads=args.threads, clip=clip, **opts[path]):
                     if args.rounds == 1:
                         _print_row(r.model, r.provider, r.size, r.inference_size, 1000 / r.model_ms, 1000 / r.frame_ms, r.end_to_end_fps)
                     rows.setdefault((str(path), device, r.size), []).append(r)

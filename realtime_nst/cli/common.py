@@ -37,10 +37,15 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None
     f.add_argument("--input-range", choices=["0-255", "0-1"], help="pixel range the model takes and returns (default: from metadata, else 0-255)")
     f.add_argument("--channel-order", choices=["rgb", "bgr"], help="channel order the model takes (default: from metadata, else rgb)")
     f.add_argument("--pad-multiple", type=int, metavar="N", help="pad frames so sides are multiples of N (default: from metadata, else 8)")
-    f.add_argument("--threads", type=int, metavar="N", help="onnxruntime threads (default: one per core)")
+    f.add_argument("--threads", type=int, metavar="N",
+                   help="onnxruntime threads per frame (default: one per core; `rtnst video` on the CPU: one, "
+                        "with a frame per core stylised at once)")
 
 
-def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: bool = True):
+def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: bool = True,
+                  threads: int | None = None):
+    """The stylizer the model options ask for; ``threads`` (onnxruntime's, per frame) overrides
+    ``--threads``."""
     from ..registry import resolve_model
     from ..runtime.stylizer import OnnxStylizer
 
@@ -55,7 +60,7 @@ def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: b
         output_size=args.output_size,
         preserve_color=args.preserve_color,
         strength=args.strength,
-        threads=args.threads,
+        threads=threads or args.threads,
         spin=spin,
     )
 

@@ -22,7 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-frames", type=int, metavar="N",
                    help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
+    from ..runtime.sinks import DEFAULT_PRESET, X264_PRESETS
+
     p.add_argument("--crf", type=int, default=18, help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63")
+    p.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
+                   help=f"H.264 encoding speed: slower presets make smaller files at the same --crf and take more "
+                        f"CPU time from stylising (default: {DEFAULT_PRESET})")
     add_model_options(p)
     add_smoothing_options(p)
     p.set_defaults(handler=run)
@@ -40,16 +45,21 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..files import check_output_path
+    from ..runtime.session import PROVIDERS, Device, plan_threads
     from ..runtime.smoothing import strength_for
     from ..runtime.video import stylize_video
 
     check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
     if args.smooth_strength is not None:
         strength_for(args.smooth_strength, None)  # a bad value fails before the model loads
-    with make_stylizer(args, spin=False) as stylizer:
+    plan = plan_threads(threads=args.threads)
+    with make_stylizer(args, spin=False, threads=plan.threads) as stylizer:
         smoother = make_smoother_from(args, stylizer)
+        # Frames in parallel only where they share the CPU (a stylizer of unknown make: one at a time).
+        workers = plan.workers if getattr(stylizer, "provider", None) == PROVIDERS[Device.CPU] else 1
         report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
-                               progress=not args.quiet, crf=args.crf, max_frames=args.max_frames)
+                               progress=not args.quiet, crf=args.crf, preset=args.preset,
+                               max_frames=args.max_frames, workers=workers)
     if report.interrupted:
         log.warning("rtnst: interrupted: %s holds the first %d frames (playable, incomplete)",
                     report.output, report.frames_written)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.session import PROVIDERS, Device, plan_threads
 from ..runtime.stylizer import OnnxStylizer
 
 
@@ -53,28 +54,50 @@ def time_model(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, wa
     return statistics.median(run) * 1000, statistics.median(full) * 1000
 
 
-def write_clip(path: Path, size: tuple[int, int], count: int, fps: int = 30) -> None:
+def clip_frames(clip: Path, size: tuple[int, int], count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of a video, scaled to ``size`` (a short clip is looped)."""
+    from .. import frames as fr
+    from ..errors import InputError
+    from ..runtime.sources import VideoFileSource
+
+    with VideoFileSource(clip) as source:
+        out = []
+        while len(out) < count and (item := source.read()) is not None:
+            out.append(fr.resize(item.frame, size))
+    if not out:
+        raise InputError(f"{clip} has no frames to benchmark with")
+    return [out[i % len(out)] for i in range(count)]
+
+
+def write_clip(path: Path, size: tuple[int, int], count: int, fps: int = 30, *, source: Path | None = None) -> None:
+    """A ``size`` clip of ``count`` frames: synthetic texture (an encoder's hardest case: stylised, it
+    costs x264 2-3x the time real footage does), or ``source``'s frames scaled to ``size``."""
     from ..runtime.sinks import VideoFileSink
 
+    frames = clip_frames(source, size, count) if source else synthetic_frames(size, count)
     with VideoFileSink(path, width=size[0], height=size[1], fps=Fraction(fps), overwrite=True) as sink:
-        for f in synthetic_frames(size, count):
+        for f in frames:
             sink.write(f)
 
 
-def time_end_to_end(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, clip: Path | None = None) -> float:
+def time_end_to_end(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, source: Path | None = None,
+                    workers: int = 1) -> float:
+    """fps of `rtnst video` on a ``size`` clip of ``frames`` frames (see write_clip)."""
     from ..runtime.video import stylize_video
 
     with tempfile.TemporaryDirectory() as tmp:
-        if clip is None:
-            clip = Path(tmp) / "in.mp4"
-            write_clip(clip, size, frames)
+        clip = Path(tmp) / "in.mp4"
+        write_clip(clip, size, frames, source=source)
         t0 = time.perf_counter()
-        report = stylize_video(clip, Path(tmp) / "out.mp4", stylizer, progress=False)
+        report = stylize_video(clip, Path(tmp) / "out.mp4", stylizer, progress=False, workers=workers)
         return report.frames_written / (time.perf_counter() - t0)
 
 
 def bench(model: str, sizes: list[tuple[int, int]], *, device: str = "auto", frames: int = 30, warmup: int = 5,
-          end_to_end: bool = True, threads: int | None = None, **stylizer_opts) -> list[BenchRow]:
+          end_to_end: bool = True, threads: int | None = None, clip: Path | None = None,
+          **stylizer_opts) -> list[BenchRow]:
+    """One row per size. ``clip``: end to end on that video's frames scaled to the size, instead of
+    synthetic texture."""
     rows = []
     for size in sizes:
         with OnnxStylizer(model, device=device, threads=threads, **stylizer_opts) as st:
@@ -82,9 +105,12 @@ def bench(model: str, sizes: list[tuple[int, int]], *, device: str = "auto", fra
             inference = st.inference_size(*size)
         e2e = None
         if end_to_end:
-            # The pipeline shares the cores with decode/encode threads: no spinning there.
-            with OnnxStylizer(model, device=device, threads=threads, spin=False, **stylizer_opts) as st:
-                time_end_to_end(st, size, frames=min(frames, 5))  # warm-up run
-                e2e = time_end_to_end(st, size, frames=frames)
+            # As `rtnst video` runs it: frames in parallel on the CPU, and no spinning (the pipeline
+            # shares the cores with decode/encode threads).
+            plan = plan_threads(threads=threads)
+            with OnnxStylizer(model, device=device, threads=plan.threads, spin=False, **stylizer_opts) as st:
+                workers = plan.workers if st.provider == PROVIDERS[Device.CPU] else 1
+                time_end_to_end(st, size, frames=min(frames, 5), source=clip, workers=workers)  # warm-up run
+                e2e = time_end_to_end(st, size, frames=frames, source=clip, workers=workers)
         rows.append(BenchRow(Path(model).name, st.provider, size, inference, model_ms, frame_ms, e2e))
     return rows

@@ -1,13 +1,17 @@
 """Decode → stylise → encode with the three stages overlapping (threads, bounded queues).
 
 onnxruntime, FFmpeg's decoders and encoders release the GIL, so threads overlap real work. Queues
-are bounded so a fast decoder cannot fill memory ahead of a slow model.
+are bounded so a fast decoder cannot fill memory ahead of a slow model. With ``workers`` > 1
+several frames are stylised at once (each by one thread) and written in order: on a few CPU cores
+that beats one frame at a time on all of them, whose threads wait for each other at every layer
+and for the cores decoding and encoding take.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -39,11 +43,16 @@ def run_pipeline(
     *,
     stop: threading.Event | None = None,
     queue_size: int = 4,
+    workers: int = 1,
     on_frame: Callable[[], None] | None = None,
 ) -> PipelineResult:
     """Run until ``frames()`` returns None or ``stop`` is set; every frame read before the stop is
-    processed and written, in order. Exceptions from any stage are re-raised here after the other
-    stages have drained, so the caller can still finish the output file."""
+    processed and written, in order. ``process`` is called from ``workers`` threads at once, so it
+    must keep no state between frames (``write`` sees them one at a time, in order). Exceptions
+    from any stage are re-raised here after the other stages have drained, so the caller can still
+    finish the output file."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     stop = stop or threading.Event()
     halt = threading.Event()  # tells the reader to stop early (interrupt or downstream failure)
     q_in: queue.Queue = queue.Queue(queue_size)
@@ -73,8 +82,9 @@ def run_pipeline(
             if written_off.is_set():
                 continue  # drain without writing after a write or process failure; a reader
                 # failure (a truncated input) still gets every frame read before it written
+            future, meta = item
             try:
-                write(*item)
+                write(future.result(), meta)
                 done += 1
                 if on_frame:
                     on_frame()
@@ -87,6 +97,7 @@ def run_pipeline(
                threading.Thread(target=writer, name="rtnst-write", daemon=True)]
     for t in threads:
         t.start()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="rtnst-stylise")
     try:
         while True:
             if stop.is_set():
@@ -95,7 +106,8 @@ def run_pipeline(
             if item is _END:
                 break
             frame, meta = item
-            q_out.put((process(frame), meta))
+            # The writer waits for each result in turn: at most queue_size + workers frames in flight.
+            q_out.put((pool.submit(process, frame), meta))
     except BaseException as exc:
         errors.append(exc)
         written_off.set()
@@ -107,6 +119,7 @@ def run_pipeline(
         q_out.put(_END)
         for t in threads:
             t.join()
+        pool.shutdown(wait=True)
     if errors:
         raise errors[0]
     return PipelineResult(done, stop.is_set())

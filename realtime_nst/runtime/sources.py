@@ -213,8 +213,10 @@ class CameraSource:
         self._thread.start()
         with self._cond:
             arrived = self._cond.wait_for(lambda: self._fresh or self._ended, timeout=timeout_s)
-            error = self._error or (None if arrived and self._fresh else CameraError(
-                f"camera {camera!r} delivered no frame" + (f" for {timeout_s:g} s" if not arrived else "")))
+            # A camera that delivered frames and then failed (all before this thread woke up, on a
+            # busy machine) still opens: read() gives its newest frame, then the failure.
+            error = None if self._fresh else self._error or CameraError(
+                f"camera {camera!r} delivered no frame" + (f" for {timeout_s:g} s" if not arrived else ""))
         if error is not None:
             self.close()
             raise error

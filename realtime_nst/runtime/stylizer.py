@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -34,6 +35,19 @@ MAX_OUTPUT_SIDE_PX = 16384
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+class _Buffers:
+    """An input and an output array of one inference size, bound to a session's inputs/outputs."""
+
+    def __init__(self, session, info: ModelInfo, h: int, w: int) -> None:
+        self.shape = (h, w)
+        self.input = np.empty((1, 3, h, w), np.float32)
+        self.output = np.empty((1, 3, h, w), np.float32)
+        self.binding = session.io_binding()
+        self.binding.bind_input(info.input_name, "cpu", 0, np.float32, self.input.shape, self.input.ctypes.data)
+        self.binding.bind_output(info.output_name, "cpu", 0, np.float32, self.output.shape, self.output.ctypes.data)
+
 
 @runtime_checkable
 class Stylizer(Protocol):
@@ -112,9 +126,9 @@ class OnnxStylizer:
         self.preserve_color = preserve_color
         self.strength = fr.check_strength(strength)
         self._scale = self.info.input_range.scale
-        self._binding = self._session.io_binding()
-        self._shape: tuple[int, int] | None = None
-        self._in = self._out = np.empty(0, np.float32)
+        # Buffers bound to the session, one set per calling thread: frames may be stylised by
+        # several threads at once (onnxruntime runs one session concurrently).
+        self._local = threading.local()
         self._check_output_shape()
 
     def _check_output_shape(self) -> None:
@@ -129,26 +143,35 @@ class OnnxStylizer:
             raise ModelError(f"{self.info.path}: expected an image-to-image model whose output has its input's "
                              f"shape {probe.shape}, got {out.shape}")
 
-    def _bind(self, h: int, w: int) -> None:
-        """(Re)allocate input/output buffers for an inference size and bind them once."""
-        self._in = np.empty((1, 3, h, w), np.float32)
-        self._out = np.empty((1, 3, h, w), np.float32)
-        b = self._binding
-        b.clear_binding_inputs()
-        b.clear_binding_outputs()
-        b.bind_input(self.info.input_name, "cpu", 0, np.float32, self._in.shape, self._in.ctypes.data)
-        b.bind_output(self.info.output_name, "cpu", 0, np.float32, self._out.shape, self._out.ctypes.data)
-        self._shape = (h, w)
+    def _buffers(self, h: int, w: int) -> _Buffers:
+        """This thread's input/output buffers for an inference size, bound once per size."""
+        buf = getattr(self._local, "buffers", None)
+        if buf is None or buf.shape != (h, w):
+            buf = self._local.buffers = _Buffers(self._session, self.info, h, w)
+        return buf
 
     def run_again(self) -> None:
-        """Run the model once more on the input of the last ``run_model`` call, leaving out the
-        conversions around it: the model's own time, for benchmarks."""
-        if self._shape is None:
+        """Run the model once more on the input of this thread's last ``run_model`` call, leaving
+        out the conversions around it: the model's own time, for benchmarks."""
+        buf = getattr(self._local, "buffers", None)
+        if buf is None:
             raise OptionError("run_again needs a run_model call first")
-        self._session.run_with_iobinding(self._binding)
+        self._session.run_with_iobinding(buf.binding)
 
     def inference_size(self, width: int, height: int) -> tuple[int, int]:
         return self.info.fixed_size or fr.fit_max_side(width, height, self.max_side_px)
+
+    def scaled_only_size(self, width: int, height: int) -> tuple[int, int] | None:
+        """The size the model runs at for ``width``x``height`` frames, when ``stylize``'s output is
+        no more than the model's output scaled up to the frame's size: a caller that can scale for
+        free (a video encoder's colour conversion) may then pass frames at this size and take the
+        output as it is. None when the full-size frame is needed (``strength`` < 1 and
+        ``preserve_color`` blend with it), the output has a size of its own, the model takes one
+        fixed size, or nothing would be scaled."""
+        if self.info.fixed_size or self.output_size or self.preserve_color or self.strength < 1.0:
+            return None
+        size = self.inference_size(width, height)
+        return size if size != (width, height) else None
 
     def run_model(self, frame: np.ndarray) -> np.ndarray:
         """The raw model on one frame at its own size: pad, run, crop. No resizing or blending."""
@@ -161,17 +184,16 @@ class OnnxStylizer:
         if ph or pw or k:
             mode = cv2.BORDER_REFLECT_101 if k + ph < h and k + pw < w else cv2.BORDER_REPLICATE
             frame = cv2.copyMakeBorder(frame, k, k + ph, k, k + pw, mode)
-        if self._shape != frame.shape[:2]:
-            self._bind(*frame.shape[:2])
+        buf = self._buffers(*frame.shape[:2])
         order = (2, 1, 0) if self.info.channel_order == "rgb" else (0, 1, 2)
         inv = 1.0 / 255.0 if self._scale == 1.0 else 1.0
         for dst, src in enumerate(order):
-            np.multiply(frame[:, :, src], inv, out=self._in[0, dst], casting="unsafe")
-        self._session.run_with_iobinding(self._binding)
-        if not np.isfinite(self._out.sum(dtype=np.float64)):  # one pass, ~0.3 ms at 640x360
+            np.multiply(frame[:, :, src], inv, out=buf.input[0, dst], casting="unsafe")
+        self._session.run_with_iobinding(buf.binding)
+        if not np.isfinite(buf.output.sum(dtype=np.float64)):  # one pass, ~0.3 ms at 640x360
             raise ModelError(f"{self.info.path.name} produced NaN or infinite values: the model is damaged or "
                              f"does not suit this input (input range {self.info.input_range})")
-        planes = self._out[0, :, k : k + h, k : k + w]
+        planes = buf.output[0, :, k : k + h, k : k + w]
         # Both orders are their own inverse: BGR channel i is model channel order[i].
         out = cv2.merge([planes[order[i]] for i in range(3)])
         np.maximum(out, 0.0, out=out)
@@ -195,7 +217,7 @@ class OnnxStylizer:
 
     def close(self) -> None:
         self._session = None  # type: ignore[assignment]
-        self._binding = None
+        self._local = threading.local()
 
     def __enter__(self) -> "OnnxStylizer":
         return self

@@ -8,11 +8,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import frames as fr
 from ..errors import CorruptInputError, OptionError
 from ..files import check_output_path
 from ..signals import stop_on_signals
 from .pipeline import run_pipeline
-from .sinks import VideoFileSink
+from .sinks import DEFAULT_PRESET, VideoFileSink
 from .sources import VideoFileSource
 from .stylizer import Stylizer
 
@@ -37,7 +38,9 @@ def stylize_video(
     progress: bool = True,
     stop: threading.Event | None = None,
     crf: int = 18,
+    preset: str = DEFAULT_PRESET,
     max_frames: int | None = None,
+    workers: int = 1,
 ) -> VideoReport:
     """Stylise ``input_path`` into ``output_path``.
 
@@ -45,6 +48,8 @@ def stylize_video(
     the report says ``interrupted``. A truncated/corrupt input keeps the frames decoded before the
     damage and raises CorruptInputError afterwards, naming the output that holds them. With
     ``max_frames`` only the first frames are stylised (a preview), with the audio cut to match.
+    ``workers`` frames are stylised at once (``stylizer.stylize`` is then called from that many
+    threads; see ``session.plan_threads``).
     """
     from tqdm import tqdm
 
@@ -52,12 +57,19 @@ def stylize_video(
     check_output_path(out_path, overwrite=overwrite, inputs=(src_path,))
     if not 0 < crf <= 51:
         raise OptionError(f"crf must be between 1 and 51, got {crf}", param="crf")
+    if workers < 1:
+        raise OptionError(f"workers must be positive, got {workers}", param="workers")
     if max_frames is not None and max_frames < 1:
         raise OptionError(f"max_frames must be positive, got {max_frames}", param="max_frames")
     with VideoFileSource(src_path) as source:
         width, height = getattr(stylizer, "output_size", None) or source.size
+        # A model that runs smaller than the video (its native size, max_side_px) gets the frame
+        # scaled down here and its output goes to the encoder as it is: the encoder's colour
+        # conversion scales it up, so the full-size stylised frame is never made (~4 ms a 720p frame).
+        small = getattr(stylizer, "scaled_only_size", lambda w, h: None)(width, height)
         sink = VideoFileSink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
-                             audio_from=src_path, overwrite=overwrite, crf=crf)
+                             audio_from=src_path, overwrite=overwrite, crf=crf, preset=preset,
+                             frame_size=small)
         read = 0
 
         def frames():
@@ -67,10 +79,14 @@ def stylize_video(
             read += 1
             return source.read()
 
-        def smoothed(frame):
-            return smoother(frame, stylizer.stylize(frame))
+        def process(frame):  # called from several threads at once: no state between frames
+            if small:
+                frame = fr.resize(frame, small)
+            return frame, stylizer.stylize(frame)
 
-        process = stylizer.stylize if smoother is None else smoothed
+        def write(done, pts):  # in order, one at a time: the smoother's history follows the video
+            frame, styled = done
+            sink.write(styled if smoother is None else smoother(frame, styled), pts)
 
         total = source.frame_count if max_frames is None else min(max_frames, source.frame_count or max_frames)
         bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True,
@@ -79,7 +95,8 @@ def stylize_video(
         failure: BaseException | None = None
         try:
             with stop_on_signals(stop):
-                result = run_pipeline(frames, process, sink.write, stop=stop, on_frame=lambda: bar.update(1))
+                result = run_pipeline(frames, process, write, stop=stop, workers=workers,
+                                      on_frame=lambda: bar.update(1))
         except CorruptInputError as exc:
             failure = exc
             result = None
