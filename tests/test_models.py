@@ -165,7 +165,7 @@ def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny
     write_clip(clip, (96, 64), 6)
     measure = [sys.executable, str(REPO / "tools" / "measure_models.py"), str(folder / "mosaic-realtime.onnx"),
                "--models-dir", str(out), "--content", str(photo_dir / "sub"), "--styles", str(styles),
-               "--clips", str(clip), "--vgg-weights", str(tiny_vgg16_file), "--bench-frames", "3"]
+               "--clips", str(clip), "--vgg-weights", str(tiny_vgg16_file), "--bench-frames", "3", "--rounds", "2"]
     out.mkdir()
     proc = subprocess.run(measure, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -175,6 +175,7 @@ def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny
     assert ew["none"] > 0 and ew["floor"] > 0 and ew["x_floor"] == pytest.approx(ew["none"] / ew["floor"])
     assert figures["fps"]["model_640x360"] > 0 and figures["fps"]["end_to_end_1280x720"] > 0
     assert figures["fps"]["runs_at_1280x720"] == "640x360" and len(figures["sha256"]) == 64
+    assert figures["fps"]["rounds"] == 2
     again = subprocess.run(measure, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "measured before, skipped" in again.stdout
     lacking = subprocess.run(measure[:3] + ["--parts", "quality,flicker"], capture_output=True, text=True, timeout=60)

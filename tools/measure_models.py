@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -123,16 +124,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flicker-frames", type=int, default=240, help="frames of each clip for E_warp (default: 240)")
     ap.add_argument("--bench-frames", type=int, default=60, help="frames timed for fps (default: 60)")
     ap.add_argument("--pad-multiple", type=int, help="for foreign models (e.g. 4 for lengstrom's)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="fps: measure every model N times, models alternating, and keep each one's median (these "
+                         "VMs drift up to 2x within a run; default: 1)")
     ap.add_argument("--again", action="store_true", help="measure again what is already there")
     args = ap.parse_args(argv)
     unknown = [p for p in args.parts if p not in PARTS]
     missing = [flag for part, flag, value in (("quality", "--content", args.content), ("quality", "--styles", args.styles),
                                               ("flicker", "--clips", args.clips))
                if part in args.parts and not value]
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if unknown or missing:
         ap.error(f"unknown --parts {unknown}" if unknown else f"{', '.join(missing)} needed for --parts {args.parts}")
     out = args.models_dir / MEASUREMENTS
     data = json.loads(out.read_text()) if out.is_file() else {"models": {}}
+    def save(name: str, figures: dict, seconds: float) -> None:
+        figures["date"] = time.strftime("%Y-%m-%d")
+        data["models"][name] = figures
+        with atomic_write(out) as tmp:  # after each model: a long run keeps what it measured
+            Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        print(f"{name}: {summary(figures)} ({seconds:.0f} s)", flush=True)
+
+    timed: dict[str, tuple[Path, dict]] = {}  # fps last, in rounds that alternate the models
     try:
         for spec in args.models:
             name, path, given_style = parse(spec)
@@ -144,15 +158,29 @@ def main(argv: list[str] | None = None) -> int:
             if not todo:
                 print(f"{name}: measured before, skipped")
                 continue
+            if "fps" in todo:
+                timed[name] = (path, figures)
+                todo.remove("fps")
+                data["models"][name] = figures
+            if not todo:
+                continue
             t0 = time.perf_counter()
             style = style_image(path, args.styles, given_style) if "quality" in todo else None
             for part in todo:
                 figures.update(measure(path, part, args, style=style))
-            figures["date"] = time.strftime("%Y-%m-%d")
-            data["models"][name] = figures
-            with atomic_write(out) as tmp:  # after each model: a long run keeps what it measured
-                Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-            print(f"{name}: {summary(figures)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            save(name, figures, time.perf_counter() - t0)
+        runs: dict[str, list[dict]] = {name: [] for name in timed}
+        t0 = time.perf_counter()
+        for _ in range(args.rounds):
+            for name, (path, _) in timed.items():
+                runs[name].append(measure(path, "fps", args))
+        for name, (path, figures) in timed.items():
+            fps = [r["fps"] for r in runs[name]]
+            figures.update(runs[name][0])
+            for key in ("model_640x360", "end_to_end_1280x720"):
+                figures["fps"][key] = statistics.median(f[key] for f in fps)
+            figures["fps"]["rounds"] = len(fps)
+            save(name, figures, (time.perf_counter() - t0) / max(1, len(timed)))
     except RtnstError as exc:
         print(f"measure_models: error: {exc}", file=sys.stderr)
         return 2
