@@ -246,3 +246,33 @@ def test_a_camera_that_fails_right_after_its_first_frames_still_opens(monkeypatc
         assert cam.read() is not None  # the newest frame, then the failure
         with pytest.raises(CameraError, match="stopped delivering frames after 2"):
             cam.read()
+
+
+def test_frames_stylised_ahead_are_shown_in_order_and_dropped_on_a_model_switch(tmp_path):
+    from realtime_nst.errors import OptionError
+
+    class Tagger:  # a model that stamps its own number and the frame's on the output
+        def __init__(self, tag):
+            self.tag = tag
+
+        def stylize(self, frame):
+            time.sleep(0.002 * (int(frame[0, 0, 0]) % 3))  # later frames often finish first
+            out = frame.copy()
+            out[..., 1] = self.tag
+            return out
+
+    written = []
+
+    class Sink:
+        def write(self, f):
+            written.append((int(f[0, 0, 0]), int(f[0, 0, 1])))
+
+    source = FakeSource(lambda i: np.full((8, 8, 3), i, np.uint8), 20)
+    keys = iter([-1, -1, -1, ord("n")])  # after the 4th frame is shown: frames 4 and 5 are already stylised
+    n = run_live(source, [Tagger(1), Tagger(2)], window=False, sinks=[Sink()], keys=lambda: next(keys, -1), workers=3)
+    assert [f for f, _ in written] == sorted(f for f, _ in written)  # in order
+    assert written[:4] == [(0, 1), (1, 1), (2, 1), (3, 1)]
+    assert all(tag == 2 for _, tag in written[4:])  # nothing of the first model after the switch
+    assert not {4, 5} & {f for f, _ in written} and n == len(written) == 20 - 2
+    with pytest.raises(OptionError, match="workers"):
+        run_live(FakeSource(lambda i: np.zeros((8, 8, 3), np.uint8), 1), [Tagger(1)], window=False, workers=0)

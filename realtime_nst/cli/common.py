@@ -38,8 +38,8 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None
     f.add_argument("--channel-order", choices=["rgb", "bgr"], help="channel order the model takes (default: from metadata, else rgb)")
     f.add_argument("--pad-multiple", type=int, metavar="N", help="pad frames so sides are multiples of N (default: from metadata, else 8)")
     f.add_argument("--threads", type=int, metavar="N",
-                   help="onnxruntime threads per frame (default: one per core; `rtnst video` on the CPU: one, "
-                        "with a frame per core stylised at once)")
+                   help="onnxruntime threads per frame (default: `rtnst video` and `webcam` on the CPU: one, with a "
+                        "frame per core stylised at once; otherwise one per core)")
 
 
 def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: bool = True,

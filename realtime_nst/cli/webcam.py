@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ..frames import parse_size
     from ..runtime.live import run_live
     from ..runtime.sinks import VideoFileSink
+    from ..runtime.session import PROVIDERS, Device, plan_threads
     from ..runtime.sources import CameraSource
     from ..runtime.vcam import VirtualCameraSink
     from ..signals import stop_on_signals
@@ -92,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"--snapshot-dir {snap_dir} is not a folder")
     size = parse_size(args.camera_size) if args.camera_size else (None, None)
     models = args.model or [None]
-    stylizers = [make_stylizer(args, m) for m in models]
+    plan = plan_threads(threads=args.threads)
+    stylizers = [make_stylizer(args, m, threads=plan.threads) for m in models]
+    # Frames stylised ahead, one per core, only where every model shares the CPU.
+    workers = plan.workers if all(getattr(st, "provider", None) == PROVIDERS[Device.CPU] for st in stylizers) else 1
     smoother = make_smoother_from(args, stylizers[0])  # of the first model: the one shown first
     sinks = []
     broken = False  # a sink itself failed: its file is not worth keeping
@@ -107,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             stop = threading.Event()
             with stop_on_signals(stop):
                 n = run_live(source, stylizers, window=not args.no_window, sinks=sinks, smoother=smoother,
-                             snapshot_dir=snap_dir, max_frames=args.max_frames, stop=stop)
+                             snapshot_dir=snap_dir, max_frames=args.max_frames, stop=stop, workers=workers)
             dropped = source.frames_dropped
             log.info("rtnst: %d frame%s stylised, %d camera frame%s dropped to keep latency low",
                      n, "" if n == 1 else "s", dropped, "" if dropped == 1 else "s")
