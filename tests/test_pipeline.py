@@ -108,3 +108,14 @@ def test_smoothing_follows_the_video_with_frames_stylised_at_once(tmp_path):
         outs.append(probe(out)["frames"])
     assert len(outs[0]) == len(outs[1]) == 16
     assert max(np.abs(a.astype(int) - b).max() for a, b in zip(*outs)) <= 1
+
+
+def test_frames_at_once_only_where_every_stylizer_runs_on_the_cpu(tmp_path):
+    class Unknown:
+        def stylize(self, frame):
+            return frame
+
+    plan = ThreadPlan(2, 1)
+    with OnnxStylizer(onnx_model(tmp_path / "id.onnx"), device="cpu", threads=1) as st:
+        assert plan.workers_for(st) == 2
+        assert plan.workers_for(st, Unknown()) == 1

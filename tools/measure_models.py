@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (path, figures) in timed.items():
             fps = [r["fps"] for r in runs[name]]
             figures.update(runs[name][0])
+            figures["fps"] = dict(fps[0])
             for key in ("model_640x360", "end_to_end_1280x720"):
                 figures["fps"][key] = statistics.median(f[key] for f in fps)
             figures["fps"]["rounds"] = len(fps)

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..files import check_output_path
-    from ..runtime.session import PROVIDERS, Device, plan_threads
+    from ..runtime.session import plan_threads
     from ..runtime.smoothing import strength_for
     from ..runtime.video import stylize_video
 
@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_threads(threads=args.threads)
     with make_stylizer(args, spin=False, threads=plan.threads) as stylizer:
         smoother = make_smoother_from(args, stylizer)
-        # Frames in parallel only where they share the CPU (a stylizer of unknown make: one at a time).
-        workers = plan.workers if getattr(stylizer, "provider", None) == PROVIDERS[Device.CPU] else 1
+        workers = plan.workers_for(stylizer)
         report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
                                progress=not args.quiet, crf=args.crf, preset=args.preset,
                                max_frames=args.max_frames, workers=workers)

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ..frames import parse_size
     from ..runtime.live import run_live
     from ..runtime.sinks import VideoFileSink
-    from ..runtime.session import PROVIDERS, Device, plan_threads
+    from ..runtime.session import plan_threads
     from ..runtime.sources import CameraSource
     from ..runtime.vcam import VirtualCameraSink
     from ..signals import stop_on_signals
@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
     models = args.model or [None]
     plan = plan_threads(threads=args.threads)
     stylizers = [make_stylizer(args, m, threads=plan.threads) for m in models]
-    # Frames stylised ahead, one per core, only where every model shares the CPU.
-    workers = plan.workers if all(getattr(st, "provider", None) == PROVIDERS[Device.CPU] for st in stylizers) else 1
+    workers = plan.workers_for(*stylizers)  # frames stylised ahead while one is shown
     smoother = make_smoother_from(args, stylizers[0])  # of the first model: the one shown first
     sinks = []
     broken = False  # a sink itself failed: its file is not worth keeping

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.session import PROVIDERS, Device, plan_threads
+from ..runtime.session import plan_threads
 from ..runtime.stylizer import OnnxStylizer
 
 
@@ -109,7 +109,7 @@ def bench(model: str, sizes: list[tuple[int, int]], *, device: str = "auto", fra
             # shares the cores with decode/encode threads).
             plan = plan_threads(threads=threads)
             with OnnxStylizer(model, device=device, threads=plan.threads, spin=False, **stylizer_opts) as st:
-                workers = plan.workers if st.provider == PROVIDERS[Device.CPU] else 1
+                workers = plan.workers_for(st)
                 time_end_to_end(st, size, frames=min(frames, 5), source=clip, workers=workers)  # warm-up run
                 e2e = time_end_to_end(st, size, frames=frames, source=clip, workers=workers)
         rows.append(BenchRow(Path(model).name, st.provider, size, inference, model_ms, frame_ms, e2e))

@@ -57,6 +57,12 @@ class ThreadPlan:
     workers: int
     threads: int
 
+    def workers_for(self, *stylizers) -> int:
+        """Frames at once for these stylizers: the plan's where every one runs on the CPU, else one
+        (a GPU session, or a stylizer of unknown make, which may not be safe from several threads)."""
+        on_cpu = all(getattr(st, "provider", None) == PROVIDERS[Device.CPU] for st in stylizers)
+        return self.workers if on_cpu else 1
+
 
 def plan_threads(*, threads: int | None = None, cores: int | None = None) -> ThreadPlan:
     """One thread per frame and as many frames at once as there are cores (up to

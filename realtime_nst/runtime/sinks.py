@@ -24,9 +24,9 @@ _SWS_FLAGS = 2 | 0x40000 | 0x2000  # SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_
 # Frames smaller than the video (``frame_size``) are enlarged in the same conversion, bicubic as
 # frames.resize enlarges: one pass over the full-size frame instead of two (~4 ms a 720p frame).
 _SWS_FLAGS_ENLARGE = 4 | 0x40000 | 0x2000  # SWS_BICUBIC | ...
-# x264's speed presets, fastest first. The default is the fastest that keeps its quality at the
-# same CRF (within 1 dB PSNR of veryfast on stylised 720p frames): veryfast took 1.5-2x its CPU time
-# on textured frames, where the encoder is what limits `rtnst video`; its files are ~35% larger.
+# x264's speed presets, fastest first. The default keeps veryfast's quality at the same CRF (PSNR
+# on stylised 720p frames 38.9 against 38.1 dB) for 30-50% less CPU time, which `rtnst video`
+# spends on the model; its files are up to ~35% larger. ultrafast drops CABAC: 2-3x the size.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 DEFAULT_PRESET = "superfast"
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
