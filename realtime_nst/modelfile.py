@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import OptionError
+from .errors import ModelError, OptionError
 
 META_INPUT_RANGE = "rtnst.input_range"  # InputRange
 META_CHANNEL_ORDER = "rtnst.channel_order"  # ChannelOrder
@@ -102,6 +102,22 @@ def _positive_int(text: str | None) -> int | None:
     except ValueError:
         return None
     return value if value and value > 0 else None
+
+
+def update_metadata(path: str | Path, meta: dict[str, str]) -> None:
+    """Set ``meta`` in the ONNX file at ``path`` (other keys kept), rewritten atomically; needs the onnx
+    package (train extra). The graph and weights are left as they are."""
+    import onnx
+
+    from .files import atomic_write
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # a missing file, or protobuf's DecodeError for one that is no model
+        raise ModelError(f"{path} is not an ONNX model ({exc})") from None
+    write_metadata(model, meta)
+    with atomic_write(path) as tmp:
+        onnx.save(model, str(tmp))
 
 
 def write_metadata(model, meta: dict[str, str]) -> None:

@@ -87,6 +87,7 @@ def test_quality_from_pytorch_examples_pth(tmp_path):
     assert min(db for _, db in report.parity_db) >= 45
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "udnie.onnx")).metadata_props}
     assert (meta["rtnst.input_range"], meta["rtnst.pad_multiple"], meta["rtnst.style"]) == ("0-255", "4", "udnie")
+    assert meta["rtnst.max_side_px"] == "640"  # strokes sized for 256 px crops shrink on a photo's own size
     assert "fp16" in report.variants
     with OnnxStylizer(tmp_path / "udnie.onnx", device="cpu") as s:
         assert s.stylize(np.full((21, 30, 3), 90, np.uint8)).shape == (21, 30, 3)

@@ -30,16 +30,16 @@ def test_no_models_yet(models_cli, tmp_path, monkeypatch, capsys):
 def test_table_marks_default_and_missing_files(models_cli, tmp_path, monkeypatch, capsys):
     (tmp_path / "a-realtime.onnx").write_bytes(b"")
     entries = [{"name": "a-realtime", "file": "a-realtime.onnx", "style": "a", "tier": "realtime",
-                "macs_per_pixel": 1494, "default": True},
+                "macs_per_pixel": 1494, "max_side_px": 640, "default": True},
                {"name": "b-quality", "file": "b-quality.onnx", "style": "b", "tier": "quality",
                 "macs_per_pixel": 153792}]
     (tmp_path / "manifest.json").write_text(json.dumps({"models": entries}))
     monkeypatch.setenv(ENV_MODELS_DIR, str(tmp_path))
     assert models_cli(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "STYLE", "TIER", "MACs/px", "DEFAULT"]
-    assert lines[1].split() == ["a-realtime", "a", "realtime", "1.5k", "*"]
-    assert lines[2].split()[:4] == ["b-quality", "b", "quality", "153.8k"] and "file missing" in lines[2]
+    assert lines[0].split() == ["NAME", "STYLE", "TIER", "MACs/px", "RUNS", "AT", "DEFAULT"]
+    assert lines[1].split() == ["a-realtime", "a", "realtime", "1.5k", "640", "px", "*"]
+    assert lines[2].split()[:6] == ["b-quality", "b", "quality", "153.8k", "any", "size"] and "file missing" in lines[2]
     assert models_cli(["models", "--json"]) == 0
     assert [e["name"] for e in json.loads(capsys.readouterr().out)] == ["a-realtime", "b-quality"]
 
@@ -66,8 +66,9 @@ def test_build_models(realtime_export, photo_dir, tmp_path, monkeypatch, capsys)
     assert (e["name"], e["file"], e["style"], e["style_image"], e["tier"]) == (
         "mosaic-realtime", "mosaic-realtime.onnx", "mosaic", "mosaic.jpg", "realtime")
     assert e["default"] and e["macs_per_pixel"] == 2603 and e["params"] > 0 and len(e["sha256"]) == 64
+    assert e["max_side_px"] == 640
     assert e["training"] == {"steps": 4000, "lr": 0.002} and e["trained_steps"] == 123
-    assert "| `mosaic-realtime` | mosaic | mosaic.jpg | realtime | fp32 | 2,603 |" in (out / "README.md").read_text()
+    assert "| `mosaic-realtime` | mosaic | mosaic.jpg | realtime | fp32 | 2,603 | 32,651 | 640 |" in (out / "README.md").read_text()
     import cv2
 
     sheet = cv2.imread(str(out / "contact_sheet.png"))

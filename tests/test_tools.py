@@ -1,4 +1,4 @@
-"""tools/tune_smoothing.py, tools/fold_instance_norm.py and build_models.py's table."""
+"""tools/tune_smoothing.py, fold_instance_norm.py, set_native_size.py and build_models.py's table."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def test_tune_smoothing_picks_the_smallest_strength_meeting_every_limit():
 
 def test_tune_smoothing_end_to_end_writes_the_metadata(tmp_path):
     pytest.importorskip("onnx")
+    from realtime_nst.modelfile import update_metadata
     from realtime_nst.runtime.stylizer import OnnxStylizer
 
     tool = load_tool("tune_smoothing")
@@ -55,8 +56,8 @@ def test_tune_smoothing_end_to_end_writes_the_metadata(tmp_path):
     assert set(report["clips"]["c.mp4"]) == {"0.5", "0.9"}
     assert {"e_warp", "e_none", "floor", "ghosting", "ghosting_ema"} <= set(report["clips"]["c.mp4"]["0.5"])
     assert report["strength"] in (None, 0.5, 0.9)
-    tool.write_strength(model, 0.7)
-    tool.write_strength(model, 0.8)  # replaces, does not add a second key
+    update_metadata(model, {"rtnst.smooth_strength": "0.7"})
+    update_metadata(model, {"rtnst.smooth_strength": "0.8"})  # replaces, does not add a second key
     with OnnxStylizer(model, device="cpu") as st:
         assert st.info.smooth_strength == 0.8 and st.info.style == "x"
     assert tool.main([str(tmp_path / "none.onnx"), "--videos", str(clip)]) == 2
@@ -96,3 +97,23 @@ def test_build_models_table_says_how_each_model_was_trained():
     assert "| VGG16 perceptual loss |" in rows[0]
     assert "| distilled from `s-quality.onnx` |" in rows[1]
     assert "| VGG16 perceptual loss, anchored to `s-quality.onnx` |" in rows[2]
+
+
+def test_set_native_size_makes_the_model_run_at_that_size_unless_told_otherwise(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from realtime_nst.runtime.stylizer import OnnxStylizer
+
+    tool = load_tool("set_native_size")
+    model = onnx_model(tmp_path / "m.onnx", metadata={"rtnst.style": "x", "rtnst.smooth_strength": "0.6"})
+    assert tool.main([str(model), "--max-side", "320"]) == 0
+    with OnnxStylizer(model, device="cpu") as st:
+        assert st.inference_size(1280, 720) == (320, 180)
+        assert st.info.style == "x" and st.info.smooth_strength == 0.6  # other keys kept
+    with OnnxStylizer(model, device="cpu", max_side_px=640) as st:
+        assert st.inference_size(1280, 720) == (640, 360)
+    assert tool.main([str(model), "--max-side", "0"]) == 2
+    assert tool.main([str(tmp_path / "none.onnx"), "--max-side", "320"]) == 2
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    assert tool.main([str(tmp_path / "junk.onnx"), "--max-side", "320"]) == 2
+    assert "junk.onnx is not an ONNX model" in capsys.readouterr().err
+    assert (tmp_path / "junk.onnx").read_bytes() == b"not a model"

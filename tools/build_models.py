@@ -59,6 +59,7 @@ def describe(path: Path, folder: Path) -> dict:
         "precision": meta.get("rtnst.precision", "fp32"),
         "input_range": meta.get("rtnst.input_range"),
         "pad_multiple": int(meta.get("rtnst.pad_multiple", 8)),
+        "max_side_px": int(meta["rtnst.max_side_px"]) if meta.get("rtnst.max_side_px", "").isdigit() else None,
         "macs_per_pixel": int(meta.get("rtnst.macs_per_pixel", 0)) or None,
         "params": int(meta.get("rtnst.params", 0)) or None,
         "trained_steps": int(meta["rtnst.steps"]) if meta.get("rtnst.steps", "").isdigit() else None,
@@ -97,16 +98,17 @@ def _num(v) -> str:
 
 
 def table(entries: list[dict]) -> str:
-    lines = ["| name | style | source image | tier | precision | MACs/px | params | steps | trained | "
-             "smooth strength | default |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| name | style | source image | tier | precision | MACs/px | params | runs at (long side) | steps | "
+             "trained | smooth strength | default |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         how = "VGG16 perceptual loss"
         if e.get("teacher"):
             how = f"{how}, anchored to `{e['teacher']}`" if e.get("anchored") else f"distilled from `{e['teacher']}`"
         strength = f"{e['smooth_strength']:g}" if e.get("smooth_strength") is not None else ""
         lines.append(f"| `{e['name']}` | {e['style']} | {e['style_image']} | {e['tier']} | {e['precision']} | "
-                     f"{_num(e['macs_per_pixel'])} | {_num(e['params'])} | {_num(e['trained_steps'])} | {how} | "
+                     f"{_num(e['macs_per_pixel'])} | {_num(e['params'])} | {e.get('max_side_px') or 'own size'} | "
+                     f"{_num(e['trained_steps'])} | {how} | "
                      f"{strength} | {'yes' if e['default'] else ''} |")
     return "\n".join(lines)
 

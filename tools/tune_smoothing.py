@@ -30,8 +30,7 @@ from realtime_nst.evaluation.quality import QualityMeter  # noqa: E402
 from realtime_nst.evaluation.flicker import INPUT, evaluate_flicker, read_video  # noqa: E402
 from realtime_nst.imageio import list_images, read_image  # noqa: E402
 from realtime_nst.runtime.smoothing import make_smoother  # noqa: E402
-from realtime_nst.files import atomic_write  # noqa: E402
-from realtime_nst.modelfile import META_SMOOTH_STRENGTH, write_metadata  # noqa: E402
+from realtime_nst.modelfile import META_SMOOTH_STRENGTH, update_metadata  # noqa: E402
 from realtime_nst.runtime.stylizer import OnnxStylizer  # noqa: E402
 
 TARGET_FRACTION = 0.50
@@ -87,16 +86,6 @@ def choose(per_clip: list[dict[float, Outcome]], strengths) -> float | None:
     return next((a for a in sorted(strengths) if all(c[a].meets() for c in per_clip)), None)
 
 
-def write_strength(model: Path, strength: float) -> None:
-    import onnx
-
-    m = onnx.load(str(model))
-    meta = {p.key: p.value for p in m.metadata_props}
-    write_metadata(m, {**meta, META_SMOOTH_STRENGTH: f"{strength:g}"})
-    with atomic_write(model) as tmp:
-        onnx.save(m, str(tmp))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", type=Path, help="exported .onnx models")
@@ -138,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             report[model.name] = {"strength": best, "clips": {v.name: {str(a): asdict(o) for a, o in m.items()}
                                                               for v, m in zip(videos, per_clip)}}
             if args.write and best is not None:
-                write_strength(model, best)
+                update_metadata(model, {META_SMOOTH_STRENGTH: f"{best:g}"})
     except RtnstError as exc:
         print(f"tune_smoothing: error: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,9 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="execution provider; auto tries TensorRT, then CUDA, then CPU (default: auto)")
     g.add_argument("--max-side", type=int, metavar="PX", dest="max_side_px",
-                   help="resize so the long side is at most PX for inference; output is at source size")
+                   help="resize so the long side is at most PX for inference; output is at source size "
+                        "(default: the size the model is made for, `rtnst models` column RUNS AT, else the "
+                        "frame's own; a PX above the frame's long side runs at the frame's size)")
     g.add_argument("--output-size", type=size_arg, metavar="WxH", help="output frame size (default: source size)")
     g.add_argument("--preserve-color", action="store_true", help="keep the source colours (transfer luminance only)")
     g.add_argument("--strength", type=float, default=1.0, metavar="0..1", help="blend with the source: 1 = full style (default), 0 = source")

@@ -21,8 +21,9 @@ def register(sub) -> None:
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
     q = evsub.add_parser("quality", help="style distance S and content distance C of a model's outputs",
-                         description="Stylise images as rtnst image does (at their own size, with the model's "
-                                     "default options) and print the style distance S (Gram matrices of "
+                         description="Stylise images as rtnst image does (with the model's default options: "
+                                     "at the model's native size if it has one, else the photo's own, the "
+                                     "result at the photo's size) and print the style distance S (Gram matrices of "
                                      "VGG16 relu1_2..relu4_3 against the style image) and the content "
                                      "distance C (relu3_3 against the input), per image and mean; and the shift "
                                      "sensitivity: how much the output changes when the input moves by 1-3 px "
@@ -30,8 +31,7 @@ def register(sub) -> None:
     q.add_argument("--content", required=True, metavar="DIR_OR_FILE", help="an image or a folder of images")
     q.add_argument("--style", required=True, metavar="S.jpg", help="the style image the model imitates")
     q.add_argument("--input-side", type=int, metavar="PX", dest="input_max_side_px",
-                   help="scale each photo to this long side before stylising (default: stylise it at its own size, "
-                        "as rtnst image does; the metric is always taken at a long side of 512 of the output)")
+                   help="scale each photo to this long side first (default: as it is, as rtnst image takes it; the metric is always taken at a long side of 512 of the output)")
     _add_vgg_option(q)
     add_model_options(q)
     q.set_defaults(handler=run_quality)
