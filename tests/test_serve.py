@@ -307,6 +307,38 @@ def test_hub_alone():
         FrameHub(jpeg_quality=0)
 
 
+def test_each_frame_published_carries_its_own_read_time_with_frames_read_ahead():
+    from realtime_nst.runtime.hub import HubTap
+    from realtime_nst.runtime.live import LiveState, run_live
+
+    read_t = {}
+
+    def make(i):
+        read_t[i] = time.perf_counter()
+        return np.full((8, 8, 3), i, np.uint8)
+
+    class Slow:  # later frames often finish first
+        def stylize(self, frame):
+            time.sleep(0.003 * (int(frame[0, 0, 0]) % 3))
+            return frame.copy()
+
+    class Hub:
+        published = []
+
+        def publish(self, frame, *, taken_t):
+            self.published.append((int(frame[0, 0, 0]), taken_t))
+
+    hub = Hub()
+    tap = HubTap(FakeSource(make, 12), hub)
+    state = LiveState()
+    keys = iter([-1, -1, ord("n")])  # a model switch while frames are read ahead
+    assert run_live(tap, [Slow(), Slow()], window=False, sinks=[tap], state=state, workers=3,
+                    keys=lambda: next(keys, -1)) == 12
+    assert [i for i, _ in hub.published] == list(range(12)) and state.index == 1
+    for i, t in hub.published:  # taken just after the source gave frame i, before it gave the next
+        assert read_t[i] <= t and (i + 1 not in read_t or t <= read_t[i + 1])
+
+
 def test_port_in_use_is_an_option_error(identity):
     with OnnxStylizer(identity) as st, serving([st]) as (server, _):
         with pytest.raises(OptionError, match=f"cannot listen on 127.0.0.1:{server.port}"):

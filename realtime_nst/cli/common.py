@@ -40,7 +40,7 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None
     f.add_argument("--channel-order", choices=["rgb", "bgr"], help="channel order the model takes (default: from metadata, else rgb)")
     f.add_argument("--pad-multiple", type=int, metavar="N", help="pad frames so sides are multiples of N (default: from metadata, else 8)")
     f.add_argument("--threads", type=int, metavar="N",
-                   help="onnxruntime threads per frame (default: `rtnst video` and `webcam` on the CPU: one, with a "
+                   help="onnxruntime threads per frame (default: `rtnst video`, `webcam` and `serve` on the CPU: one, with a "
                         "frame per core stylised at once; otherwise one per core)")
 
 

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..frames import parse_size
     from ..runtime.hub import serve_live
     from ..runtime.smoothing import make_smoother, strength_for
+    from ..runtime.session import plan_threads
     from ..runtime.sources import CameraSource
     from ..signals import stop_on_signals
 
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"--jpeg-quality must be 1..100, got {args.jpeg_quality}")
     size = parse_size(args.camera_size) if args.camera_size else (None, None)
     # No spinning: onnxruntime's busy-waiting threads would take the cores the viewers' JPEG encoding needs.
-    stylizers = [make_stylizer(args, m, spin=False) for m in (args.model or [None])]
+    plan = plan_threads(threads=args.threads)
+    stylizers = [make_stylizer(args, m, spin=False, threads=plan.threads) for m in (args.model or [None])]
     try:
         smoother = make_smoother_from(args, stylizers[0])
         smooth = smoother is not None
@@ -68,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             stop = threading.Event()
             with stop_on_signals(stop):
                 n = serve_live(source, stylizers, smoother=smoother, smooth=smooth, host=args.host, port=args.port,
-                               jpeg_quality=args.jpeg_quality, stop=stop, on_ready=ready)
+                               jpeg_quality=args.jpeg_quality, stop=stop, on_ready=ready,
+                               workers=plan.workers_for(*stylizers))
             dropped = source.frames_dropped
             log.info("rtnst: %d frame%s stylised, %d camera frame%s dropped to keep latency low",
                      n, "" if n == 1 else "s", dropped, "" if dropped == 1 else "s")

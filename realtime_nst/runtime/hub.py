@@ -125,20 +125,22 @@ class FrameHub:
 
 class HubTap:
     """Both ends of the loop for the hub: wraps the source (noting when each frame was taken) and is
-    the FrameSink that publishes the stylised frame, so the hub knows each frame's latency."""
+    the FrameSink that publishes the stylised frame, so the hub knows each frame's latency. The loop
+    may read a few frames ahead; it writes every frame it reads, in order, so the times queue up."""
 
     def __init__(self, source: FrameSource, hub: FrameHub) -> None:
         self.source, self.hub = source, hub
         self.size, self.fps, self.time_base = source.size, source.fps, source.time_base
-        self._taken_t: float | None = None
+        self._taken_t: deque[float] = deque()
 
     def read(self):
         item = self.source.read()
-        self._taken_t = time.perf_counter()
+        if item is not None:
+            self._taken_t.append(time.perf_counter())
         return item
 
     def write(self, frame: np.ndarray) -> None:
-        self.hub.publish(frame, taken_t=self._taken_t)
+        self.hub.publish(frame, taken_t=self._taken_t.popleft() if self._taken_t else None)
 
     def close(self) -> None:  # the source and the hub belong to whoever made them
         pass
@@ -204,11 +206,13 @@ def _model_name(stylizer: Stylizer, i: int) -> str:
 
 def serve_live(source: FrameSource, stylizers: Sequence[Stylizer], *, smoother=None, smooth: bool = True,
                host: str = "127.0.0.1", port: int = 8765, token: str | None = None, jpeg_quality: int = 80,
-               stop: threading.Event | None = None, on_ready=None, keep_serving: bool = True) -> int:
+               stop: threading.Event | None = None, on_ready=None, keep_serving: bool = True,
+               workers: int = 1) -> int:
     """Run the live loop and serve its frames over HTTP (see ``serve.LiveServer``) until ``stop``
     is set. ``on_ready(server)`` is called once the port is open. When the source ends or fails,
     the page keeps showing the last frame and the error until ``stop`` (``keep_serving``); a failed
-    source's CameraError is raised then. Returns the number of frames stylised."""
+    source's CameraError is raised then. ``workers``: frames stylised at once (``run_live``).
+    Returns the number of frames stylised."""
     from .serve import LiveServer
 
     stop = stop or threading.Event()
@@ -219,7 +223,8 @@ def serve_live(source: FrameSource, stylizers: Sequence[Stylizer], *, smoother=N
             on_ready(server)
         tap = HubTap(source, hub)
         try:
-            n = run_live(tap, stylizers, window=False, sinks=[tap], smoother=smoother, stop=stop, state=state)
+            n = run_live(tap, stylizers, window=False, sinks=[tap], smoother=smoother, stop=stop, state=state,
+                         workers=workers)
         except CameraError as exc:
             hub.end(error=str(exc))
             log.warning("rtnst: %s; the page shows it until Ctrl-C", exc)

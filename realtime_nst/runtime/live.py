@@ -87,7 +87,7 @@ def run_live(
     another thread steer the loop (see ``LiveState.between_frames``). With ``workers`` > 1 the
     next frames are read and stylised (each in its own thread) while one is shown: more frames a
     second on a few CPU cores, at the cost of ``workers`` - 1 frames of latency; smoothing, sinks and
-    the window still see the frames one at a time, in order."""
+    the window still see every frame read, one at a time, in order."""
     if workers < 1:
         raise OptionError(f"workers must be at least 1, got {workers}", param="workers")
     stop = stop or threading.Event()
@@ -120,8 +120,12 @@ def run_live(
         while not (stop.is_set() or state.quit or (max_frames is not None and shown >= max_frames)):
             state.run_calls()
             if (state.index, state.smooth) != current:  # by a key or a remote control
-                while state.index != current[0] and ahead:  # stylised by the model switched from: dropped
-                    ahead.popleft()[0].result()
+                if state.index != current[0] and ahead:
+                    # Frames read ahead go to the new model again, not dropped: a recording (or the
+                    # page's latency, which pairs frames read with frames shown) keeps every frame.
+                    for future, _ in ahead:
+                        future.cancel()  # one already running finishes unseen
+                    ahead = deque((pool.submit(stylizers[state.index].stylize, f), f) for _, f in ahead)
                 current = (state.index, state.smooth)
                 switch()
             if not state.paused:
