@@ -95,6 +95,17 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     assert "--tier quality" in lines[0] and "--style-weight 3.0" in lines[0] and "udnie-quality.sw3.pt" in lines[0]
     assert "--tier realtime" in lines[3] and "--style-weight 9.0" in lines[3] and "mosaic-realtime.sw9.pt" in lines[3]
     assert "--temporal-weight 15.0" in lines[3] and "--temporal-weight" not in lines[0]  # steady realtime nets
+    # A realtime model in stages: distilled from its quality model, then fine-tuned, each stage from the last.
+    (styles / "great_wave.jpg").write_bytes(b"x")
+    proc = subprocess.run(base + ["--only", "great_wave-realtime", "--steps", "7", "--dry-run"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    distil, vgg, last = proc.stdout.splitlines()
+    runs = tmp_path / "runs"
+    assert "--teacher great_wave-quality" in distil and "--style" not in distil
+    assert f"--init {runs / 'great_wave-realtime.distil.pt'}" in vgg and "--teacher" not in vgg
+    assert f"--init {runs / 'great_wave-realtime.vgg.pt'}" in last and "--teacher great_wave-quality" in last
+    assert f"--out {runs / 'great_wave-realtime.pt'}" in last and "--steps 7" in last and "--steps 7" not in vgg
     bad = subprocess.run(base + ["--only", "nope-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown model" in bad.stderr
 

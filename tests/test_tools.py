@@ -1,4 +1,4 @@
-"""tools/tune_smoothing.py, fold_instance_norm.py, set_native_size.py and build_models.py's table."""
+"""tools/: tune_smoothing, fold_instance_norm, set_native_size, train_models' runner and build_models' table."""
 
 from __future__ import annotations
 
@@ -117,3 +117,16 @@ def test_set_native_size_makes_the_model_run_at_that_size_unless_told_otherwise(
     assert tool.main([str(tmp_path / "junk.onnx"), "--max-side", "320"]) == 2
     assert "junk.onnx is not an ONNX model" in capsys.readouterr().err
     assert (tmp_path / "junk.onnx").read_bytes() == b"not a model"
+
+
+def test_train_models_runs_each_models_stages_in_order_and_stops_a_model_at_a_failed_stage(tmp_path):
+    tool = load_tool("train_models")
+
+    def stage(name, code="pass"):
+        script = f"import pathlib; {code}; pathlib.Path(r'{tmp_path}', '{name}').touch()"
+        return name, [sys.executable, "-c", script], tmp_path / f"{name}.log"
+
+    jobs = [[stage("a1"), stage("a2", f"assert pathlib.Path(r'{tmp_path}', 'a1').exists()")],
+            [stage("b1", "raise SystemExit(3)"), stage("b2")]]
+    assert tool.run_jobs(jobs, parallel=1, time_limit_s=None) == 1  # b1 failed
+    assert (tmp_path / "a2").exists() and not (tmp_path / "b1").exists() and not (tmp_path / "b2").exists()

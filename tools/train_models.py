@@ -4,11 +4,15 @@
         --runs runs/ --vgg-weights vgg16.safetensors [--only great_wave-quality,udnie-realtime]
         [--time-limit-s 480] [--style-weights 5,15]
 
-Every run is ``rtnst train ... --resume``, so calling this again continues each model where it
-stopped; with --time-limit-s every process gets SIGTERM at the deadline, finishes its step and
+A realtime model is made in stages (distillation from the style's quality model, VGG fine-tunes),
+each its own run (RUNS/NAME.STAGE.pt; the last is RUNS/NAME.pt). Every run is ``rtnst train ...
+--resume``, so calling this again continues each model where it stopped (finished stages end at
+once); with --time-limit-s every process gets SIGTERM at the deadline, finishes its step and
 writes its checkpoint (how the shipped models were trained in several short GPU sessions).
 --style-weights trains one variant per weight (RUNS/NAME.swW.pt) to pick a style/content balance.
-On one GPU the processes share it (bf16 autocast); on CPU run one at a time (--parallel 1).
+On one GPU the processes share it (bf16 autocast); on CPU run one at a time (--parallel 1). A
+realtime model's quality model must be trained (and shipped, or --init/--teacher pointed at it)
+first.
 """
 
 from __future__ import annotations
@@ -21,33 +25,72 @@ import sys
 import time
 from pathlib import Path
 
-# The shipped models. Settings not given here are rtnst train's defaults (VGG16, content relu3_3,
-# style relu1_2..relu4_3, 256 px crops, style image at 512 px). Style weights were chosen per style
-# from a sweep so that the quality tier beats the reference models' style distance at a content
-# distance no more than 10% above theirs (models/README.md has the measurements).
+# The shipped quality models. Settings not given here are rtnst train's defaults (VGG16, content
+# relu3_3, style relu1_2..relu4_3, 256 px crops, style image at 512 px). Style weights were chosen
+# per style from a sweep so that the quality tier beats the reference models' style distance at a
+# content distance no more than 10% above theirs (models/README.md has the measurements).
 WEIGHTS = {"starry_night": 10.0, "the_scream": 5.0, "great_wave": 10.0, "udnie": 12.0, "shipwreck": 6.0, "mosaic": 5.0}
-RECIPES: dict[str, dict] = {
-    **{f"{s}-quality": dict(style=s, tier="quality", lr=1e-3, style_weight=w) for s, w in WEIGHTS.items()},
-    # The realtime net as shipped: steady by construction (temporal term), and relu4_3 left out of the
-    # style loss, where it added nothing to S at 20% of the cost.
-    **{f"{s}-realtime": dict(style=s, tier="realtime", lr=2e-3, style_weight=w, temporal_weight=15.0,
-                             style_layers="relu1_2,relu2_2,relu3_3") for s, w in WEIGHTS.items()},
+QUALITY = dict(tier="quality", lr=1e-3, batch_size=8, steps=40_000, checkpoint_every=250, preview_every=1000)
+
+# The realtime models as shipped: stages run one after another, each starting from the weights of
+# the one before (``init``: an earlier stage of the model, or a shipped model). Distillation from the
+# style's quality model gives colours and shapes cheaply (no VGG pass); the VGG stages, with the
+# temporal term, give texture and steadiness; anchored stages (a style and a teacher) keep the
+# content close to the teacher's. models/README.md says what each stage bought.
+_DISTIL = dict(tier="realtime", batch_size=16, lr=1.5e-3, temporal_weight=1.0, checkpoint_every=50)
+_VGG = dict(tier="realtime", batch_size=4, lr=5e-4, style_layers="relu1_2,relu2_2,relu3_3", temporal_weight=15.0,
+            border_weight=10.0, checkpoint_every=50, preview_every=100)
+
+
+def _distil(style: str, steps: int, **kw) -> dict:
+    return {**_DISTIL, "teacher": f"{style}-quality", "steps": steps, **kw}
+
+
+def _vgg(style: str, steps: int, init: str, **kw) -> dict:
+    return {**_VGG, "style": style, "steps": steps, "init": init, **kw}
+
+
+def _anchored(style: str, steps: int, init: str, **kw) -> dict:
+    return _vgg(style, steps, init, teacher=f"{style}-quality", **kw)
+
+
+REALTIME: dict[str, list[tuple[str, dict]]] = {
+    **{s: [("distil", _distil(s, 600)), ("", _anchored(s, 400, "distil", teacher_weight=10.0))]
+       for s in ("udnie", "shipwreck")},
+    "the_scream": [("distil", _distil("the_scream", 600)),
+                   ("vgg", _vgg("the_scream", 400, "distil")),
+                   ("vgg40", _vgg("the_scream", 150, "vgg", border_weight=40.0)),
+                   ("anchor", _anchored("the_scream", 400, "vgg40", teacher_weight=30.0, border_weight=20.0)),
+                   ("", _anchored("the_scream", 400, "anchor", teacher_weight=30.0, border_weight=20.0, style_weight=15.0))],
+    "great_wave": [("distil", _distil("great_wave", 1000, temporal_weight=0.0)),
+                   ("vgg", _vgg("great_wave", 2000, "distil", temporal_weight=5.0)),
+                   ("", _anchored("great_wave", 400, "vgg", teacher_weight=10.0, style_weight=15.0))],
+    # No quality model of these styles yet: from the shipped great_wave net, on the VGG loss alone.
+    **{s: [("", _vgg(s, 600, "great_wave-realtime"))] for s in ("starry_night", "mosaic")},
 }
-COMMON = dict(batch_size=8, steps=40_000, checkpoint_every=250, preview_every=1000)
+RECIPES: dict[str, list[tuple[str, dict]]] = {
+    **{f"{s}-quality": [("", {**QUALITY, "style": s, "style_weight": w})] for s, w in WEIGHTS.items()},
+    **{f"{s}-realtime": stages for s, stages in REALTIME.items()},
+}
 
 
-def command(name: str, recipe: dict, args: argparse.Namespace, out: Path) -> list[str]:
-    style = next(iter(sorted(Path(args.styles).glob(recipe["style"] + ".*"))), None)
-    if style is None:
-        raise SystemExit(f"train_models: no style image {recipe['style']}.* in {args.styles}")
-    settings = {**COMMON, **{k: v for k, v in recipe.items() if k != "style"}}
-    cmd = [sys.executable, "-m", "realtime_nst", "train", "--style", str(style), "--data", args.data,
-           "--out", str(out), "--resume", "--workers", str(args.workers)]
-    if args.vgg_weights:
+def command(recipe: dict, args: argparse.Namespace, out: Path, stage_files: dict[str, Path]) -> list[str]:
+    cmd = [sys.executable, "-m", "realtime_nst", "train", "--data", args.data, "--out", str(out), "--resume",
+           "--workers", str(args.workers)]
+    if recipe.get("style"):
+        style = next(iter(sorted(Path(args.styles).glob(recipe["style"] + ".*"))), None)
+        if style is None:
+            raise SystemExit(f"train_models: no style image {recipe['style']}.* in {args.styles}")
+        cmd += ["--style", str(style)]
+    if args.vgg_weights and recipe.get("style"):
         cmd += ["--vgg-weights", args.vgg_weights]
     if args.preview_image:
         cmd += ["--preview-image", args.preview_image]
-    for k, v in settings.items():
+    for k, v in recipe.items():
+        if k == "style":
+            continue
+        if k == "init":
+            v = stage_files.get(v, v)  # an earlier stage's checkpoint, else a shipped model's name
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     return cmd
 
@@ -60,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vgg-weights", help="VGG16 weights (default: $RTNST_VGG_WEIGHTS)")
     p.add_argument("--preview-image", help="content image for the previews")
     p.add_argument("--only", help="comma-separated model names (default: all): " + ", ".join(RECIPES))
-    p.add_argument("--style-weights", help="comma-separated style weights: one variant of each model per weight")
-    p.add_argument("--steps", type=int, help=f"override the step count (default {COMMON['steps']})")
-    p.add_argument("--parallel", type=int, default=0, help="processes at once (default: all)")
+    p.add_argument("--style-weights", help="comma-separated style weights: one variant of each model per weight "
+                                           "(its last stage's weight)")
+    p.add_argument("--steps", type=int, help="override the step count of each model's last stage")
+    p.add_argument("--parallel", type=int, default=0, help="models trained at once (default: all)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes per run (default 1)")
     p.add_argument("--time-limit-s", type=float, help="SIGTERM every run after this many seconds")
     p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
@@ -74,45 +118,65 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(RECIPES)}")
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
-    jobs: list[tuple[str, list[str], Path]] = []
+    jobs: list[list[tuple[str, list[str], Path]]] = []  # per model variant: its stages, in order
     for name in names:
         weights = [float(w) for w in args.style_weights.split(",")] if args.style_weights else [None]
         for w in weights:
-            recipe = dict(RECIPES[name])
-            if args.steps:
-                recipe["steps"] = args.steps
-            stem = name
-            if w is not None:
-                recipe["style_weight"], stem = w, f"{name}.sw{w:g}"
-            jobs.append((stem, command(name, recipe, args, runs / f"{stem}.pt"), runs / f"{stem}.log"))
+            stem = name if w is None else f"{name}.sw{w:g}"
+            stages, files = [], {}
+            for i, (stage, recipe) in enumerate(RECIPES[name]):
+                recipe = dict(recipe)
+                if i == len(RECIPES[name]) - 1:
+                    recipe.update({"steps": args.steps} if args.steps else {})
+                    recipe.update({"style_weight": w} if w is not None else {})
+                stage_stem = f"{stem}.{stage}" if stage else stem
+                out = runs / f"{stage_stem}.pt"
+                stages.append((stage_stem, command(recipe, args, out, files), runs / f"{stage_stem}.log"))
+                files[stage] = out
+            jobs.append(stages)
 
     if args.dry_run:
-        for _, cmd, log in jobs:
-            print(" ".join(cmd[1:]), ">>", log)
+        for stages in jobs:
+            for _, cmd, log in stages:
+                print(" ".join(cmd[1:]), ">>", log)
         return 0
-    deadline = time.monotonic() + args.time_limit_s if args.time_limit_s else None
-    parallel = args.parallel or len(jobs)
+    return run_jobs(jobs, parallel=args.parallel or len(jobs), time_limit_s=args.time_limit_s)
+
+
+def run_jobs(jobs: list[list[tuple[str, list[str], Path]]], *, parallel: int, time_limit_s: float | None) -> int:
+    """Run up to ``parallel`` models at once, each model's stages one after another; a stage that
+    fails or is stopped ends its model's run (``--resume`` continues it next time)."""
+    deadline = time.monotonic() + time_limit_s if time_limit_s else None
     # Side by side, the processes share the cores: one thread each unless the caller says otherwise
     # (a single CPU run keeps torch's default of one thread per core).
     threads = str(max(1, (os.cpu_count() or 1) // parallel))
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", threads), PYTHONUNBUFFERED="1")
-    pending, running, codes = list(jobs), [], {}
+    pending = [list(stages) for stages in jobs]
+    running: list[tuple[str, subprocess.Popen, list]] = []
+    codes: dict[str, int] = {}
+
+    def start(stages: list) -> None:
+        stem, cmd, log = stages.pop(0)
+        running.append((stem, subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT, env=env), stages))
+
     while pending or running:
         while pending and len(running) < parallel and not (deadline and time.monotonic() > deadline):
-            stem, cmd, log = pending.pop(0)
-            running.append((stem, subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT, env=env)))
+            start(pending.pop(0))
         if deadline and time.monotonic() > deadline:
-            for _, proc in running:
+            for _, proc, _ in running:
                 proc.send_signal(signal.SIGTERM)
-            for stem, proc in running:
+            for stem, proc, _ in running:
                 codes[stem] = proc.wait()
-            running, pending = [], []
             break
         time.sleep(1.0)
-        for stem, proc in list(running):
-            if proc.poll() is not None:
-                codes[stem] = proc.returncode
-                running.remove((stem, proc))
+        for job in list(running):
+            stem, proc, rest = job
+            if proc.poll() is None:
+                continue
+            codes[stem] = proc.returncode
+            running.remove(job)
+            if proc.returncode == 0 and rest:
+                start(rest)  # the model's next stage, in the slot this one held
     failed = [s for s, c in codes.items() if c not in (0, 130)]
     for stem, code in codes.items():
         print(f"{stem:32} {'done' if code == 0 else 'stopped (resumable)' if code == 130 else f'FAILED ({code})'}")
