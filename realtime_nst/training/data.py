@@ -18,6 +18,13 @@ from ..errors import InputError
 from ..imageio import list_images
 
 
+# Decoding workers are started fresh, not forked: by the time a loader starts, the trainer holds
+# OpenMP, onnxruntime (a teacher) and OpenCV thread pools, and a forked child inherits their locks in
+# whatever state they were (a forked worker once hung the test suite). ~2 s per loader start; a
+# script that trains with workers must keep its top level behind ``if __name__ == "__main__"``.
+WORKER_START = "spawn"
+
+
 class PhotoCrops(Dataset):
     def __init__(self, root: str | Path, *, size_px: int, seed: int = 0, fixed: bool = False) -> None:
         self.paths = list_images(root, recursive=True)

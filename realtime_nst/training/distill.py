@@ -79,6 +79,8 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
+    from .data import WORKER_START
+
     from ..perceptual.tensors import to_frame
 
     path = cache_path(out)
@@ -95,7 +97,7 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
             return cached
         log.warning("rtnst: %s holds %s, not %s: not used", candidate, cached.shape, shape)
     targets = np.empty(shape, np.uint8)
-    loader = DataLoader(data, batch_size=1, num_workers=workers)
+    loader = DataLoader(data, batch_size=1, num_workers=workers, multiprocessing_context=WORKER_START if workers else None)
     for i, x in enumerate(tqdm(loader, total=len(data), desc="teacher outputs", unit="img", disable=not progress)):
         frame = to_frame(x)
         y = teacher(frame)

@@ -36,7 +36,7 @@ from ..imageio import read_image, write_image
 from ..perceptual.tensors import to_batch, to_frame
 from . import nets
 from .config import TrainConfig
-from .data import Indexed, PhotoCrops, ResumableSampler
+from .data import WORKER_START, Indexed, PhotoCrops, ResumableSampler
 from .objective import PerceptualLoss, border_distance
 
 log = logging.getLogger("rtnst")
@@ -234,7 +234,8 @@ class Trainer:
             self.data.epoch = self.sampler.epoch = epoch
             self.sampler.start = offset * cfg.batch_size
             loader = DataLoader(Indexed(self.data), batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
-                                num_workers=cfg.workers, pin_memory=self.device.type == "cuda")
+                                num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                                multiprocessing_context=WORKER_START if cfg.workers else None)
             for index, x in loader:
                 x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 terms = self.losses(x, index)
