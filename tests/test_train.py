@@ -177,6 +177,28 @@ def test_fixed_crops_ignore_the_epoch(photo_dir):
     assert torch.equal(x, data[2])
 
 
+def test_photo_side_crops_a_part_of_the_scene_at_that_scale(photo_dir, tiny_vgg16_file, tmp_path):
+    import cv2
+
+    from realtime_nst.training.distill import cache_of_init
+
+    whole = PhotoCrops(photo_dir, size_px=16, fixed=True)[0]
+    closer = PhotoCrops(photo_dir, size_px=16, photo_side_px=48, fixed=True)[0]
+    photo = cv2.cvtColor(cv2.imread(str(PhotoCrops(photo_dir, size_px=16).paths[0])), cv2.COLOR_BGR2RGB)
+    h, w = photo.shape[:2]
+    scaled = cv2.resize(photo, (round(w * 48 / min(h, w)), round(h * 48 / min(h, w))), interpolation=cv2.INTER_CUBIC)
+    y, x = (scaled.shape[0] - 16) // 2, (scaled.shape[1] - 16) // 2
+    want = torch.from_numpy(scaled[y:y + 16, x:x + 16].copy()).permute(2, 0, 1).float() / 255
+    assert torch.allclose(closer, want, atol=1 / 255) and not torch.allclose(closer, whole, atol=0.05)
+    with pytest.raises(OptionError, match="photo_side_px"):
+        tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "x.pt", photo_side_px=16).check()  # below the crop side
+    # A teacher cache made at another scale holds other targets: not reused.
+    torch.save({"config": {"teacher": "t", "data": "d", "image_size_px": 16}}, tmp_path / "a.pt")
+    (tmp_path / "a.teacher.npy").write_bytes(b"")
+    assert cache_of_init(str(tmp_path / "a.pt"), teacher="t", data="d", size_px=16) == tmp_path / "a.teacher.npy"
+    assert cache_of_init(str(tmp_path / "a.pt"), teacher="t", data="d", size_px=16, photo_side_px=48) is None
+
+
 def test_distill_from_a_teacher_needs_no_vgg(photo_dir, tmp_path, monkeypatch):
     """--teacher: the student learns the teacher's cached outputs; no VGG weights anywhere."""
     from realtime_nst import cli

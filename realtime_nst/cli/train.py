@@ -9,7 +9,7 @@ from pathlib import Path
 log = logging.getLogger("rtnst")
 
 # Options that change what a resumed run computes: changing them breaks the exact continuation.
-_TRAINING = ("style", "teacher", "init", "data", "tier", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
+_TRAINING = ("style", "teacher", "init", "data", "tier", "image_size_px", "photo_side_px", "style_size_px", "batch_size", "lr", "content_weight",
              "style_weight", "tv_weight", "temporal_weight", "border_weight", "teacher_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
 
 
@@ -63,6 +63,10 @@ def register(sub) -> None:
     n.add_argument("--vgg-weights", metavar="FILE", help="VGG weights (.safetensors/.pth; default: $RTNST_VGG_WEIGHTS or torchvision's)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--image-size", type=int, dest="image_size_px", metavar="PX", help="training crop side (default: 256)")
+    o.add_argument("--photo-side", type=int, dest="photo_side_px", metavar="PX",
+                   help="scale each photo's short side to PX (up to 1.25x more) before cropping (default: the crop "
+                        "side, so crops show whole scenes). A net made to run at a long side of 640 sees scenes with "
+                        "a short side of 360-480: crops at that scale show it objects as big as users' frames do")
     o.add_argument("--style-size", type=int, dest="style_size_px", metavar="PX", help="style image long side (default: 512)")
     o.add_argument("--batch-size", type=int, metavar="N", help="images per step and process (default: 4)")
     steps = o.add_mutually_exclusive_group()

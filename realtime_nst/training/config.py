@@ -26,6 +26,7 @@ class TrainConfig:
     out: str
     tier: str = "realtime"
     image_size_px: int = 256
+    photo_side_px: int | None = None  # photos' short side before cropping; None: the crop side (whole scenes)
     style_size_px: int = 512
     batch_size: int = 4
     steps: int = 20_000
@@ -82,6 +83,9 @@ class TrainConfig:
             raise OptionError(f"workers must be 0 or more, got {self.workers}", param="workers")
         if self.tier not in nets.NETWORKS:
             raise OptionError(f"tier must be one of {sorted(nets.NETWORKS)}, got {self.tier!r}", param="tier")
+        if self.photo_side_px is not None and self.photo_side_px < self.image_size_px:
+            raise OptionError(f"photo_side_px must be at least image_size_px ({self.image_size_px}), got {self.photo_side_px}",
+                              param="photo_side_px")
         for name in ("image_size_px", "style_size_px", "batch_size", "steps", "checkpoint_every", "preview_every"):
             if getattr(self, name) <= 0:
                 raise OptionError(f"{name} must be positive, got {getattr(self, name)}", param=name)

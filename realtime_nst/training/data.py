@@ -26,11 +26,13 @@ WORKER_START = "spawn"
 
 
 class PhotoCrops(Dataset):
-    def __init__(self, root: str | Path, *, size_px: int, seed: int = 0, fixed: bool = False) -> None:
+    def __init__(self, root: str | Path, *, size_px: int, photo_side_px: int | None = None, seed: int = 0,
+                 fixed: bool = False) -> None:
         self.paths = list_images(root, recursive=True)
         if not self.paths:
             raise InputError(f"no images (.jpg, .png, ...) found under {root}")
         self.size_px = size_px
+        self.photo_side_px = photo_side_px or size_px
         self.seed = seed
         self.fixed = fixed
         self.epoch = 0
@@ -39,14 +41,14 @@ class PhotoCrops(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        """An RGB 0..1 float tensor 3xSxS: short side scaled to S..1.25·S, then a random crop (fixed:
-        short side S, centre crop, not flipped)."""
+        """An RGB 0..1 float tensor 3xSxS: the photo's short side scaled to P..1.25·P (P: photo_side_px,
+        by default S), then a random SxS crop (fixed: short side P, centre crop, not flipped)."""
         rng = np.random.default_rng((self.seed, 0 if self.fixed else self.epoch, index))
         img = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
         if img is None:  # a broken file in a big folder should not stop a long run
             img = np.full((self.size_px, self.size_px, 3), 127, np.uint8)
         h, w = img.shape[:2]
-        scale = self.size_px * (1.0 if self.fixed else rng.uniform(1.0, 1.25)) / min(h, w)
+        scale = self.photo_side_px * (1.0 if self.fixed else rng.uniform(1.0, 1.25)) / min(h, w)
         nw, nh = max(self.size_px, round(w * scale)), max(self.size_px, round(h * scale))
         img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
         if self.fixed:

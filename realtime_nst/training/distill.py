@@ -59,15 +59,17 @@ def cache_path(out: str | Path) -> Path:
     return out.with_name(out.stem + ".teacher.npy")
 
 
-def cache_of_init(init: str | None, *, teacher: str, data: str, size_px: int) -> Path | None:
+def cache_of_init(init: str | None, *, teacher: str, data: str, size_px: int,
+                  photo_side_px: int | None = None) -> Path | None:
     """The teacher cache of the checkpoint a fine-tune starts from, when that run was distilled from
-    the same teacher on the same photos and crop size: its targets are exactly this run's."""
+    the same teacher on the same photos, crop size and scale: its targets are exactly this run's."""
     if not init or Path(init).suffix not in (".pt", ".pth") or not cache_path(init).is_file():
         return None
     from .config import saved_config
 
     cfg = saved_config(init)
-    same = (cfg.get("teacher"), cfg.get("data"), cfg.get("image_size_px")) == (teacher, data, size_px)
+    same = ((cfg.get("teacher"), cfg.get("data"), cfg.get("image_size_px"), cfg.get("photo_side_px") or size_px)
+            == (teacher, data, size_px, photo_side_px or size_px))
     return cache_path(init) if same else None
 
 
@@ -79,9 +81,8 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from .data import WORKER_START
-
     from ..perceptual.tensors import to_frame
+    from .data import WORKER_START
 
     path = cache_path(out)
     shape = (len(data), data.size_px, data.size_px, 3)

@@ -93,7 +93,8 @@ class Trainer:
             self._use_version_of(init.state_dict())
             self.net.load_state_dict(init.state_dict())
 
-        self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, seed=cfg.seed, fixed=cfg.uses_teacher)
+        self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, photo_side_px=cfg.photo_side_px, seed=cfg.seed,
+                               fixed=cfg.uses_teacher)
         if cfg.uses_teacher:
             self._init_teacher()
         if cfg.style:
@@ -122,7 +123,8 @@ class Trainer:
 
         self.terms = ["total", "pixel", "edges"] + self._extra_terms()
         teacher, self.style_name, self.style_image = load_teacher(self.cfg.teacher, device=self.device)
-        reuse = cache_of_init(self.cfg.init, teacher=self.cfg.teacher, data=self.cfg.data, size_px=self.cfg.image_size_px)
+        reuse = cache_of_init(self.cfg.init, teacher=self.cfg.teacher, data=self.cfg.data, size_px=self.cfg.image_size_px,
+                              photo_side_px=self.cfg.photo_side_px)
         self.targets = teacher_targets(teacher, self.data, self.out, progress=self.rank == 0,
                                        workers=self.cfg.workers, reuse=reuse)
 
