@@ -38,6 +38,18 @@ def test_image_file_to_file_odd_size(tmp_path, identity):
     assert np.array_equal(cv2.imread(str(out)), cv2.imread(str(src)))
 
 
+def test_image_says_when_the_models_own_size_set_how_large_it_painted(tmp_path, caplog):
+    model = onnx_model(tmp_path / "m.onnx", metadata={"rtnst.max_side_px": "32"})
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), gradient_frame(64, 48))
+    with caplog.at_level("INFO", logger="rtnst"):
+        assert main(["image", str(src), str(tmp_path / "a.png"), "--model", str(model)]) == 0
+        assert main(["image", str(src), str(tmp_path / "b.png"), "--model", str(model), "--max-side", "64"]) == 0
+    notes = [r.getMessage() for r in caplog.records if "the size the model is made for" in r.getMessage()]
+    assert notes == ["rtnst: stylised at 32x24, the size the model is made for (--max-side PX for another)"]
+    assert cv2.imread(str(tmp_path / "a.png")).shape == (48, 64, 3)  # the photo's size
+
+
 def test_image_folder_to_folder_and_no_silent_overwrite(tmp_path, identity, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -66,6 +66,16 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
     return pairs
 
 
+def _note_native_size(stylizer, frame, args: argparse.Namespace) -> bool:
+    """Say once when the model's own size, not the photo's, set how large it painted (its strokes)."""
+    h, w = frame.shape[:2]
+    size = stylizer.inference_size(w, h) if hasattr(stylizer, "inference_size") else (w, h)
+    if args.max_side_px is not None or size == (w, h):
+        return False
+    log.info("rtnst: stylised at %dx%d, the size the model is made for (--max-side PX for another)", *size)
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -84,15 +94,18 @@ def run(args: argparse.Namespace) -> int:
     # Before the model loads: outputs that are inputs, that exist, or whose folder is missing.
     check_outputs([dst for _, dst in pairs], overwrite=args.overwrite, inputs=[src for src, _ in pairs])
     failed: list[tuple[Path, RtnstError]] = []
-    done = 0
+    done, noted = 0, False
     stop = threading.Event()
     with make_stylizer(args) as stylizer, stop_on_signals(stop):
         for src, dst in tqdm(pairs, unit="image", disable=args.quiet or len(pairs) == 1):
             if stop.is_set():
                 break
             try:
-                write_image(dst, stylizer.stylize(read_image(src)), overwrite=args.overwrite)
+                frame = read_image(src)
+                write_image(dst, stylizer.stylize(frame), overwrite=args.overwrite)
                 done += 1
+                if not noted:
+                    noted = _note_native_size(stylizer, frame, args)
             except (InputError, OutputError) as exc:
                 if args.fail_fast or len(pairs) == 1:
                     if done:
