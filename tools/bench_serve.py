@@ -2,7 +2,7 @@
 glass-to-glass latency.
 
     python tools/bench_serve.py [--video bunny_640x360.mp4] [--sizes 640x360,1280x720] [--viewers 1,4]
-                                [--seconds 6] [--model MODEL]
+                                [--seconds 6] [--model MODEL] [--workers 1,2]
 
 1. camera: `rtnst serve --camera CLIP --port 0` in a subprocess (the clip stands in for a camera and
    is delivered at its own rate, 24 fps for bunny; other sizes are resized into a temporary clip
@@ -180,12 +180,14 @@ class StampingCamera(FastSource):
         self._stop.set()
 
 
-def in_process(source, model: str | None, n_viewers: int, seconds: float, decode=None) -> dict:
-    """serve_live over ``source`` with ``n_viewers``; the first viewer runs ``decode``."""
+def in_process(source, model: str | None, n_viewers: int, seconds: float, decode=None, workers: int = 1) -> dict:
+    """serve_live over ``source`` with ``n_viewers``, ``workers`` frames stylised at once (the cores
+    shared between them, as `rtnst serve` does); the first viewer runs ``decode``."""
     ready, stop = queue.Queue(), threading.Event()
-    with OnnxStylizer(resolve_model(model), spin=False) as st:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with OnnxStylizer(resolve_model(model), spin=False, threads=threads) as st:
         thread = threading.Thread(target=lambda: serve_live(source, [st], port=0, stop=stop, on_ready=ready.put,
-                                                            keep_serving=False), daemon=True)
+                                                            keep_serving=False, workers=workers), daemon=True)
         thread.start()
         server = ready.get(timeout=30)
         time.sleep(1.0)
@@ -216,7 +218,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0, help="measuring window (the bunny clip lasts 10 s)")
     ap.add_argument("--model", help="default: the shipped default model")
     ap.add_argument("--skip-camera", action="store_true", help="leave out the `rtnst serve` subprocess runs")
+    ap.add_argument("--workers", default="1,2", help="frames stylised at once in the in-process runs, side by side "
+                                                     "(default: 1,2; `rtnst serve` uses one per core)")
     args = ap.parse_args()
+    plans = [int(v) for v in args.workers.split(",")]
     sizes = [fr.parse_size(s) for s in args.sizes.split(",")]
     counts = [int(v) for v in args.viewers.split(",")]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; model {resolve_model(args.model).name}")
@@ -232,9 +237,10 @@ def main() -> None:
                     print(f"{w}x{h} camera ({clip.name}), {n} viewer{'s' * (n > 1)}: {np.mean(fps):5.1f} fps each "
                           f"(min {min(fps):.1f}); server CPU {cpu:.2f} cores vs {idle_cpu:.2f} with none")
             for n in counts:
-                r = in_process(FastSource(frames), args.model, n, args.seconds)
-                print(f"{w}x{h} capacity, {n} viewer{'s' * (n > 1)}: loop {r['loop_fps']:5.1f} fps, "
-                      f"{np.mean(r['fps']):5.1f} fps each (min {min(r['fps']):.1f}), JPEG {r['encode_ms']} ms/frame")
+                for k in plans:
+                    r = in_process(FastSource(frames), args.model, n, args.seconds, workers=k)
+                    print(f"{w}x{h} capacity, {n} viewer{'s' * (n > 1)}, {k} at once: loop {r['loop_fps']:5.1f} fps, "
+                          f"{np.mean(r['fps']):5.1f} fps each (min {min(r['fps']):.1f}), JPEG {r['encode_ms']} ms/frame")
             with OnnxStylizer(resolve_model(args.model), spin=False) as st:
                 styled = [st.stylize(f) for f in frames[:20]]
             enc = []
@@ -244,7 +250,7 @@ def main() -> None:
                 enc.append(time.perf_counter() - t0)
             print(f"{w}x{h} JPEG encode (quality 80): {1000 * np.median(enc):.2f} ms/frame median, "
                   f"{len(data) / 1024:.0f} KB")
-            for n in counts:
+            for n, k in [(n, k) for n in counts for k in plans]:
                 cam = StampingCamera(frames)
                 lat, unread = [], [0]
 
@@ -255,10 +261,10 @@ def main() -> None:
                     else:
                         lat.append(t - cam.born[k])
 
-                r = in_process(cam, args.model, n, args.seconds, decode=decode)
+                r = in_process(cam, args.model, n, args.seconds, decode=decode, workers=k)
                 if lat:
                     ms = 1000 * np.array(lat)
-                    print(f"{w}x{h} glass-to-glass, 30 fps camera, {n} viewer{'s' * (n > 1)}: median {np.median(ms):.0f} ms, "
+                    print(f"{w}x{h} glass-to-glass, 30 fps camera, {n} viewer{'s' * (n > 1)}, {k} at once: median {np.median(ms):.0f} ms, "
                           f"p90 {np.percentile(ms, 90):.0f} ms over {len(ms)} frames ({unread[0]} unreadable); "
                           f"{np.mean(r['fps']):.1f} fps each")
     print(f"load average {os.getloadavg()[0]:.1f}")
