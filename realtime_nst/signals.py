@@ -28,3 +28,19 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM are held back while inside and arrive when it ends. A process started
+    inside inherits the mask (across exec too), so helper processes never receive the signals
+    their parent turns into a clean stop. Does nothing where the platform cannot hold signals."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,31 @@ def test_ddp_two_processes_gloo(photo_dir, tiny_vgg16_file, tmp_path):
     assert state["step"] == 2 and len(state["history"]) == 2
     assert all(torch.isfinite(torch.tensor(state["history"])).flatten())
     assert not any(k.startswith("module.") for k in state["model"])
+
+
+def test_sigterm_to_the_whole_process_group_still_writes_the_checkpoint(photo_dir, tiny_vgg16_file, tmp_path):
+    """A batch system or `docker stop` signals every process of the job, decoding workers too."""
+    import signal
+
+    out = tmp_path / "g.pt"
+    cmd = [sys.executable, "-m", "realtime_nst", "train", "--style", str(photo_dir.parent / "style.png"),
+           "--data", str(photo_dir), "--out", str(out), "--vgg-weights", str(tiny_vgg16_file), "--image-size", "16",
+           "--style-size", "32", "--batch-size", "2", "--steps", "100000", "--workers", "1", "--checkpoint-every", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    state = torch.load(out, weights_only=True)
+    assert state["step"] == len(state["history"]) >= 1
 
 
 def test_fp16_autocast_saves_its_grad_scaler(photo_dir, tiny_vgg16_file, tmp_path):

@@ -12,10 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import InputError
 from ..imageio import list_images
+from ..signals import stop_signals_held
 
 
 # Decoding workers are started fresh, not forked: by the time a loader starts, the trainer holds
@@ -23,6 +24,24 @@ from ..imageio import list_images
 # whatever state they were (a forked worker once hung the test suite). ~2 s per loader start; a
 # script that trains with workers must keep its top level behind ``if __name__ == "__main__"``.
 WORKER_START = "spawn"
+
+
+def batches(dataset: Dataset, *, workers: int, **loader_kw):
+    """An iterator over a DataLoader of ``dataset`` whose ``workers`` decoding processes never see
+    Ctrl-C or SIGTERM. Those reach every process of the group (a terminal, a batch system, ``docker
+    stop``), and a worker killed by one would stop the trainer with an error before its checkpoint;
+    the trainer turns them into a clean stop and ends its workers itself."""
+    loader = DataLoader(dataset, num_workers=workers, multiprocessing_context=WORKER_START if workers else None,
+                        worker_init_fn=_ignore_stop_signals if workers else None, **loader_kw)
+    with stop_signals_held():  # the workers start here, and are born with the signals held
+        return iter(loader)
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class PhotoCrops(Dataset):

@@ -78,11 +78,10 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
     """Teacher outputs (N x S x S x 3 uint8 RGB) for every crop of ``data``, read from the cache
     beside ``out`` (or from ``reuse``, another run's cache of the same targets) when it matches,
     else computed (with a progress bar) and cached beside ``out``."""
-    from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     from ..perceptual.tensors import to_frame
-    from .data import WORKER_START
+    from .data import batches
 
     path = cache_path(out)
     shape = (len(data), data.size_px, data.size_px, 3)
@@ -98,7 +97,7 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
             return cached
         log.warning("rtnst: %s holds %s, not %s: not used", candidate, cached.shape, shape)
     targets = np.empty(shape, np.uint8)
-    loader = DataLoader(data, batch_size=1, num_workers=workers, multiprocessing_context=WORKER_START if workers else None)
+    loader = batches(data, workers=workers, batch_size=1)
     for i, x in enumerate(tqdm(loader, total=len(data), desc="teacher outputs", unit="img", disable=not progress)):
         frame = to_frame(x)
         y = teacher(frame)

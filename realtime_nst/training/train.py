@@ -28,7 +28,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from ..errors import OptionError, OutputError
 from ..files import atomic_write
@@ -36,7 +35,7 @@ from ..imageio import read_image, write_image
 from ..perceptual.tensors import to_batch, to_frame
 from . import nets
 from .config import TrainConfig
-from .data import WORKER_START, Indexed, PhotoCrops, ResumableSampler
+from .data import Indexed, PhotoCrops, ResumableSampler, batches
 from .objective import PerceptualLoss, border_distance
 
 log = logging.getLogger("rtnst")
@@ -235,10 +234,8 @@ class Trainer:
             epoch, offset = divmod(self.step, self.steps_per_epoch)
             self.data.epoch = self.sampler.epoch = epoch
             self.sampler.start = offset * cfg.batch_size
-            loader = DataLoader(Indexed(self.data), batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
-                                num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                                multiprocessing_context=WORKER_START if cfg.workers else None)
-            for index, x in loader:
+            for index, x in batches(Indexed(self.data), workers=cfg.workers, batch_size=cfg.batch_size,
+                                    sampler=self.sampler, drop_last=True, pin_memory=self.device.type == "cuda"):
                 x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 terms = self.losses(x, index)
                 self.opt.zero_grad(set_to_none=True)
