@@ -106,6 +106,9 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     assert f"--init {runs / 'great_wave-realtime.distil.pt'}" in vgg and "--teacher" not in vgg
     assert f"--init {runs / 'great_wave-realtime.vgg.pt'}" in last and "--teacher great_wave-quality" in last
     assert f"--out {runs / 'great_wave-realtime.pt'}" in last and "--steps 7" in last and "--steps 7" not in vgg
+    (runs / "great_wave-quality.pt").write_bytes(b"")  # a quality model trained here is the teacher
+    proc = subprocess.run(base + ["--only", "great_wave-realtime", "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert f"--teacher {runs / 'great_wave-quality.pt'}" in proc.stdout.splitlines()[0]
     bad = subprocess.run(base + ["--only", "nope-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown model" in bad.stderr
 

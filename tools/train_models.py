@@ -11,8 +11,8 @@ once); with --time-limit-s every process gets SIGTERM at the deadline, finishes 
 writes its checkpoint (how the shipped models were trained in several short GPU sessions).
 --style-weights trains one variant per weight (RUNS/NAME.swW.pt) to pick a style/content balance.
 On one GPU the processes share it (bf16 autocast); on CPU run one at a time (--parallel 1). A
-realtime model's quality model must be trained (and shipped, or --init/--teacher pointed at it)
-first.
+realtime model learns from its style's quality model: RUNS/STYLE-quality.pt when it is there (train
+it first), else the shipped one.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _anchored(style: str, steps: int, init: str, **kw) -> dict:
 
 REALTIME: dict[str, list[tuple[str, dict]]] = {
     **{s: [("distil", _distil(s, 600)), ("", _anchored(s, 400, "distil", teacher_weight=10.0))]
-       for s in ("udnie", "shipwreck")},
+       for s in ("udnie", "shipwreck", "starry_night")},
     "the_scream": [("distil", _distil("the_scream", 600)),
                    ("vgg", _vgg("the_scream", 400, "distil")),
                    ("vgg40", _vgg("the_scream", 150, "vgg", border_weight=40.0)),
@@ -65,13 +65,19 @@ REALTIME: dict[str, list[tuple[str, dict]]] = {
     "great_wave": [("distil", _distil("great_wave", 1000, temporal_weight=0.0)),
                    ("vgg", _vgg("great_wave", 2000, "distil", temporal_weight=5.0)),
                    ("", _anchored("great_wave", 400, "vgg", teacher_weight=10.0, style_weight=15.0))],
-    # No quality model of these styles yet: from the shipped great_wave net, on the VGG loss alone.
-    **{s: [("", _vgg(s, 600, "great_wave-realtime"))] for s in ("starry_night", "mosaic")},
+    # No quality model of this style yet: from the shipped great_wave net, on the VGG loss alone.
+    "mosaic": [("", _vgg("mosaic", 600, "great_wave-realtime"))],
 }
 RECIPES: dict[str, list[tuple[str, dict]]] = {
     **{f"{s}-quality": [("", {**QUALITY, "style": s, "style_weight": w})] for s, w in WEIGHTS.items()},
     **{f"{s}-realtime": stages for s, stages in REALTIME.items()},
 }
+
+
+def _trained(runs: Path, name: str) -> str:
+    """A model trained here (RUNS/NAME.pt, such as a quality model a realtime one learns from), else
+    ``name`` itself: a shipped model's name."""
+    return str(runs / f"{name}.pt") if (runs / f"{name}.pt").is_file() else name
 
 
 def command(recipe: dict, args: argparse.Namespace, out: Path, stage_files: dict[str, Path]) -> list[str]:
@@ -89,8 +95,8 @@ def command(recipe: dict, args: argparse.Namespace, out: Path, stage_files: dict
     for k, v in recipe.items():
         if k == "style":
             continue
-        if k == "init":
-            v = stage_files.get(v, v)  # an earlier stage's checkpoint, else a shipped model's name
+        if k in ("init", "teacher"):
+            v = stage_files.get(v) or _trained(out.parent, v)
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     return cmd
 
