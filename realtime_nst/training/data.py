@@ -21,8 +21,8 @@ from ..signals import stop_signals_held
 
 # Decoding workers are started fresh, not forked: by the time a loader starts, the trainer holds
 # OpenMP, onnxruntime (a teacher) and OpenCV thread pools, and a forked child inherits their locks in
-# whatever state they were (a forked worker once hung the test suite). ~2 s per loader start; a
-# script that trains with workers must keep its top level behind ``if __name__ == "__main__"``.
+# whatever state they were, so it can hang. ~2 s per loader start; a script that trains with
+# workers must keep its top level behind ``if __name__ == "__main__"``.
 WORKER_START = "spawn"
 
 
