@@ -31,7 +31,8 @@ def register(sub) -> None:
     q.add_argument("--content", required=True, metavar="DIR_OR_FILE", help="an image or a folder of images")
     q.add_argument("--style", required=True, metavar="S.jpg", help="the style image the model imitates")
     q.add_argument("--input-side", type=int, metavar="PX", dest="input_max_side_px",
-                   help="scale each photo to this long side first (default: as it is, as rtnst image takes it; the metric is always taken at a long side of 512 of the output)")
+                   help="scale each photo to this long side first (default: as it is, as rtnst image takes it; "
+                        "the metric is always taken at a long side of 512 of the output)")
     _add_vgg_option(q)
     add_model_options(q)
     q.set_defaults(handler=run_quality)

@@ -80,8 +80,9 @@ def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path,
                      progress=None) -> list[QualityRow]:
     """S, C and shift sensitivity of what a user gets: each photo (scaled to ``input_max_side_px``
     first if given) is stylised as `rtnst image` does, at the stylizer's size and back to the
-    photo's, and the output and the photo are then measured at a long side of EVAL_SIDE_PX. A model whose look depends on the input's size
-    (texture that shrinks on larger frames) is measured as users see it."""
+    photo's, and the output and the photo are then measured at a long side of EVAL_SIDE_PX. A model
+    whose look depends on the input's size (texture that shrinks on larger frames) is measured as
+    users see it."""
     meter = QualityMeter(read_image(style_image), vgg_weights=vgg_weights)
     rows = []
     for path in content:
