@@ -67,6 +67,18 @@ def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: b
     )
 
 
+def note_native_size(stylizer, width: int, height: int, args: argparse.Namespace, *, what: str = "stylised") -> bool:
+    """Say once when the model's own size, not the input's, sets how large it paints (its strokes)."""
+    import logging
+
+    size = stylizer.inference_size(width, height) if hasattr(stylizer, "inference_size") else (width, height)
+    if args.max_side_px is not None or size == (width, height):
+        return False
+    logging.getLogger("rtnst").info("rtnst: %s at %dx%d, the size the model is made for (--max-side PX for another)",
+                                    what, *size)
+    return True
+
+
 def add_smoothing_options(parser: argparse.ArgumentParser) -> None:
     from ..runtime.smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
 

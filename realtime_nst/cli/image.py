@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from ..errors import InputError, OutputError, RtnstError
-from .common import add_model_options, make_stylizer
+from .common import add_model_options, make_stylizer, note_native_size
 
 log = logging.getLogger("rtnst")
 
@@ -66,16 +66,6 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
     return pairs
 
 
-def _note_native_size(stylizer, frame, args: argparse.Namespace) -> bool:
-    """Say once when the model's own size, not the photo's, set how large it painted (its strokes)."""
-    h, w = frame.shape[:2]
-    size = stylizer.inference_size(w, h) if hasattr(stylizer, "inference_size") else (w, h)
-    if args.max_side_px is not None or size == (w, h):
-        return False
-    log.info("rtnst: stylised at %dx%d, the size the model is made for (--max-side PX for another)", *size)
-    return True
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -105,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 write_image(dst, stylizer.stylize(frame), overwrite=args.overwrite)
                 done += 1
                 if not noted:
-                    noted = _note_native_size(stylizer, frame, args)
+                    noted = note_native_size(stylizer, frame.shape[1], frame.shape[0], args)
             except (InputError, OutputError) as exc:
                 if args.fail_fast or len(pairs) == 1:
                     if done:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .common import add_model_options, add_smoothing_options, make_stylizer
+from .common import add_model_options, add_smoothing_options, make_stylizer, note_native_size
 
 log = logging.getLogger("rtnst")
 
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..files import check_output_path
     from ..runtime.session import plan_threads
     from ..runtime.smoothing import strength_for
+    from ..runtime.sources import VideoFileSource
     from ..runtime.video import stylize_video
 
     check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     with make_stylizer(args, spin=False, threads=plan.threads) as stylizer:
         smoother = make_smoother_from(args, stylizer)
         workers = plan.workers_for(stylizer)
+        if not args.quiet:
+            with VideoFileSource(args.input) as source:  # its header only: a bad file fails as stylize_video would
+                note_native_size(stylizer, *(args.output_size or source.size), args, what="stylising")
         report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
                                progress=not args.quiet, crf=args.crf, preset=args.preset,
                                max_frames=args.max_frames, workers=workers)
