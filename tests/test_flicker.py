@@ -154,6 +154,7 @@ def test_cli_eval_flicker(tmp_path, identity, capsys):
     rows = list(csv.DictReader((tmp_path / "f.csv").open()))
     assert len(rows) == 18 and {r["smooth"] for r in rows} == {"none", "flow", "input"}
     assert "the input's own E_warp (floor)" in out and "target max(0.5 x none, floor)" in out
+    assert "x contrast floor" in out
     assert "ghosting" in out and ("met" in out.split("\nflow")[1] or "missed" in out.split("\nflow")[1])
     # The identity model on a clean synthetic clip barely flickers.
     assert all(float(r["e_warp"]) < 0.05 for r in rows if r["e_warp"])
@@ -268,3 +269,33 @@ def test_eval_quality_stylises_at_the_users_size_and_measures_at_512(tmp_path, t
     Recorder.sizes.clear()
     evaluate_quality(Recorder(), [photo], photo, vgg_weights=tiny_vgg16_file, input_max_side_px=600)
     assert Recorder.sizes[0] == (400, 600)
+
+
+def test_contrast_floor_tells_a_contrasty_steady_output_from_a_flickering_one():
+    """On a sub-pixel pan (the flow estimate is then never exact), a deterministic sharpening scores
+    several times the input's floor, as a contrasty style does, but near its contrast floor; an
+    output that also flickers scores far above it."""
+    from realtime_nst.evaluation.flicker import INPUT, contrast_floor, gradient_energy
+
+    assert gradient_energy(np.full((8, 8, 3), 90, np.uint8)) == 0.0
+    stripes = np.zeros((8, 8, 3), np.uint8)
+    stripes[:, ::2] = 255  # 7 of 8 horizontal neighbours differ by 1 in each of the 3 channels
+    assert gradient_energy(stripes) == pytest.approx(3.0 * 7 / 8, rel=1e-6)
+
+    tex = texture(0).astype(np.float32)
+    clip = [np.clip(cv2.warpAffine(tex, np.float32([[1, 0, -0.6 * t], [0, 1, -0.3 * t]]), tex.shape[1::-1],
+                                   flags=cv2.INTER_CUBIC)[40:40 + H, 40:40 + W], 0, 255).astype(np.uint8) for t in range(10)]
+
+    def sharpen(f):
+        f = f.astype(np.float32)
+        blur = cv2.GaussianBlur(f, (0, 0), 1.0, borderType=cv2.BORDER_REPLICATE)
+        return np.clip(f + 2.0 * (f - blur), 0, 255).astype(np.uint8)
+
+    rng = np.random.default_rng(0)
+    steady = evaluate_flicker(sharpen, clip, {"none": None})
+    shaky = evaluate_flicker(lambda f: flicker(sharpen(f), rng, sigma=6.0), clip, {"none": None})
+    x_floor = steady["none"].mean_e_warp / steady[INPUT].mean_e_warp
+    x_contrast = steady["none"].mean_e_warp / contrast_floor(steady["none"], steady[INPUT])
+    assert steady["none"].mean_gradient > 1.5 * steady[INPUT].mean_gradient
+    assert x_floor > 2.5 and x_contrast < 2.5
+    assert shaky["none"].mean_e_warp / contrast_floor(shaky["none"], shaky[INPUT]) > 2 * x_contrast

@@ -188,6 +188,7 @@ def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny
     assert figures["S"] > 0 and figures["C"] > 0 and 0 <= figures["shift"] < 1
     ew = figures["e_warp"]["clip.mp4"]
     assert ew["none"] > 0 and ew["floor"] > 0 and ew["x_floor"] == pytest.approx(ew["none"] / ew["floor"])
+    assert ew["x_contrast_floor"] > 0
     assert figures["fps"]["model_640x360"] > 0 and figures["fps"]["end_to_end_1280x720"] > 0
     assert figures["fps"]["runs_at_1280x720"] == "640x360" and len(figures["sha256"]) == 64
     assert figures["fps"]["rounds"] == 2
@@ -200,7 +201,7 @@ def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny
     assert subprocess.run(build, capture_output=True, text=True, timeout=120).returncode == 0
     readme = (out / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `mosaic-realtime` | 0."))
-    assert f"| {figures['S']:.4f} | {figures['C']:.3f} |" in row and f"{ew['x_floor']:.1f}x" in row
+    assert f"| {figures['S']:.4f} | {figures['C']:.3f} |" in row and f"{ew['x_floor']:.1f}x ({ew['x_contrast_floor']:.2f})" in row
     # A reference measured with the same style image: S and C as ratios of its figures.
     data = json.loads((out / "measurements.json").read_text())
     data["models"]["ref"] = {"style_image": "mosaic.jpg", "S": 2 * figures["S"], "C": figures["C"] / 2, "shift": 0.03}

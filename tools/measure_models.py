@@ -72,7 +72,7 @@ PART_KEYS = {"quality": "S", "flicker": "e_warp", "fps": "fps"}
 def measure(path: Path, part: str, args, *, style: Path | None = None) -> dict:
     """One part of a model's figures: quality (S, C, shift), flicker (E_warp per clip) or fps."""
     from realtime_nst.evaluation.bench import bench
-    from realtime_nst.evaluation.flicker import INPUT, evaluate_flicker, read_video
+    from realtime_nst.evaluation.flicker import INPUT, contrast_floor, evaluate_flicker, read_video
     from realtime_nst.evaluation.quality import content_paths, evaluate_quality
     from realtime_nst.runtime.stylizer import OnnxStylizer
 
@@ -93,7 +93,8 @@ def measure(path: Path, part: str, args, *, style: Path | None = None) -> dict:
             frames, _ = read_video(clip, max_frames=args.flicker_frames)
             res = evaluate_flicker(st.stylize, frames, {"none": None})
             none, floor = res["none"].mean_e_warp, res[INPUT].mean_e_warp
-            e_warp[Path(clip).name] = {"none": none, "floor": floor, "x_floor": none / floor}
+            e_warp[Path(clip).name] = {"none": none, "floor": floor, "x_floor": none / floor,
+                                       "x_contrast_floor": none / contrast_floor(res["none"], res[INPUT])}
         return {"e_warp": e_warp}
 
 
@@ -103,6 +104,8 @@ def summary(figures: dict) -> str:
         out.append(f"S {figures['S']:.4f} C {figures['C']:.3f} shift {figures['shift']:.3f}")
     if "e_warp" in figures:
         out.append("E_warp/floor " + ", ".join(f"{k} {v['x_floor']:.1f}x" for k, v in figures["e_warp"].items()))
+        if all("x_contrast_floor" in v for v in figures["e_warp"].values()):
+            out.append("E_warp/contrast floor " + ", ".join(f"{v['x_contrast_floor']:.2f}x" for v in figures["e_warp"].values()))
     if "fps" in figures:
         fps = figures["fps"]
         out.append(f"{fps['model_640x360']:.1f} fps model at 640x360, {fps['end_to_end_1280x720']:.1f} fps end to "

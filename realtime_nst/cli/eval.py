@@ -41,7 +41,10 @@ def register(sub) -> None:
                          description="Stylise a video and measure flicker as the warping error E_warp of "
                                      "Lai et al. 2018 (flow and occlusions from the input video), for each "
                                      "smoothing mode, plus the mean style distance on every Nth frame so "
-                                     "that smoothing cannot win by washing the style out.")
+                                     "that smoothing cannot win by washing the style out. 'x floor' is E_warp over "
+                                     "the input video's own; 'x contrast floor' over the E_warp a steady output as "
+                                     "contrasty as this one would have (flow errors cost more on sharp strokes): "
+                                     "near 1, the flicker is what the style's contrast explains.")
     f.add_argument("video", metavar="VIDEO", help="input video file")
     f.add_argument("--output", metavar="STYLED", help="score this already stylised video of VIDEO (as a user has it, "
                                                        "encoded) instead of stylising VIDEO here")
@@ -164,7 +167,7 @@ def run_flicker(args: argparse.Namespace) -> int:
 def _print_flicker(args: argparse.Namespace, results: dict, strengths: list[float]) -> None:
     """The table: E_warp (and against no smoothing), style distance, ghosting, smoothing time, and
     whether each mode meets the target max(0.5 x E_warp unsmoothed, the input's own E_warp)."""
-    from ..evaluation.flicker import INPUT
+    from ..evaluation.flicker import INPUT, contrast_floor
 
     floor = results.pop(INPUT)
     n = floor.frames
@@ -176,19 +179,21 @@ def _print_flicker(args: argparse.Namespace, results: dict, strengths: list[floa
     rate = f", strength {', '.join(f'{a:g}' for a in strengths)}" if strengths else ""
     print(f"{os.path.basename(args.video)}: {n} frames{rate}; the input's own E_warp (floor) {floor.mean_e_warp:.4g}"
           + (f"; target max(0.5 x none, floor) {target:.4g}" if target is not None else ""))
-    print(f"{'smooth':<{width}}  {'E_warp':>10}  {'vs none':>8}  {'x floor':>7}  {'style S':>10}  {'vs none':>8}"
-          f"  {'ghosting':>8}  {'ms/frame':>8}  target")
+    print(f"{'smooth':<{width}}  {'E_warp':>10}  {'vs none':>8}  {'x floor':>7}  {'x contrast floor':>16}  {'style S':>10}"
+          f"  {'vs none':>8}  {'ghosting':>8}  {'ms/frame':>8}  target")
     for name, res in results.items():
         e, s, g = res.mean_e_warp, res.mean_style, res.mean_ghosting
         de = f"{100 * (e / base.mean_e_warp - 1):+7.1f}%" if base is not None and base.mean_e_warp > 0 else ""
         ds = (f"{100 * (s / base.mean_style - 1):+7.1f}%"
               if base is not None and s is not None and base.mean_style else "")
         xf = f"{e / floor.mean_e_warp:7.2f}" if floor.mean_e_warp > 0 else f"{'-':>7}"
+        cf = contrast_floor(res, floor)
+        xc = f"{e / cf:16.2f}" if cf > 0 else f"{'-':>16}"
         stxt = f"{s:10.4g}" if s is not None else f"{'-':>10}"
         gtxt = f"{g:8.4f}" if g is not None else f"{'-':>8}"
         ms = f"{res.ms_per_frame:8.2f}" if name not in ("none", "file") else f"{'-':>8}"
         meets = "" if target is None or name == "none" else ("met" if e <= target else "missed")
-        print(f"{name:<{width}}  {e:10.4g}  {de:>8}  {xf}  {stxt}  {ds:>8}  {gtxt}  {ms}  {meets}")
+        print(f"{name:<{width}}  {e:10.4g}  {de:>8}  {xf}  {xc}  {stxt}  {ds:>8}  {gtxt}  {ms}  {meets}")
     results[INPUT] = floor
     if any(math.isnan(r.mean_e_warp) for r in results.values()):
         print("rtnst: no visible pixels between any two frames: E_warp is undefined (nan)")
