@@ -91,10 +91,10 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 4 and all("--resume" in ln and "train" in ln for ln in lines)
+    assert len(lines) == 8 and all("--resume" in ln and "train" in ln for ln in lines)  # mosaic: three stages
     assert "--tier quality" in lines[0] and "--style-weight 3.0" in lines[0] and "udnie-quality.sw3.pt" in lines[0]
-    assert "--tier realtime" in lines[3] and "--style-weight 9.0" in lines[3] and "mosaic-realtime.sw9.pt" in lines[3]
-    assert "--temporal-weight 15.0" in lines[3] and "--temporal-weight" not in lines[0]  # steady realtime nets
+    assert "--tier realtime" in lines[7] and "--style-weight 9.0" in lines[7] and "mosaic-realtime.sw9.pt" in lines[7]
+    assert "--temporal-weight 15.0" in lines[7] and "--temporal-weight" not in lines[0]  # steady realtime nets
     # A realtime model in stages: distilled from its quality model, then fine-tuned, each stage from the last.
     (styles / "great_wave.jpg").write_bytes(b"x")
     proc = subprocess.run(base + ["--only", "great_wave-realtime", "--steps", "7", "--dry-run"],
