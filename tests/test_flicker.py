@@ -299,3 +299,21 @@ def test_contrast_floor_tells_a_contrasty_steady_output_from_a_flickering_one():
     assert steady["none"].mean_gradient > 1.5 * steady[INPUT].mean_gradient
     assert x_floor > 2.5 and x_contrast < 2.5
     assert shaky["none"].mean_e_warp / contrast_floor(shaky["none"], shaky[INPUT]) > 2 * x_contrast
+
+
+def test_contrast_floor_of_a_flat_input_video_is_undefined_not_an_error(tmp_path, identity, capsys):
+    from realtime_nst.evaluation.flicker import INPUT, contrast_floor
+
+    res = evaluate_flicker(fake_style, [np.full((H, W, 3), 40, np.uint8)] * 3, {"none": None})
+    assert np.isnan(contrast_floor(res["none"], res[INPUT]))
+    import av
+
+    clip = tmp_path / "grey.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(4):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 90, np.uint8), format="bgr24")))
+        out.mux(stream.encode())
+    assert main(["-q", "eval", "flicker", "--model", str(identity), str(clip), "--smooth", "none"]) == 0
+    assert "Traceback" not in capsys.readouterr().err

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         smoother = make_smoother_from(args, stylizer)
         workers = plan.workers_for(stylizer)
         if not args.quiet:
-            with VideoFileSource(args.input) as source:  # its header only: a bad file fails as stylize_video would
+            with VideoFileSource(args.input) as source:  # its first frame gives the upright size; a bad file fails as stylize_video would
                 note_native_size(stylizer, *(args.output_size or source.size), args, what="stylising")
         report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
                                progress=not args.quiet, crf=args.crf, preset=args.preset,
