@@ -25,7 +25,7 @@ def test_cli_export_checks_and_metadata(realtime_export):
         dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
         assert dims == ["N", 3, "H", "W"]
     ops = {n.op_type for n in model.graph.node}
-    assert {"Conv", "InstanceNormalization", "ConvTranspose"} <= ops
+    assert {"Conv", "InstanceNormalization", "Resize"} <= ops and "ConvTranspose" not in ops  # export_form
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["rtnst.input_range"] == "0-1" and meta["rtnst.channel_order"] == "rgb"
     assert meta["rtnst.pad_multiple"] == "4" and meta["rtnst.tier"] == "realtime" and meta["rtnst.margin_px"] == "0"
@@ -99,6 +99,36 @@ def test_parity_failure_is_an_error(realtime_export):
     other = nets.build("realtime").eval()  # not the exported weights
     with pytest.raises(ModelError, match="differs from PyTorch"):
         onnxcheck.check_parity(folder / "mosaic-realtime.onnx", other, "realtime", ((1, 24, 24),), min_db=45)
+
+
+def test_reexport_of_an_older_form_keeps_the_function_and_the_record(realtime_export, tmp_path, monkeypatch):
+    """A model exported in the earlier form (tied upsampling as phase conv + interleave, the norm whole)
+    re-exports into today's form with the same outputs, its training record and smoothing strength."""
+    import onnxruntime as ort
+
+    from realtime_nst import modelfile as mf
+    from realtime_nst.training import tied
+
+    folder, _ = realtime_export
+    with monkeypatch.context() as m:
+        m.setattr(tied.TiedUpsample, "as_export_layers", tied.TiedUpsample.as_phase_layers)
+        m.setattr(nets.RealtimeNet, "SPLIT_NORMS_FOR_EXPORT", False)
+        ex.export(folder / "mosaic.pt", tmp_path / "old.onnx", sizes=((1, 32, 48),))
+    model = onnx.load(str(tmp_path / "old.onnx"))
+    assert {"ConvTranspose", "InstanceNormalization"} <= {n.op_type for n in model.graph.node}
+    mf.write_metadata(model, {mf.META_SMOOTH_STRENGTH: "0.6"})
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    ex.export(tmp_path / "old.onnx", tmp_path / "new.onnx", sizes=((1, 32, 48),))
+    new = onnx.load(str(tmp_path / "new.onnx"))
+    assert "ConvTranspose" not in {n.op_type for n in new.graph.node}
+    before = {p.key: p.value for p in model.metadata_props}
+    after = {p.key: p.value for p in new.metadata_props}
+    assert after["rtnst.steps"] == "123" and after[mf.META_SMOOTH_STRENGTH] == "0.6"
+    assert after["rtnst.training"] == before["rtnst.training"] and after[mf.META_STYLE] == "mosaic"
+    x = onnxcheck.sample_images(1, 48, 64)
+    a = ort.InferenceSession(str(tmp_path / "old.onnx")).run(None, {"input": x})[0]
+    b = ort.InferenceSession(str(tmp_path / "new.onnx")).run(None, {"input": x})[0]
+    np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_refusals(realtime_export, tmp_path):

@@ -10,7 +10,7 @@ from realtime_nst.training import nets  # noqa: E402
 from realtime_nst.errors import OptionError  # noqa: E402
 
 
-@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 32_651, 2603)])
+@pytest.mark.parametrize("tier, params, macs", [("quality", 1_679_235, 153_792), ("realtime", 32_651, 2559)])
 def test_cost_report(tier, params, macs):
     net = nets.build(tier)
     assert net.TIER == tier
@@ -74,10 +74,34 @@ def test_tied_upsample_is_nearest_upsampling_then_a_3x3_conv(in_ch, out_ch, grou
     ref = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"),
                                      up.weight, up.bias, padding=1, groups=groups)
     torch.testing.assert_close(up(x), ref, rtol=1e-5, atol=1e-5)
-    with torch.no_grad():  # the export's form: the same function, and the 3x3 weights come back from it
-        exported = up.as_export_layers()
-        torch.testing.assert_close(exported(x), ref, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(up.weight_from_phase_kernel(exported[0].weight), up.weight, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the export's forms: the same function, and the 3x3 weights come back from each
+        for exported in (up.as_export_layers(), up.as_phase_layers()):
+            torch.testing.assert_close(exported(x), ref, rtol=1e-5, atol=1e-5)
+            weights = {f"up.{k}": v for k, v in exported.state_dict().items()}
+            up.weights_from_export("up", weights)
+            assert set(weights) == {"up.weight", "up.bias"}
+            torch.testing.assert_close(weights["up.weight"], up.weight, rtol=1e-5, atol=1e-5)
+    # Depthwise, the export runs the conv after a plain upsampling (onnxruntime keeps its fast layout).
+    assert isinstance(up.as_export_layers()[0], torch.nn.Upsample) == (groups == out_ch)
+
+
+def test_export_form_computes_the_same_and_gives_the_weights_back():
+    from realtime_nst.training.export_form import for_export, from_export
+
+    torch.manual_seed(0)
+    net = nets.RealtimeNet().eval()
+    with torch.no_grad():
+        net.norm_in.weight.uniform_(0.5, 2.0)
+        net.norm_in.bias.uniform_(-1.0, 1.0)
+    exported = for_export(net)
+    assert isinstance(exported.norm_in[1], torch.nn.Conv2d)  # the norm's scale and shift as a 1x1 conv
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), net(x), rtol=1e-4, atol=1e-4)
+    back = from_export(net, exported.state_dict())
+    assert set(back) == set(net.state_dict())
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(back[k], v, rtol=1e-5, atol=1e-5, msg=k)
 
 
 def test_realtime_net_paints_no_pixel_grid_on_a_flat_input():

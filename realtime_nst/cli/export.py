@@ -13,7 +13,8 @@ def register(sub) -> None:
                     "ONNX model with dynamic N/H/W and rtnst metadata. The model is kept only if onnx.checker "
                     "passes and onnxruntime matches PyTorch (PSNR >= 45 dB) at several sizes, odd ones included.",
     )
-    p.add_argument("checkpoint", help="NAME.pt from `rtnst train`, or a pytorch/examples .pth (quality tier)")
+    p.add_argument("checkpoint", help="NAME.pt from `rtnst train`, a pytorch/examples .pth (quality tier), or a model rtnst "
+                   "exported (re-exported in the current, faster graph form; its training record kept)")
     p.add_argument("output", help="NAME.onnx (fp32); --fp16/--int8 add NAME.fp16.onnx / NAME.int8.onnx beside it")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, at least 17 (default: 18)")
     p.add_argument("--fp16", action="store_true",

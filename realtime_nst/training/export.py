@@ -21,7 +21,7 @@ from .. import __version__
 from .. import modelfile as mf
 from ..errors import ModelError, OptionError
 from ..files import atomic_write, check_outputs
-from . import nets, tied
+from . import export_form, nets
 from .onnxcheck import check_parity, quiet
 
 log = logging.getLogger("rtnst")
@@ -83,14 +83,15 @@ def _load_onnx_weights(path: Path) -> tuple[torch.nn.Module, dict]:
         raise ModelError(f"{path} was not exported by rtnst (no rtnst.tier in its metadata): its weights cannot be trained on")
     inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer}
     net = nets.build(tier, state=inits)
-    inits = tied.from_export(net, inits)
+    inits = export_form.from_export(net, inits)
     wanted = net.state_dict()
     missing = [k for k in wanted if k not in inits or tuple(inits[k].shape) != tuple(wanted[k].shape)]
     if missing:
         raise ModelError(f"{path}: {len(missing)} weights of the {tier} net are not in it (first: {missing[0]}); "
                          f"it may come from another version of the net")
     net.load_state_dict({k: inits[k] for k in wanted})
-    info = {"tier": tier, "style": meta.get(mf.META_STYLE, path.stem), "style_image": meta.get(mf.META_STYLE_IMAGE, "")}
+    info = {"tier": tier, "style": meta.get(mf.META_STYLE, path.stem), "style_image": meta.get(mf.META_STYLE_IMAGE, ""),
+            "metadata": meta}
     return net.eval(), info
 
 
@@ -98,7 +99,7 @@ def to_onnx(net: torch.nn.Module, *, opset: int = OPSET):
     """ONNX ModelProto with input "input" and output "output", both (N, 3, H, W) dynamic."""
     import onnx
 
-    net = tied.for_export(net)
+    net = export_form.for_export(net)
     x = torch.rand(2, 3, 12 * net.PAD_MULTIPLE, 16 * net.PAD_MULTIPLE) * (255 if net.INPUT_RANGE == "0-255" else 1)
     with quiet():
         try:
@@ -172,7 +173,11 @@ def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8:
     net, info = load_checkpoint(checkpoint)
     log.info("rtnst: exporting %s (%s, %s, step %s)", checkpoint, info["style"], info["tier"], info.get("step", "?"))
     model = to_onnx(net, opset=opset)
-    meta = metadata(net, info, "fp32")
+    # Re-exporting an rtnst model (in the current export form) keeps its record: the weights are the
+    # same, so its training, steps and measured smoothing strength still hold.
+    meta = {**info.get("metadata", {}), **metadata(net, info, "fp32")}
+    if "metadata" in info:
+        meta.update({k: info["metadata"][k] for k in ("rtnst.steps", "rtnst.training") if k in info["metadata"]})
     mf.write_metadata(model, meta)
     try:
         onnx.checker.check_model(model, full_check=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .tied import TiedUpsample, for_export
+from .export_form import for_export
+from .tied import TiedUpsample
 
 
 class ConvLayer(nn.Module):
@@ -152,6 +153,7 @@ class RealtimeNet(nn.Module):
     INFERENCE_MARGIN_PX = 0
     NATIVE_MAX_SIDE_PX = 640
     TIER = "realtime"
+    SPLIT_NORMS_FOR_EXPORT = True  # export_form: the 1/4 level stays in onnxruntime's blocked layout
 
     def __init__(self, *, full: int = 8, half: int = 16, quarter: int = 64, blocks: int = 3) -> None:
         super().__init__()
@@ -297,7 +299,7 @@ def count_params(net: nn.Module) -> int:
 
 
 def macs_per_pixel(net: nn.Module, *, size_px: int = 256) -> float:
-    """Multiply-accumulates per output pixel of the net as exported (tied.for_export: what runs),
+    """Multiply-accumulates per output pixel of the net as exported (export_form.for_export: what runs),
     counted from conv layers with forward hooks."""
     total = 0
     net = for_export(net)
