@@ -155,6 +155,8 @@ def run_flicker(args: argparse.Namespace) -> int:
                     smoothers[name] = make_smoother(kind, strength=a if a is not None else 0.0)
             results = evaluate_flicker(stylizer.stylize, frames, smoothers, meter=meter,
                                        style_every=args.style_every, progress=bar)
+        if set(args.smooth) == {"none"}:
+            strengths = []  # nothing was smoothed: no strength to report
     _print_flicker(args, results, strengths)
     if args.csv:
         write_csv(args.csv, results)
