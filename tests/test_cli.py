@@ -173,6 +173,11 @@ def test_public_api_is_pinned_and_lazy():
     code = "import sys, realtime_nst; print(sorted(m for m in ('onnxruntime', 'cv2', 'av', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+    # `rtnst --help` and every command's options: the parser is built without numpy, OpenCV or FFmpeg.
+    code = ("import sys; from realtime_nst import cli; cli.build_parser(); "
+            "print(sorted(m for m in ('numpy', 'onnxruntime', 'cv2', 'av', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_quiet_after_the_command_and_errors_name_the_commands_flags(tmp_path, identity, capsys):

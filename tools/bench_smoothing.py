@@ -22,7 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from realtime_nst import frames as fr  # noqa: E402
-from realtime_nst.runtime.smoothing import DEFAULT_STRENGTH, make_smoother  # noqa: E402
+from realtime_nst.runtime.choices import DEFAULT_STRENGTH  # noqa: E402
+from realtime_nst.runtime.smoothing import make_smoother  # noqa: E402
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "assets" / "videos" / "bunny_640x360.mp4"
 

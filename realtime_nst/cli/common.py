@@ -80,7 +80,7 @@ def note_native_size(stylizer, width: int, height: int, args: argparse.Namespace
 
 
 def add_smoothing_options(parser: argparse.ArgumentParser) -> None:
-    from ..runtime.smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
+    from ..runtime.choices import DEFAULT_STRENGTH, SMOOTH_KINDS
 
     g = parser.add_argument_group("temporal smoothing (against flicker)")
     g.add_argument("--smooth", choices=SMOOTH_KINDS, default="none",

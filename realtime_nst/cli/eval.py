@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from ..errors import OptionError
-from ..runtime.smoothing import DEFAULT_STRENGTH, SMOOTH_KINDS
+from ..runtime.choices import DEFAULT_STRENGTH, SMOOTH_KINDS
 from .common import add_model_options, make_stylizer
 
 

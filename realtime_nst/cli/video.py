@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-frames", type=int, metavar="N",
                    help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
-    from ..runtime.sinks import DEFAULT_PRESET, X264_PRESETS
+    from ..runtime.choices import DEFAULT_PRESET, X264_PRESETS
 
     p.add_argument("--crf", type=int, default=18, help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63")
     p.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,

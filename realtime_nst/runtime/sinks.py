@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import OptionError, OutputError
 from ..files import AtomicFile, check_output_path
 from ..frames import video_matrix
+from .choices import DEFAULT_PRESET, X264_PRESETS
 
 log = logging.getLogger("rtnst")
 
@@ -24,11 +25,6 @@ _SWS_FLAGS = 2 | 0x40000 | 0x2000  # SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_
 # Frames smaller than the video (``frame_size``) are enlarged in the same conversion, bicubic as
 # frames.resize enlarges: one pass over the full-size frame instead of two (~4 ms a 720p frame).
 _SWS_FLAGS_ENLARGE = 4 | 0x40000 | 0x2000  # SWS_BICUBIC | ...
-# x264's speed presets, fastest first. The default keeps veryfast's quality at the same CRF (PSNR
-# on stylised 720p frames 38.9 against 38.1 dB) for 30-50% less CPU time, which `rtnst video`
-# spends on the model; its files are up to ~35% larger. ultrafast drops CABAC: 2-3x the size.
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-DEFAULT_PRESET = "superfast"
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
 

@@ -25,12 +25,8 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
+from .choices import DEFAULT_STRENGTH, SMOOTH_KINDS
 
-SMOOTH_KINDS = ("none", "ema", "flow")
-# Weight of the history where it is trusted. Measured with `rtnst eval flicker` on both shared clips
-# with the reference models udnie and wave: at 0.6 flow lowers the warping error by 52-63% while the
-# style distance moves by -2..+9%; 0.5 reached only 47% on one of them, 0.7 cost up to +14% style.
-DEFAULT_STRENGTH = 0.6
 
 # DIS flow on the grey input scaled so the long side is FLOW_SIDE_PX (640x360 -> 128x72), computed
 # down to that finest scale (DIS normally stops two octaves above it) with a patch stride of 5:

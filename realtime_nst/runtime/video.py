@@ -13,7 +13,8 @@ from ..errors import CorruptInputError, OptionError
 from ..files import check_output_path
 from ..signals import stop_on_signals
 from .pipeline import run_pipeline
-from .sinks import DEFAULT_PRESET, VideoFileSink
+from .choices import DEFAULT_PRESET
+from .sinks import VideoFileSink
 from .sources import VideoFileSource
 from .stylizer import Stylizer
 
