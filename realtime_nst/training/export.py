@@ -90,8 +90,13 @@ def _load_onnx_weights(path: Path) -> tuple[torch.nn.Module, dict]:
         raise ModelError(f"{path}: {len(missing)} weights of the {tier} net are not in it (first: {missing[0]}); "
                          f"it may come from another version of the net")
     net.load_state_dict({k: inits[k] for k in wanted})
+    try:
+        config = json.loads(meta.get("rtnst.training") or "{}")
+    except ValueError:
+        config = {}
+    # The record it was exported with, so that a re-export (in the current export form) keeps it.
     info = {"tier": tier, "style": meta.get(mf.META_STYLE, path.stem), "style_image": meta.get(mf.META_STYLE_IMAGE, ""),
-            "metadata": meta}
+            "step": meta.get("rtnst.steps", ""), "config": config, "metadata": meta}
     return net.eval(), info
 
 
@@ -173,11 +178,9 @@ def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8:
     net, info = load_checkpoint(checkpoint)
     log.info("rtnst: exporting %s (%s, %s, step %s)", checkpoint, info["style"], info["tier"], info.get("step", "?"))
     model = to_onnx(net, opset=opset)
-    # Re-exporting an rtnst model (in the current export form) keeps its record: the weights are the
-    # same, so its training, steps and measured smoothing strength still hold.
+    # An rtnst model re-exported keeps the rest of its metadata too (a measured smoothing strength):
+    # its weights, and so what was measured of them, are the same.
     meta = {**info.get("metadata", {}), **metadata(net, info, "fp32")}
-    if "metadata" in info:
-        meta.update({k: info["metadata"][k] for k in ("rtnst.steps", "rtnst.training") if k in info["metadata"]})
     mf.write_metadata(model, meta)
     try:
         onnx.checker.check_model(model, full_check=True)

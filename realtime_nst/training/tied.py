@@ -65,8 +65,8 @@ class TiedUpsample(nn.Module):
     def as_export_layers(self) -> nn.Sequential:
         """The plain layers the ONNX export holds. Depthwise (the realtime net's): nearest x2 (``0``)
         then the 3x3 conv (``1``) at the full resolution, where onnxruntime keeps its blocked NCHWc
-        layout through both: the realtime net took ~10% less time (640x360, one core) than with the phase form.
-        Otherwise the phase form (as_phase_layers), whose conv runs at the low resolution."""
+        layout through both: the realtime net took ~10% less time (640x360, one core) than with the
+        phase form. Otherwise the phase form (as_phase_layers), whose conv runs at the low resolution."""
         if self.groups != self.weight.shape[0] or self.weight.shape[1] != 1:
             return self.as_phase_layers()
         out_ch = self.weight.shape[0]
