@@ -36,7 +36,7 @@ from realtime_nst.runtime.stylizer import OnnxStylizer  # noqa: E402
 TARGET_FRACTION = 0.50
 MAX_STYLE_RISE = 0.10
 REFERENCE_EMA_STRENGTH = 0.5
-CANDIDATES = (0.5, 0.6, 0.7, 0.8, 0.9)
+CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
