@@ -29,11 +29,12 @@ from .choices import DEFAULT_STRENGTH, SMOOTH_KINDS
 
 
 # DIS flow on the grey input scaled so the long side is FLOW_SIDE_PX (640x360 -> 256x144), computed
-# down to that finest scale (DIS normally stops two octaves above it) with a patch stride of 5.
-# The finer the flow, the better the history lines up with the new frame's strokes: against 128 px,
-# 256 px removed 5-19 points more of the flicker at every strength on both shared clips with less
-# ghosting and a smaller rise of the style distance, for ~2 ms more per 640x360 frame
-# (models/README.md has the figures).
+# down to that finest scale (DIS normally stops two octaves above it) with a patch stride of 5: a
+# dense flow at a reduced size costs less than a coarser preset at a larger one and tracks fine
+# motion better. The finer the flow, the better the history lines up with small moving things:
+# against 128 px, 256 px removed 6-29 points more of the flicker at strengths 0.5-0.9 on both shared
+# clips, with less ghosting and a smaller rise of the style distance, for ~2 ms more per 640x360
+# frame (models/README.md has the figures).
 FLOW_SIDE_PX = 256
 DIS_FINEST_SCALE, DIS_PATCH_STRIDE = 0, 5
 # Photometric check on the grey, reduced frames (0..255): a warped pixel differing by less than
