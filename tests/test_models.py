@@ -190,7 +190,7 @@ def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny
     assert ew["none"] > 0 and ew["floor"] > 0 and ew["x_floor"] == pytest.approx(ew["none"] / ew["floor"])
     assert ew["x_contrast_floor"] > 0
     assert figures["fps"]["model_640x360"] > 0 and figures["fps"]["end_to_end_1280x720"] > 0
-    assert figures["fps"]["runs_at_1280x720"] == "640x360" and len(figures["sha256"]) == 64
+    assert figures["fps"]["runs_at_1280x720"] == "640x360" and len(figures["model_sha256"]) == 64
     assert figures["fps"]["rounds"] == 2
     again = subprocess.run(measure, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "measured before, skipped" in again.stdout
@@ -210,8 +210,15 @@ def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny
     lines = (out / "README.md").read_text().splitlines()
     assert "| 0.50 | 2.00 |" in next(line for line in lines if line.startswith("| `mosaic-realtime` | 0."))
     assert any(line.startswith("| ref (not shipped) | ") for line in lines)
-    # A model whose file changed since it was measured shows no stale figures.
-    data["models"]["mosaic-realtime"]["sha256"] = "0" * 64
+    # A smoothing strength stored after the measurement keeps the figures (none depends on it) ...
+    from realtime_nst.modelfile import update_metadata
+
+    update_metadata(out / "mosaic-realtime.onnx", {"rtnst.smooth_strength": "0.7"})
+    build = build[:2] + [str(out / "mosaic-realtime.onnx")] + build[3:]  # the copy in --models-dir, not a new one
+    assert subprocess.run(build, capture_output=True, text=True, timeout=120).returncode == 0
+    assert f"| `mosaic-realtime` | {figures['S']:.4f} |" in (out / "README.md").read_text()
+    # ... but a model changed since it was measured shows no stale figures.
+    data["models"]["mosaic-realtime"]["model_sha256"] = "0" * 64
     (out / "measurements.json").write_text(json.dumps(data))
     assert subprocess.run(build, capture_output=True, text=True, timeout=120).returncode == 0
     assert "| `mosaic-realtime` | ? |" in (out / "README.md").read_text()

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from realtime_nst.errors import RtnstError  # noqa: E402
 from realtime_nst.imageio import list_images, read_image  # noqa: E402
+from realtime_nst.modelfile import META_SMOOTH_STRENGTH  # noqa: E402
 from realtime_nst.registry import MANIFEST  # noqa: E402
 
 START, END = "<!-- models-table:start -->", "<!-- models-table:end -->"
@@ -41,6 +42,22 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# Metadata set after a model is measured that none of its measured figures depends on (measure_models
+# scores the unsmoothed output): changing it keeps the figures.
+UNMEASURED_KEYS = (META_SMOOTH_STRENGTH,)
+
+
+def measured_sha256(path: Path) -> str:
+    """sha256 of what measure_models measures: the model without its UNMEASURED_KEYS metadata."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key not in UNMEASURED_KEYS]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
 
 def describe(path: Path, folder: Path) -> dict:
@@ -113,9 +130,10 @@ def table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def figures_table(entries: list[dict], measured: dict) -> str:
+def figures_table(entries: list[dict], measured: dict, folder: Path) -> str:
     """Measured figures of the shipped models (and, after them, of any other model measured, such as
-    the references), from tools/measure_models.py; a model measured before its file changed shows '?'.
+    the references), from tools/measure_models.py; a model measured before it changed (other than in
+UNMEASURED_KEYS) shows '?'.
     "÷ ref" compares S and C with a measured model that is not shipped and has the same style image."""
     shipped = {e["name"]: e for e in entries}
     names = [n for n in shipped if n in measured] + sorted(n for n in measured if n not in shipped)
@@ -129,7 +147,7 @@ def figures_table(entries: list[dict], measured: dict) -> str:
         m = measured[n]
         e = shipped.get(n)
         label = f"`{n}`" if e else f"{n} (not shipped)"
-        if e is not None and m.get("sha256") != e["sha256"]:
+        if e is not None and m.get("model_sha256") != measured_sha256(folder / e["file"]):
             lines.append(f"| {label} |" + " ? |" * (9 + len(clips)))
             continue
         ref = refs.get(m.get("style_image")) if e else None
@@ -156,6 +174,7 @@ def _replace(text: str, start: str, end: str, block: str) -> str | None:
 
 
 def write_readme(path: Path, entries: list[dict], measured: dict | None = None) -> None:
+    """The tables of ``entries`` (models in ``path``'s folder) into the README at ``path``."""
     block = f"{START}\n{table(entries)}\n{END}"
     text = path.read_text() if path.is_file() else ""
     text = _replace(text, START, END, block) or (
@@ -163,7 +182,7 @@ def write_readme(path: Path, entries: list[dict], measured: dict | None = None) 
         "Built by `tools/build_models.py`, which also writes `manifest.json` and `contact_sheet.png`.\n\n"
         f"{block}\n")
     if measured:
-        figures = f"{FIGURES_START}\n{figures_table(entries, measured)}\n{FIGURES_END}"
+        figures = f"{FIGURES_START}\n{figures_table(entries, measured, path.parent)}\n{FIGURES_END}"
         text = _replace(text, FIGURES_START, FIGURES_END, figures) or text.replace(
             END, f"{END}\n\nMeasured by `tools/measure_models.py` (see its help for the method):\n\n{figures}", 1)
     path.write_text(text)

@@ -9,10 +9,11 @@ For each model (a shipped name or an .onnx file; NAME=FILE names a foreign one, 
 S, C and shift as `rtnst eval quality` gives them (photos at their own size, metric at 512), the
 unsmoothed E_warp on each clip over the clip's own E_warp (its floor, as `rtnst eval flicker`), and
 fps as `rtnst bench` gives them (model alone at 640x360, end to end for a 1280x720 output). The
-figures go to MODELS_DIR/measurements.json, keyed by model name with the file's sha256; what was
-measured before is skipped unless the file changed or --again is given, so --parts can measure
-quality and flicker at one time and the speeds of all models later, in one run on a quiet machine
-(speeds vary between machines and runs; the CPU model is recorded). tools/build_models.py puts the
+figures go to MODELS_DIR/measurements.json, keyed by model name with the sha256 of the model (its
+smoothing strength left out: no figure depends on it); what was measured before is skipped unless
+the model changed or --again is given, so --parts can measure quality and flicker at one time and
+the speeds of all models later, in one run on a quiet machine (speeds vary between machines and
+runs; the CPU model is recorded). tools/build_models.py puts the
 figures into models/README.md.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from build_models import MEASUREMENTS, sha256  # noqa: E402  (this folder is on sys.path)
+from build_models import MEASUREMENTS, measured_sha256  # noqa: E402  (this folder is on sys.path)
 from realtime_nst.errors import RtnstError  # noqa: E402
 from realtime_nst.files import atomic_write  # noqa: E402
 
@@ -153,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for spec in args.models:
             name, path, given_style = parse(spec)
-            digest = sha256(path)
+            digest = measured_sha256(path)
             figures = data["models"].get(name, {})
-            if figures.get("sha256") != digest:
-                figures = {"sha256": digest}  # the file changed: nothing measured before holds
+            if figures.get("model_sha256") != digest:
+                figures = {"model_sha256": digest}  # the model changed: nothing measured before holds
             todo = [p for p in args.parts if args.again or PART_KEYS[p] not in figures]
             if not todo:
                 print(f"{name}: measured before, skipped")
