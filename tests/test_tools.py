@@ -40,6 +40,27 @@ def test_tune_smoothing_picks_the_smallest_strength_meeting_every_limit():
     ghosty = clip((0.5, -0.55, 0.0, 0.02), (0.6, -0.6, 0.0, 0.03), ghost_ema=0.025)
     assert tool.choose([ghosty], [0.5, 0.6]) == 0.5 and tool.choose([ghosty], [0.6]) is None
     assert tool.Outcome(0.4, 1.0, 0.1, None, None, None).target == 0.5
+    # On the encoded file the same target applies, against the encoded unsmoothed file.
+    assert not tool.Outcome(0.4, 1.0, 0.1, None, None, None, e_warp_encoded=0.45, e_none_encoded=0.8).meets()
+    assert tool.Outcome(0.4, 1.0, 0.1, None, None, None, e_warp_encoded=0.4, e_none_encoded=0.8).meets()
+
+
+def test_tune_smoothing_encoded_check_steps_up_until_the_encoded_file_meets_the_target(monkeypatch):
+    tool = load_tool("tune_smoothing")
+    encoded = {None: 1.0, 0.5: 0.55, 0.6: 0.45, 0.7: 0.4}  # the file unsmoothed, then at each strength
+    calls = []
+
+    def fake_encoded(model, video, strength, *, max_frames):
+        calls.append(strength)
+        return encoded[strength]
+
+    monkeypatch.setattr(tool, "encoded_e_warp", fake_encoded)
+    clip = {a: tool.Outcome(0.4, 1.0, 0.1, 0.0, None, None) for a in (0.4, 0.5, 0.6, 0.7)}
+    clip[0.4] = tool.Outcome(0.6, 1.0, 0.1, 0.0, None, None)  # misses on raw frames: never encoded
+    tool.check_encoded(Path("m.onnx"), [Path("c.mp4")], [clip], [0.4, 0.5, 0.6, 0.7], max_frames=None)
+    assert tool.choose([clip], [0.4, 0.5, 0.6, 0.7]) == 0.6
+    assert calls == [None, 0.5, 0.6]  # unsmoothed once, and nothing above the first that meets
+    assert clip[0.7].e_warp_encoded is None
 
 
 def test_tune_smoothing_end_to_end_writes_the_metadata(tmp_path):
@@ -56,6 +77,13 @@ def test_tune_smoothing_end_to_end_writes_the_metadata(tmp_path):
     assert set(report["clips"]["c.mp4"]) == {"0.5", "0.9"}
     assert {"e_warp", "e_none", "floor", "ghosting", "ghosting_ema"} <= set(report["clips"]["c.mp4"]["0.5"])
     assert report["strength"] in (None, 0.5, 0.9)
+    assert tool.main([str(model), "--videos", str(clip), "--strengths", "0.9", "--max-frames", "6", "--encoded",
+                      "--json", str(tmp_path / "e.json")]) == 0
+    outcome = json.loads((tmp_path / "e.json").read_text())["m.onnx"]["clips"]["c.mp4"]["0.9"]
+    # The identity model's output is its input: smoothed, it is no less steady than the input on raw
+    # frames, so the encoded files are made and scored.
+    assert outcome["e_warp"] <= max(0.5 * outcome["e_none"], outcome["floor"])
+    assert outcome["e_warp_encoded"] > 0 and outcome["e_none_encoded"] > 0
     update_metadata(model, {"rtnst.smooth_strength": "0.7"})
     update_metadata(model, {"rtnst.smooth_strength": "0.8"})  # replaces, does not add a second key
     with OnnxStylizer(model, device="cpu") as st:
