@@ -122,3 +122,5 @@ def test_build_picks_the_net_version_the_weights_fit():
     assert type(nets.build("realtime", state=nets.RealtimeNetV2().state_dict())) is nets.RealtimeNetV2
     assert type(nets.build("realtime", state=nets.RealtimeNet().state_dict())) is nets.RealtimeNet
     assert type(nets.build("realtime")) is nets.RealtimeNet
+    wide = nets.RealtimeNet(full=16, half=32).state_dict()  # a wider realtime net keeps its widths
+    nets.build("realtime", state=wide).load_state_dict(wide)

@@ -274,10 +274,12 @@ def from_net(y: torch.Tensor, tier: str) -> torch.Tensor:
 def build(tier: str, *, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """A fresh net of ``tier``; given the weights it is to load (``state``), the version of the net
     they fit: realtime weights with a 1/8 level (``down3``) are RealtimeNetV2's, or V1's when their
-    upsampling is a 2x2 transposed conv."""
+    upsampling is a 2x2 transposed conv; RealtimeNet's take the widths they were trained with."""
     if tier == "realtime" and state is not None and "down3.0.weight" in state:
         head = tuple(getattr(state.get("head.weight"), "shape", ()))
         return RealtimeNetV1() if head[-2:] == (2, 2) else RealtimeNetV2()
+    if tier == "realtime" and state is not None and {"stem.0.weight", "down1.1.weight"} <= state.keys():
+        return RealtimeNet(full=state["stem.0.weight"].shape[0], half=state["down1.1.weight"].shape[0])
     try:
         return NETWORKS[tier]()
     except KeyError:
