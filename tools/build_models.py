@@ -133,7 +133,7 @@ def table(entries: list[dict]) -> str:
 def figures_table(entries: list[dict], measured: dict, folder: Path) -> str:
     """Measured figures of the shipped models (and, after them, of any other model measured, such as
     the references), from tools/measure_models.py; a model measured before it changed (other than in
-UNMEASURED_KEYS) shows '?'.
+    UNMEASURED_KEYS) shows '?'.
     "÷ ref" compares S and C with a measured model that is not shipped and has the same style image."""
     shipped = {e["name"]: e for e in entries}
     names = [n for n in shipped if n in measured] + sorted(n for n in measured if n not in shipped)

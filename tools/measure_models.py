@@ -13,8 +13,7 @@ figures go to MODELS_DIR/measurements.json, keyed by model name with the sha256 
 smoothing strength left out: no figure depends on it); what was measured before is skipped unless
 the model changed or --again is given, so --parts can measure quality and flicker at one time and
 the speeds of all models later, in one run on a quiet machine (speeds vary between machines and
-runs; the CPU model is recorded). tools/build_models.py puts the
-figures into models/README.md.
+runs; the CPU model is recorded). tools/build_models.py puts the figures into models/README.md.
 """
 
 from __future__ import annotations
