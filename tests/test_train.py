@@ -283,6 +283,25 @@ def test_init_starts_from_given_weights(photo_dir, tiny_vgg16_file, tmp_path):
         Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "c.pt", tier="quality", init=str(tmp_path / "a.pt")))
 
 
+def test_width_trains_a_wider_realtime_net_and_init_keeps_it(photo_dir, tiny_vgg16_file, tmp_path):
+    from realtime_nst.training import nets
+
+    wide = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "w.pt", steps=1, width=16))
+    wide.fit(progress=False, plot=False)
+    assert wide.net.stem[0].out_channels == 16 and wide.net.down1[1].out_channels == 32
+    assert nets.macs_per_pixel(wide.net) > 1.4 * nets.macs_per_pixel(nets.RealtimeNet())
+    tuned = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "t.pt", steps=1, init=str(tmp_path / "w.pt")))
+    for k, v in wide.net.state_dict().items():  # no --width: the weights' own
+        assert torch.equal(tuned.net.state_dict()[k], v), k
+    assert tuned.opt.param_groups[0]["params"][0] is tuned.net.stem[0].weight  # the optimizer trains the net in use
+    with pytest.raises(OptionError, match="width 8 asked, but .*w.pt holds a realtime net of another width"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "n.pt", width=8, init=str(tmp_path / "w.pt")))
+    with pytest.raises(OptionError, match="width"):
+        tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "q.pt", tier="quality", width=16).check()
+    with pytest.raises(OptionError, match="width"):
+        tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "z.pt", width=0).check()
+
+
 def test_init_from_an_exported_onnx_model(photo_dir, tiny_vgg16_file, tmp_path):
     """A shipped or exported model can be fine-tuned: its ONNX initializers carry the weights."""
     from realtime_nst.errors import ModelError

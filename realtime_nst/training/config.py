@@ -25,6 +25,7 @@ class TrainConfig:
     data: str
     out: str
     tier: str = "realtime"
+    width: int | None = None  # realtime net: channels at full resolution (twice at half); None: the net's default
     image_size_px: int = 256
     photo_side_px: int | None = None  # photos' short side before cropping; None: the crop side (whole scenes)
     style_size_px: int = 512
@@ -83,6 +84,9 @@ class TrainConfig:
             raise OptionError(f"workers must be 0 or more, got {self.workers}", param="workers")
         if self.tier not in nets.NETWORKS:
             raise OptionError(f"tier must be one of {sorted(nets.NETWORKS)}, got {self.tier!r}", param="tier")
+        if self.width is not None and (self.tier != "realtime" or self.width <= 0):
+            raise OptionError(f"width sets the realtime net's channels and must be positive, got {self.width} for the {self.tier} tier",
+                              param="width")
         if self.photo_side_px is not None and self.photo_side_px < self.image_size_px:
             raise OptionError(f"photo_side_px must be at least image_size_px ({self.image_size_px}), got {self.photo_side_px}",
                               param="photo_side_px")

@@ -271,15 +271,18 @@ def from_net(y: torch.Tensor, tier: str) -> torch.Tensor:
     return y / 255.0 if NETWORKS[tier].INPUT_RANGE == "0-255" else y
 
 
-def build(tier: str, *, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
-    """A fresh net of ``tier``; given the weights it is to load (``state``), the version of the net
-    they fit: realtime weights with a 1/8 level (``down3``) are RealtimeNetV2's, or V1's when their
-    upsampling is a 2x2 transposed conv; RealtimeNet's take the widths they were trained with."""
+def build(tier: str, *, state: dict[str, torch.Tensor] | None = None, width: int | None = None) -> nn.Module:
+    """A fresh net of ``tier`` (``width``: the realtime net's channels at full resolution, twice that
+    at half); given the weights it is to load (``state``), the version of the net they fit: realtime
+    weights with a 1/8 level (``down3``) are RealtimeNetV2's, or V1's when their upsampling is a 2x2
+    transposed conv; RealtimeNet's take the widths they were trained with."""
     if tier == "realtime" and state is not None and "down3.0.weight" in state:
         head = tuple(getattr(state.get("head.weight"), "shape", ()))
         return RealtimeNetV1() if head[-2:] == (2, 2) else RealtimeNetV2()
     if tier == "realtime" and state is not None and {"stem.0.weight", "down1.1.weight"} <= state.keys():
         return RealtimeNet(full=state["stem.0.weight"].shape[0], half=state["down1.1.weight"].shape[0])
+    if tier == "realtime" and width is not None:
+        return RealtimeNet(full=width, half=2 * width)
     try:
         return NETWORKS[tier]()
     except KeyError:

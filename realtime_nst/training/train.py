@@ -75,7 +75,7 @@ class Trainer:
             raise OutputError(f"{self.out} exists; pass resume=True to continue it or overwrite=True to start again", param=("resume", "overwrite"))
 
         torch.manual_seed(cfg.seed)
-        self.net = nets.build(cfg.tier).to(self.device, memory_format=torch.channels_last)
+        self.net = nets.build(cfg.tier, width=cfg.width).to(self.device, memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
@@ -89,7 +89,7 @@ class Trainer:
             init, info = load_checkpoint(cfg.init if Path(cfg.init).exists() else resolve_model(cfg.init))
             if info["tier"] != cfg.tier:
                 raise OptionError(f"init {cfg.init} holds a {info['tier']} net, not {cfg.tier}", param="init")
-            self._use_version_of(init.state_dict())
+            self._use_version_of(init.state_dict(), source=cfg.init)
             self.net.load_state_dict(init.state_dict())
 
         self.data = PhotoCrops(cfg.data, size_px=cfg.image_size_px, photo_side_px=cfg.photo_side_px, seed=cfg.seed,
@@ -131,18 +131,23 @@ class Trainer:
     def _extra_terms(self) -> list[str]:
         return ["border"] * bool(self.cfg.border_weight_used) + ["temporal"] * bool(self.cfg.temporal_weight)
 
-    def _use_version_of(self, weights: dict[str, torch.Tensor]) -> None:
-        """Weights of an earlier version of the net (RealtimeNetV1) are trained on as that version."""
+    def _use_version_of(self, weights: dict[str, torch.Tensor], *, source: str | Path) -> None:
+        """Weights of an earlier version of the net (RealtimeNetV1) or of another width are trained on
+        as that net, unless a width was asked for."""
         net = nets.build(self.cfg.tier, state=weights)
-        if type(net) is not type(self.net):
-            self.net = net.to(self.device, memory_format=torch.channels_last)
-            self.opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        if _shapes(net) == _shapes(self.net):
+            return
+        if self.cfg.width is not None:
+            raise OptionError(f"width {self.cfg.width} asked, but {source} holds a {self.cfg.tier} net of another width "
+                              "or version (leave width out to train it at its own)", param="width")
+        self.net = net.to(self.device, memory_format=torch.channels_last)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
 
     def _load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
         if state.get("tier") != self.cfg.tier:
             raise OptionError(f"{path} holds a {state.get('tier')} net, not {self.cfg.tier}")
-        self._use_version_of(state["model"])
+        self._use_version_of(state["model"], source=path)
         self.net.load_state_dict(state["model"])
         if "optimizer" in state:
             self.opt.load_state_dict(state["optimizer"])
@@ -308,3 +313,7 @@ class Trainer:
         # A run resumed with another set of terms (say --border-weight added) has shorter early rows.
         rows = [r for r in self.history if len(r) == 1 + len(self.terms)]
         return plot_history(rows, self.terms, self.out.with_suffix(".loss.png"))
+
+
+def _shapes(net: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
