@@ -84,9 +84,10 @@ class TrainConfig:
             raise OptionError(f"workers must be 0 or more, got {self.workers}", param="workers")
         if self.tier not in nets.NETWORKS:
             raise OptionError(f"tier must be one of {sorted(nets.NETWORKS)}, got {self.tier!r}", param="tier")
-        if self.width is not None and (self.tier != "realtime" or self.width <= 0):
-            raise OptionError(f"width sets the realtime net's channels and must be positive, got {self.width} for the {self.tier} tier",
-                              param="width")
+        if self.width is not None and self.tier != "realtime":
+            raise OptionError(f"width sets the realtime net's channels; the {self.tier} net has fixed ones", param="width")
+        if self.width is not None and self.width <= 0:
+            raise OptionError(f"width must be positive, got {self.width}", param="width")
         if self.photo_side_px is not None and self.photo_side_px < self.image_size_px:
             raise OptionError(f"photo_side_px must be at least image_size_px ({self.image_size_px}), got {self.photo_side_px}",
                               param="photo_side_px")
