@@ -296,9 +296,9 @@ def test_width_trains_a_wider_realtime_net_and_init_keeps_it(photo_dir, tiny_vgg
     assert tuned.opt.param_groups[0]["params"][0] is tuned.net.stem[0].weight  # the optimizer trains the net in use
     with pytest.raises(OptionError, match="width 8 asked, but .*w.pt holds a realtime net of another width"):
         Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "n.pt", width=8, init=str(tmp_path / "w.pt")))
-    with pytest.raises(OptionError, match="width"):
+    with pytest.raises(OptionError, match="the quality net has fixed ones"):
         tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "q.pt", tier="quality", width=16).check()
-    with pytest.raises(OptionError, match="width"):
+    with pytest.raises(OptionError, match="width must be positive, got 0"):
         tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "z.pt", width=0).check()
 
 
