@@ -1,9 +1,13 @@
-"""tools/: tune_smoothing, fold_instance_norm, set_native_size, train_models' runner and build_models' table."""
+"""tools/: tune_smoothing, fold_instance_norm, set_native_size, train_models' runner, build_models' table
+and the avx2_only shim."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -158,3 +162,25 @@ def test_train_models_runs_each_models_stages_in_order_and_stops_a_model_at_a_fa
             [stage("b1", "raise SystemExit(3)"), stage("b2")]]
     assert tool.run_jobs(jobs, parallel=1, time_limit_s=None) == 1  # b1 failed
     assert (tmp_path / "a2").exists() and not (tmp_path / "b1").exists() and not (tmp_path / "b2").exists()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
+@pytest.mark.skipif(not shutil.which("gcc") or not {"cpuid_fault", "avx512f", "avx2"} <= _cpu_flags(),
+                    reason="needs gcc and an AVX-512 CPU with CPUID faulting")
+def test_avx2_only_hides_avx512_from_what_libraries_see(tmp_path):
+    lib = tmp_path / "avx2_only.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(lib), str(REPO / "tools" / "avx2_only.c")], check=True)
+    probe = ("import json; from numpy._core._multiarray_umath import __cpu_features__ as f; "
+             "print(json.dumps([f['AVX2'], f['AVX512F'], f.get('AVX512_SPR', False)]))")
+    native = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    shimmed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                             env={**os.environ, "LD_PRELOAD": str(lib)})
+    assert json.loads(native.stdout)[:2] == [True, True]
+    assert json.loads(shimmed.stdout) == [True, False, False]

@@ -46,8 +46,9 @@ def register(sub) -> None:
     n.add_argument("--tier", choices=["realtime", "quality"], help="network: realtime (CPU) or quality (TransformerNet)")
     n.add_argument("--width", type=int, metavar="N",
                    help="realtime tier: channels at full resolution, twice as many at half (default: 8, about 2.6k "
-                        "MACs/px; 16: 3.7k, a lower style distance at the same content distance; check its speed on "
-                        "the target CPU with rtnst bench). --init and --resume take their weights' width")
+                        "MACs/px; 16: 3.7k, a lower style distance at the same content distance, but ~30%% slower on "
+                        "AVX2-only CPUs; check its speed on the target CPU with rtnst bench). --init and --resume "
+                        "take their weights' width")
     n.add_argument("--content-layers", type=_layers, metavar="L1,L2", help="VGG content layers (default: relu3_3)")
     n.add_argument("--style-layers", type=_layers, metavar="L1,L2",
                    help="VGG style layers (default: relu1_2,relu2_2,relu3_3,relu4_3)")

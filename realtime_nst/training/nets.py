@@ -144,8 +144,8 @@ class RealtimeNet(nn.Module):
     the 1/4 level starts, grid-free upsampling only (TiedUpsample: nearest x2 + 3x3, Odena et al.
     2016). Pixels RGB 0..1. Sized by `rtnst bench --sizes 1280x720` end to end (decode, resize,
     model, resize, encode on 2 cores): full-resolution tensors cost memory traffic more than MACs.
-    ``full=16, half=32`` (`rtnst train --width 16`, 3.7k MACs/px) ran as fast end to end on
-    AVX-512 (onnxruntime's blocked layout holds 16 channels per register there, 8 with AVX2).
+    ``full=16, half=32`` (`rtnst train --width 16`, 3.7k MACs/px) runs as fast with AVX-512
+    (onnxruntime's blocked layout holds 16 channels there) but ~30% slower with AVX2 (blocks of 8).
     """
 
     INPUT_RANGE = "0-1"
