@@ -223,6 +223,12 @@ def test_photo_side_crops_a_part_of_the_scene_at_that_scale(photo_dir, tiny_vgg1
     (tmp_path / "a.teacher.npy").write_bytes(b"")
     assert cache_of_init(str(tmp_path / "a.pt"), teacher="t", data="d", size_px=16) == tmp_path / "a.teacher.npy"
     assert cache_of_init(str(tmp_path / "a.pt"), teacher="t", data="d", size_px=16, photo_side_px=48) is None
+    # A stage without a teacher in between (VGG only): its start's cache is found through it.
+    torch.save({"config": {"data": "d", "image_size_px": 16, "init": str(tmp_path / "a.pt")}}, tmp_path / "v.pt")
+    assert cache_of_init(str(tmp_path / "v.pt"), teacher="t", data="d", size_px=16) == tmp_path / "a.teacher.npy"
+    assert cache_of_init(str(tmp_path / "v.pt"), teacher="other", data="d", size_px=16) is None
+    torch.save({"config": {"init": str(tmp_path / "w.pt")}}, tmp_path / "w.pt")  # a loop ends
+    assert cache_of_init(str(tmp_path / "w.pt"), teacher="t", data="d", size_px=16) is None
 
 
 def test_distill_from_a_teacher_needs_no_vgg(photo_dir, tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ from ..files import atomic_write
 log = logging.getLogger("rtnst")
 
 Teacher = Callable[[np.ndarray], np.ndarray]  # frame -> stylised frame, same size
+_INIT_CHAIN_MAX = 16  # checkpoints followed back through --init (a loop of them ends there)
 
 
 def load_teacher(spec: str, *, device: torch.device) -> tuple[Teacher, str, str]:
@@ -61,16 +62,22 @@ def cache_path(out: str | Path) -> Path:
 
 def cache_of_init(init: str | None, *, teacher: str, data: str, size_px: int,
                   photo_side_px: int | None = None) -> Path | None:
-    """The teacher cache of the checkpoint a fine-tune starts from, when that run was distilled from
-    the same teacher on the same photos, crop size and scale: its targets are exactly this run's."""
-    if not init or Path(init).suffix not in (".pt", ".pth") or not cache_path(init).is_file():
-        return None
+    """The teacher cache of the checkpoint a fine-tune starts from, or of the checkpoint that one
+    started from, and so on (a VGG stage between distillation and an anchored stage has none of its
+    own), when that run was distilled from the same teacher on the same photos, crop size and
+    scale: its targets are exactly this run's."""
     from .config import saved_config
 
-    cfg = saved_config(init)
-    same = ((cfg.get("teacher"), cfg.get("data"), cfg.get("image_size_px"), cfg.get("photo_side_px") or size_px)
-            == (teacher, data, size_px, photo_side_px or size_px))
-    return cache_path(init) if same else None
+    for _ in range(_INIT_CHAIN_MAX):
+        if not init or Path(init).suffix not in (".pt", ".pth") or not Path(init).is_file():
+            return None
+        cfg = saved_config(init)
+        same = ((cfg.get("teacher"), cfg.get("data"), cfg.get("image_size_px"), cfg.get("photo_side_px") or size_px)
+                == (teacher, data, size_px, photo_side_px or size_px))
+        if same and cache_path(init).is_file():
+            return cache_path(init)
+        init = cfg.get("init")
+    return None
 
 
 def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool = True,
