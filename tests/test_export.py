@@ -28,7 +28,7 @@ def test_cli_export_checks_and_metadata(realtime_export):
     assert {"Conv", "InstanceNormalization", "Resize"} <= ops and "ConvTranspose" not in ops  # export_form
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["rtnst.input_range"] == "0-1" and meta["rtnst.channel_order"] == "rgb"
-    assert meta["rtnst.pad_multiple"] == "4" and meta["rtnst.tier"] == "realtime" and meta["rtnst.margin_px"] == "0"
+    assert meta["rtnst.pad_multiple"] == "4" and meta["rtnst.tier"] == "realtime" and meta["rtnst.margin_px"] == "4"
     assert meta["rtnst.max_side_px"] == "640"  # the realtime net's native inference size
     assert meta["rtnst.style"] == "mosaic" and meta["rtnst.style_image"] == "mosaic.jpg"
     assert meta["rtnst.steps"] == "123" and '"lr": 0.002' in meta["rtnst.training"]
@@ -43,7 +43,7 @@ def test_stylizer_runs_the_export_at_any_size(realtime_export):
     folder, _ = realtime_export
     frame = (np.random.default_rng(0).random((37, 53, 3)) * 255).astype(np.uint8)  # odd sides: padded inside
     with OnnxStylizer(folder / "mosaic-realtime.onnx", device="cpu") as s:
-        assert s.info.input_range == "0-1" and s.info.pad_multiple == 4 and s.info.margin_px == 0 and s.info.style == "mosaic"
+        assert s.info.input_range == "0-1" and s.info.pad_multiple == 4 and s.info.margin_px == 4 and s.info.style == "mosaic"
         assert s.stylize(frame).shape == frame.shape
         assert s.max_side_px == 640 and s.inference_size(1280, 720) == (640, 360)  # its native size by default
     with OnnxStylizer(folder / "mosaic-realtime.onnx", device="cpu", max_side_px=320) as s:

@@ -1,4 +1,4 @@
-"""tools/: tune_smoothing, fold_instance_norm, set_native_size, train_models' runner, build_models' table
+"""tools/: tune_smoothing, fold_instance_norm, stamp_model, train_models' runner, build_models' table
 and the avx2_only shim."""
 
 from __future__ import annotations
@@ -131,19 +131,24 @@ def test_build_models_table_says_how_each_model_was_trained():
     assert "| VGG16 perceptual loss, anchored to `s-quality.onnx` |" in rows[2]
 
 
-def test_set_native_size_makes_the_model_run_at_that_size_unless_told_otherwise(tmp_path, capsys):
+def test_stamp_model_sets_the_native_size_and_margin_the_runtime_uses(tmp_path, capsys):
     pytest.importorskip("onnx")
     from realtime_nst.runtime.stylizer import OnnxStylizer
 
-    tool = load_tool("set_native_size")
+    tool = load_tool("stamp_model")
     model = onnx_model(tmp_path / "m.onnx", metadata={"rtnst.style": "x", "rtnst.smooth_strength": "0.6"})
     assert tool.main([str(model), "--max-side", "320"]) == 0
     with OnnxStylizer(model, device="cpu") as st:
         assert st.inference_size(1280, 720) == (320, 180)
-        assert st.info.style == "x" and st.info.smooth_strength == 0.6  # other keys kept
+        assert st.info.style == "x" and st.info.smooth_strength == 0.6 and st.info.margin_px == 0  # others kept
     with OnnxStylizer(model, device="cpu", max_side_px=640) as st:
         assert st.inference_size(1280, 720) == (640, 360)
-    assert tool.main([str(model), "--max-side", "0"]) == 2
+    assert tool.main([str(model), "--margin", "4"]) == 0
+    with OnnxStylizer(model, device="cpu") as st:
+        assert st.info.margin_px == 4 and st.inference_size(1280, 720) == (320, 180)
+    for bad in (["--max-side", "0"], ["--margin", "-1"], []):
+        assert tool.main([str(model), *bad]) == 2
+    assert "give --max-side, --margin or both" in capsys.readouterr().err
     assert tool.main([str(tmp_path / "none.onnx"), "--max-side", "320"]) == 2
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     assert tool.main([str(tmp_path / "junk.onnx"), "--max-side", "320"]) == 2
