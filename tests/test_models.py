@@ -128,6 +128,17 @@ def test_shipped_models_match_their_manifest():
     assert sum(p.stat().st_size for p in folder.iterdir()) < 40e6
 
 
+def test_shipped_realtime_models_keep_their_edge_line_outside_the_frame():
+    # Zero padding lets these nets paint a 1-3 px line along the image's edge (models/README.md):
+    # the reflected margin the runtime adds is what keeps it out of the output.
+    from realtime_nst.runtime.stylizer import OnnxStylizer
+
+    entries = json.loads((REPO / "models" / "manifest.json").read_text())["models"]
+    for e in (e for e in entries if e["tier"] == "realtime"):
+        with OnnxStylizer(REPO / "models" / e["file"], device="cpu") as st:
+            assert st.info.margin_px >= 4, e["name"]
+
+
 def test_default_shipped_model_stylizes_a_frame(monkeypatch):
     import numpy as np
 
