@@ -194,11 +194,25 @@ def test_cli_eval_quality(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys
     rc = main(["-q", "eval", "quality", "--model", str(identity), "--content", str(photo_dir / "p1.png"),
                "--style", str(photo_dir.parent / "style.png"), "--vgg-weights", str(tiny_vgg16_file)])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert rc == 0 and lines[0].split() == ["image", "S", "C", "shift"]
+    assert rc == 0 and lines[0].split() == ["image", "S", "C", "shift", "edge"]
     assert lines[1].startswith("p1.png") and lines[-1].startswith("mean")
-    # The identity model reproduces its input: content distance 0, and it moves with its input.
+    # The identity model reproduces its input: content distance 0, it moves with its input, no edge line.
     assert float(lines[1].split()[2]) == pytest.approx(0.0, abs=1e-6)
     assert float(lines[1].split()[3]) == pytest.approx(0.0, abs=1e-6)
+    assert float(lines[1].split()[4]) == 0.0
+
+
+def test_edge_line_flags_a_line_painted_along_one_edge():
+    from realtime_nst.evaluation.quality import edge_line
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (0, 0), 3)
+    assert edge_line(scene, scene.copy()) == 0.0
+    lined = scene.copy()
+    lined[:, -2:] = 0  # a dark 2 px line down the right edge
+    assert edge_line(scene, lined) > 0.4 * scene[:, -12:-4].mean()  # 2 of the 3 outer columns, all dark
+    assert edge_line(scene, np.clip(scene.astype(int) + 40, 0, 255).astype(np.uint8)) < 1.0  # brighter, no line
+    assert edge_line(scene[:20, :20], lined[:20, :20]) == 0.0  # too small to tell a band from the edge
 
 
 def test_shift_sensitivity_flags_a_grid_tied_to_the_pixels():

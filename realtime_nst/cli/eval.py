@@ -27,7 +27,9 @@ def register(sub) -> None:
                                      "VGG16 relu1_2..relu4_3 against the style image) and the content "
                                      "distance C (relu3_3 against the input), per image and mean; and the shift "
                                      "sensitivity: how much the output changes when the input moves by 1-3 px "
-                                     "(high for nets that paint a grid tied to the pixels instead of the scene).")
+                                     "(high for nets that paint a grid tied to the pixels instead of the scene); and the edge "
+                                     "line: how much the outer 3 px differ from the band inside them, less the "
+                                     "input's own, at the worst edge (levels 0-255; high for a painted frame).")
     q.add_argument("--content", required=True, metavar="DIR_OR_FILE", help="an image or a folder of images")
     q.add_argument("--style", required=True, metavar="S.jpg", help="the style image the model imitates")
     q.add_argument("--input-side", type=int, metavar="PX", dest="input_max_side_px",
@@ -108,13 +110,14 @@ def run_quality(args: argparse.Namespace) -> int:
         rows = evaluate_quality(stylizer, paths, args.style, vgg_weights=args.vgg_weights,
                                 input_max_side_px=args.input_max_side_px, progress=bar)
     width = max(len(r.name) for r in rows)
-    print(f"{'image':<{width}}  {'S':>10}  {'C':>10}  {'shift':>8}")
+    print(f"{'image':<{width}}  {'S':>10}  {'C':>10}  {'shift':>8}  {'edge':>6}")
     for r in rows:
-        print(f"{r.name:<{width}}  {r.style_distance:10.4g}  {r.content_distance:10.4g}  {r.shift:8.4f}")
+        print(f"{r.name:<{width}}  {r.style_distance:10.4g}  {r.content_distance:10.4g}  {r.shift:8.4f}  {r.edge:6.1f}")
     s = sum(r.style_distance for r in rows) / len(rows)
     c = sum(r.content_distance for r in rows) / len(rows)
     sh = sum(r.shift for r in rows) / len(rows)
-    print(f"{'mean':<{width}}  {s:10.4g}  {c:10.4g}  {sh:8.4f}")
+    edge = sum(r.edge for r in rows) / len(rows)
+    print(f"{'mean':<{width}}  {s:10.4g}  {c:10.4g}  {sh:8.4f}  {edge:6.1f}")
     return 0
 
 

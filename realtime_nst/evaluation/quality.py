@@ -15,6 +15,8 @@ from ..runtime.stylizer import Stylizer
 EVAL_SIDE_PX = 512
 SHIFTS_PX = (1, 2, 3)
 SHIFT_BORDER_PX = 16
+EDGE_PX = 3  # edge_line: the outer strip ...
+EDGE_BAND_PX = (4, 12)  # ... against the band just inside it
 
 
 @dataclass
@@ -23,6 +25,7 @@ class QualityRow:
     style_distance: float
     content_distance: float
     shift: float  # see shift_sensitivity
+    edge: float  # see edge_line
 
 
 class QualityMeter:
@@ -75,10 +78,29 @@ def shift_sensitivity(stylize, frame: np.ndarray, *, output: np.ndarray | None =
     return float(np.mean(diffs))
 
 
+def edge_line(frame: np.ndarray, output: np.ndarray) -> float:
+    """How far the output's outer EDGE_PX pixels differ from the band just inside them (levels 0..255,
+    the mean over colours), less the same for the input, at the worst of the four edges. A net with
+    zero padding finds the image's edge and can paint a line or frame along it (the realtime nets
+    without their reflected margin: up to 38 on one edge; the quality tier ~0). Sides shorter than
+    twice the band: 0."""
+    a, b = EDGE_BAND_PX
+    if min(frame.shape[:2]) < 2 * b or frame.shape != output.shape:
+        return 0.0
+
+    def edges(img: np.ndarray) -> np.ndarray:
+        g = img.astype(np.float32)
+        strips = [(g[:EDGE_PX], g[a:b]), (g[-EDGE_PX:], g[-b:-a]),
+                  (g[:, :EDGE_PX], g[:, a:b]), (g[:, -EDGE_PX:], g[:, -b:-a])]
+        return np.array([np.abs(o.mean((0, 1)) - i.mean((0, 1))).mean() for o, i in strips])
+
+    return float(max(0.0, (edges(output) - edges(frame)).max()))
+
+
 def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path, *,
                      vgg_weights: str | os.PathLike | None = None, input_max_side_px: int | None = None,
                      progress=None) -> list[QualityRow]:
-    """S, C and shift sensitivity of what a user gets: each photo (scaled to ``input_max_side_px``
+    """S, C, shift sensitivity and edge line of what a user gets: each photo (scaled to ``input_max_side_px``
     first if given) is stylised as `rtnst image` does, at the stylizer's size and back to the
     photo's, and the output and the photo are then measured at a long side of EVAL_SIDE_PX. A model
     whose look depends on the input's size (texture that shrinks on larger frames) is measured as
@@ -91,7 +113,8 @@ def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path,
         out = stylizer.stylize(img)
         metric_size = fr.fit_max_side(img.shape[1], img.shape[0], EVAL_SIDE_PX)
         s, c = meter.measure(fr.resize(img, metric_size), fr.resize(out, metric_size))
-        rows.append(QualityRow(path.name, s, c, shift_sensitivity(stylizer.stylize, img, output=out)))
+        rows.append(QualityRow(path.name, s, c, shift_sensitivity(stylizer.stylize, img, output=out),
+                               edge_line(img, out)))
         if progress:
             progress.update(1)
     return rows
