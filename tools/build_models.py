@@ -139,26 +139,26 @@ def figures_table(entries: list[dict], measured: dict, folder: Path) -> str:
     names = [n for n in shipped if n in measured] + sorted(n for n in measured if n not in shipped)
     clips = sorted({c for n in names for c in measured[n].get("e_warp", {})})
     refs = {measured[n]["style_image"]: measured[n] for n in names if n not in shipped and "style_image" in measured[n]}
-    lines = ["| model | S | C | S ÷ ref | C ÷ ref | shift | "
+    lines = ["| model | S | C | S ÷ ref | C ÷ ref | shift | edge | "
              + " | ".join(f"E_warp / floor (/ contrast floor), {Path(c).stem}" for c in clips)
              + " | smooth strength | fps, model at 640x360 | fps, 1280x720 end to end (runs at) | CPU |",
-             "|---" * (10 + len(clips)) + "|"]
+             "|---" * (11 + len(clips)) + "|"]
     for n in names:
         m = measured[n]
         e = shipped.get(n)
         label = f"`{n}`" if e else f"{n} (not shipped)"
         if e is not None and m.get("model_sha256") != measured_sha256(folder / e["file"]):
-            lines.append(f"| {label} |" + " ? |" * (9 + len(clips)))
+            lines.append(f"| {label} |" + " ? |" * (10 + len(clips)))
             continue
         ref = refs.get(m.get("style_image")) if e else None
         ratios = " | ".join(f"{m[k] / ref[k]:.2f}" if ref and k in m else "" for k in ("S", "C"))
-        quality = [f"{m[k]:{f}}" if k in m else "" for k, f in (("S", ".4f"), ("C", ".3f"), ("shift", ".3f"))]
+        quality = [f"{m[k]:{f}}" if k in m else "" for k, f in (("S", ".4f"), ("C", ".3f"), ("shift", ".3f"), ("edge", ".1f"))]
         ew = " | ".join(_e_warp_cell(m["e_warp"][c]) if c in m.get("e_warp", {}) else "" for c in clips)
         strength = f"{e['smooth_strength']:g}" if e and e.get("smooth_strength") is not None else ""
         fps = m.get("fps")
         speed = (f"{fps['model_640x360']:.0f} | {fps['end_to_end_1280x720']:.0f} ({fps['runs_at_1280x720']}) | "
                  f"{m.get('cpu', '?')}") if fps else " |  | "
-        lines.append(f"| {label} | {quality[0]} | {quality[1]} | {ratios} | {quality[2]} | {ew} | {strength} | {speed} |")
+        lines.append(f"| {label} | {quality[0]} | {quality[1]} | {ratios} | {quality[2]} | {quality[3]} | {ew} | {strength} | {speed} |")
     return "\n".join(lines)
 
 

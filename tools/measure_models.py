@@ -87,7 +87,7 @@ def measure(path: Path, part: str, args, *, style: Path | None = None) -> dict:
             rows = evaluate_quality(st, content_paths(args.content), style, vgg_weights=args.vgg_weights)
             return {"style_image": style.name, "S": sum(r.style_distance for r in rows) / len(rows),
                     "C": sum(r.content_distance for r in rows) / len(rows),
-                    "shift": sum(r.shift for r in rows) / len(rows)}
+                    "shift": sum(r.shift for r in rows) / len(rows), "edge": sum(r.edge for r in rows) / len(rows)}
         e_warp = {}
         for clip in args.clips:
             frames, _ = read_video(clip, max_frames=args.flicker_frames)
@@ -101,7 +101,8 @@ def measure(path: Path, part: str, args, *, style: Path | None = None) -> dict:
 def summary(figures: dict) -> str:
     out = []
     if "S" in figures:
-        out.append(f"S {figures['S']:.4f} C {figures['C']:.3f} shift {figures['shift']:.3f}")
+        edge = f" edge {figures['edge']:.1f}" if "edge" in figures else ""
+        out.append(f"S {figures['S']:.4f} C {figures['C']:.3f} shift {figures['shift']:.3f}{edge}")
     if "e_warp" in figures:
         out.append("E_warp/floor " + ", ".join(f"{k} {v['x_floor']:.1f}x" for k, v in figures["e_warp"].items()))
         if all("x_contrast_floor" in v for v in figures["e_warp"].values()):

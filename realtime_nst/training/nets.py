@@ -68,6 +68,7 @@ class TransformerNet(nn.Module):
     INPUT_RANGE = "0-255"
     PAD_MULTIPLE = 4
     NATIVE_MAX_SIDE_PX = 640
+    INFERENCE_MARGIN_PX = 8  # great_wave's net painted a 2-3 px line along the bottom edge without it
     TIER = "quality"
 
     def __init__(self) -> None:
@@ -151,8 +152,7 @@ class RealtimeNet(nn.Module):
     INPUT_RANGE = "0-1"
     PAD_MULTIPLE = 4
     MARGIN_PX = 0  # zero padding; the border term of training keeps a frame from being painted
-    # The border term, a mean over the whole crop, leaves a 1-3 px line along edges (up to 33 levels);
-    # a reflected 4 px margin at inference (3% more pixels at 640x360) puts it outside the frame.
+    # The border term (a mean over the crop) leaves a 1-3 px line along edges: a reflected margin hides it.
     INFERENCE_MARGIN_PX = 4
     NATIVE_MAX_SIDE_PX = 640
     TIER = "realtime"
