@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated model names (default: all): " + ", ".join(RECIPES))
     p.add_argument("--style-weights", help="comma-separated style weights: one variant of each model per weight "
                                            "(its last stage's weight, and its polish's)")
-    p.add_argument("--steps", type=int, help="override the step count of each model's last stage (the one its polish repeats)")
+    p.add_argument("--steps", type=int,
+                   help="override the step count of each model's last stage (the one its polish repeats)")
     p.add_argument("--parallel", type=int, default=0, help="models trained at once (default: all)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes per run (default 1)")
     p.add_argument("--time-limit-s", type=float, help="SIGTERM every run after this many seconds")
