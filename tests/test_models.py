@@ -110,17 +110,25 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     proc = subprocess.run(base + ["--only", "great_wave-realtime", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert f"--teacher {runs / 'great_wave-quality.pt'}" in proc.stdout.splitlines()[0]
     # A polish repeats the stage before it, as --steps and --style-weights left it, at a tenth of its rate.
-    (styles / "the_scream.jpg").write_bytes(b"x")
-    proc = subprocess.run(base + ["--only", "the_scream-realtime", "--steps", "7", "--style-weights", "3", "--dry-run"],
+    (styles / "shipwreck.jpg").write_bytes(b"x")
+    proc = subprocess.run(base + ["--only", "shipwreck-realtime", "--steps", "7", "--style-weights", "3", "--dry-run"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     *_, anchor, polish = proc.stdout.splitlines()
     assert "--steps 7" in anchor and "--lr 0.0005" in anchor and "--batch-size 4" in anchor
-    assert f"--init {runs / 'the_scream-realtime.sw3.anchor.pt'}" in polish and "--lr 5e-05" in polish
+    assert f"--init {runs / 'shipwreck-realtime.sw3.anchor.pt'}" in polish and "--lr 5e-05" in polish
     assert "--batch-size 8" in polish and "--steps 250" in polish
-    assert f"--out {runs / 'the_scream-realtime.sw3.pt'}" in polish
-    for same in ("--style-weight 3.0", "--teacher-weight 10.0", "--border-weight 20.0", "--temporal-weight 15.0"):
+    assert f"--out {runs / 'shipwreck-realtime.sw3.pt'}" in polish
+    for same in ("--style-weight 3.0", "--teacher-weight 60.0", "--border-weight 10.0", "--temporal-weight 15.0"):
         assert same in anchor and same in polish
+    # A polish inside a recipe settles the stage just before it; --steps sets the recipe's last stage.
+    (styles / "the_scream.jpg").write_bytes(b"x")
+    proc = subprocess.run(base + ["--only", "the_scream-realtime", "--steps", "7", "--dry-run"],
+                          capture_output=True, text=True, timeout=60)
+    settled = next(ln for ln in proc.stdout.splitlines() if f"--out {runs / 'the_scream-realtime.settled.pt'}" in ln)
+    assert f"--init {runs / 'the_scream-realtime.anchor.pt'}" in settled and "--lr 5e-05" in settled
+    assert "--temporal-weight 15.0" in settled and "--steps 250" in settled
+    assert "--steps 7" in proc.stdout.splitlines()[-1] and "--steps 7" not in settled
     bad = subprocess.run(base + ["--only", "nope-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown model" in bad.stderr
 
