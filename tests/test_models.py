@@ -121,14 +121,20 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     assert f"--out {runs / 'shipwreck-realtime.sw3.pt'}" in polish
     for same in ("--style-weight 3.0", "--teacher-weight 60.0", "--border-weight 10.0", "--temporal-weight 15.0"):
         assert same in anchor and same in polish
-    # A polish inside a recipe settles the stage just before it; --steps sets the recipe's last stage.
+    # A polish inside a recipe settles the stage just before it; --steps and --style-weights set the last
+    # stage that is not a polish, and the polishes after it (one with its own teacher weight) repeat it.
     (styles / "the_scream.jpg").write_bytes(b"x")
-    proc = subprocess.run(base + ["--only", "the_scream-realtime", "--steps", "7", "--dry-run"],
+    proc = subprocess.run(base + ["--only", "the_scream-realtime", "--steps", "7", "--style-weights", "3", "--dry-run"],
                           capture_output=True, text=True, timeout=60)
-    settled = next(ln for ln in proc.stdout.splitlines() if f"--out {runs / 'the_scream-realtime.settled.pt'}" in ln)
-    assert f"--init {runs / 'the_scream-realtime.anchor.pt'}" in settled and "--lr 5e-05" in settled
-    assert "--temporal-weight 15.0" in settled and "--steps 250" in settled
-    assert "--steps 7" in proc.stdout.splitlines()[-1] and "--steps 7" not in settled
+    assert proc.returncode == 0, proc.stderr
+    *_, stage, again, last = proc.stdout.splitlines()
+    settled = next(ln for ln in proc.stdout.splitlines() if "the_scream-realtime.sw3.settled.pt" in ln)
+    assert f"--init {runs / 'the_scream-realtime.sw3.anchor.pt'}" in settled and "--lr 5e-05" in settled
+    assert "--temporal-weight 15.0" in settled and "--steps 250" in settled and "--style-weight" not in settled
+    assert "--steps 7" in stage and "--style-weight 3.0" in stage and "--lr 0.0005" in stage
+    assert f"--init {runs / 'the_scream-realtime.sw3.t2p.pt'}" in last and "--teacher-weight 20.0" in last
+    for polish in (again, last):
+        assert "--steps 250" in polish and "--style-weight 3.0" in polish and "--lr 5e-05" in polish
     bad = subprocess.run(base + ["--only", "nope-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown model" in bad.stderr
 

@@ -58,9 +58,16 @@ def _anchored(style: str, steps: int, init: str, **kw) -> dict:
 # learning rate and twice its batch: Adam at a constant rate leaves the weights jittering about the
 # optimum, and settling them lowered the style distance at about the same content distance
 # (the_scream: S 0.1406 -> 0.1331, C 0.513 -> 0.515; shipwreck: 0.2232 -> 0.2163, 0.500 -> 0.503).
-# Built in main(), after --steps and --style-weights have set the stage it repeats.
-POLISH = {"polish": True}
+# A polish repeats the last stage that is not a polish, from the weights of the stage just before it,
+# with any overrides it carries; main() builds it after --steps and --style-weights have set that stage.
 POLISH_STEPS, POLISH_BATCH_FACTOR, POLISH_LR_FACTOR = 250, 2, 0.1
+
+
+def polish(**overrides) -> dict:
+    return {"polish": True, **overrides}
+
+
+POLISH = polish()
 
 
 def polished(before: dict, before_stage: str) -> dict:
@@ -73,7 +80,7 @@ def _spend_steadiness(style: str, init: str, name: str, *, last: str, **kw) -> l
     """Three stages from ``init``: the anchored loss at a lower temporal weight (``name``), its polish
     (``name`` + "p"), and a polish at teacher weight 20 that brings the content back (``last``)."""
     stage = _anchored(style, 300, init, teacher_weight=10.0, **kw)
-    return [(name, stage), (name + "p", POLISH), (last, {**polished(stage, name + "p"), "teacher_weight": 20.0})]
+    return [(name, stage), (name + "p", POLISH), (last, polish(teacher_weight=20.0))]
 
 
 REALTIME: dict[str, list[tuple[str, dict]]] = {
@@ -163,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preview-image", help="content image for the previews")
     p.add_argument("--only", help="comma-separated model names (default: all): " + ", ".join(RECIPES))
     p.add_argument("--style-weights", help="comma-separated style weights: one variant of each model per weight "
-                                           "(its last stage's weight, and its polish's)")
+                                           "(its last stage's that is not a polish, and its polishes')")
     p.add_argument("--steps", type=int,
-                   help="override the step count of each model's last stage (the one its polish repeats)")
+                   help="override the step count of each model's last stage that is not a polish (the one its "
+                        "polishes repeat)")
     p.add_argument("--parallel", type=int, default=0, help="models trained at once (default: all)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes per run (default 1)")
     p.add_argument("--time-limit-s", type=float, help="SIGTERM every run after this many seconds")
@@ -185,14 +193,20 @@ def main(argv: list[str] | None = None) -> int:
             stem = name if w is None else f"{name}.sw{w:g}"
             stages, files = [], {}
             recipes = RECIPES[name]
-            last = len(recipes) - 1 - (recipes[-1][1] is POLISH)  # the stage --steps and --style-weights set
-            before: tuple[str, dict] | None = None
+            # --steps and --style-weights set the last stage that is not a polish; the polishes after it
+            # repeat it as set.
+            last = max(i for i, (_, r) in enumerate(recipes) if not r.get("polish"))
+            base, before = {}, ""
             for i, (stage, recipe) in enumerate(recipes):
-                recipe = polished(before[1], before[0]) if recipe is POLISH else dict(recipe)
-                if i == last:
-                    recipe.update({"steps": args.steps} if args.steps else {})
-                    recipe.update({"style_weight": w} if w is not None else {})
-                before = (stage, recipe)
+                if recipe.get("polish"):
+                    recipe = {**polished(base, before), **{k: v for k, v in recipe.items() if k != "polish"}}
+                else:
+                    recipe = dict(recipe)
+                    if i == last:
+                        recipe.update({"steps": args.steps} if args.steps else {})
+                        recipe.update({"style_weight": w} if w is not None else {})
+                    base = recipe
+                before = stage
                 stage_stem = f"{stem}.{stage}" if stage else stem
                 out = runs / f"{stage_stem}.pt"
                 stages.append((stage_stem, command(recipe, args, out, files), runs / f"{stage_stem}.log"))
