@@ -13,19 +13,53 @@ from .errors import InputError, OutputError
 from .files import atomic_write, check_output_path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}  # the formats whose transparency is kept
+_ALPHA_SIGNATURES = (b"\x89PNG", b"II*\x00", b"MM\x00*")  # PNG, TIFF (WebP: RIFF....WEBP)
 log = logging.getLogger("rtnst")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
+    return _decode_frame(_read_bytes(path), Path(path))
+
+
+def read_image_with_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """The frame and the image's transparency (HxW uint8, 0 = transparent), or None when it has none
+    or is opaque everywhere."""
+    path = Path(path)
+    data = _read_bytes(path)
+    frame = _decode_frame(data, path)
+    head = data[:12].tobytes()
+    if not head.startswith(_ALPHA_SIGNATURES) and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return frame, None
+    # A second decode: IMREAD_COLOR (above) gives the frame OpenCV's conversions (grey, 16-bit,
+    # palette, EXIF orientation) but drops the alpha channel, which only IMREAD_UNCHANGED keeps.
+    full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if full is None or full.ndim != 3 or full.shape[2] != 4:
+        return frame, None
+    if full.shape[:2] != frame.shape[:2]:
+        log.warning("rtnst: %s: its transparency does not match its oriented picture; not kept", path)
+        return frame, None
+    alpha = full[:, :, 3]
+    if alpha.dtype == np.uint16:
+        alpha = (alpha >> 8).astype(np.uint8)
+    elif alpha.dtype != np.uint8:
+        alpha = (np.clip(alpha.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return frame, (np.ascontiguousarray(alpha) if alpha.min() < 255 else None)
+
+
+def _read_bytes(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     if not path.is_file():
         raise InputError(f"input {path} is not a file")
     try:
-        data = np.fromfile(path, np.uint8)
+        return np.fromfile(path, np.uint8)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if frame is None:
         raise InputError(f"{path} is not an image OpenCV can decode (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -39,8 +73,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return frame
 
 
-def write_image(path: str | os.PathLike, frame: np.ndarray, *, overwrite: bool = False) -> None:
-    """Encode fully in memory, then write whole (files.atomic_write)."""
+def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray | None = None,
+                overwrite: bool = False) -> None:
+    """Encode fully in memory, then write whole (files.atomic_write). ``alpha`` (HxW uint8), when
+    given, is written as the image's transparency: the format must hold one (ALPHA_SUFFIXES)."""
     path = Path(path)
     # No write probe per image: callers probe the folder once before a run, and the write itself
     # reports a folder that refuses it.
@@ -48,6 +84,12 @@ def write_image(path: str | os.PathLike, frame: np.ndarray, *, overwrite: bool =
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {path}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    if alpha is not None:
+        if suffix not in ALPHA_SUFFIXES:
+            raise OutputError(f"{path} cannot hold transparency: use one of {', '.join(sorted(ALPHA_SUFFIXES))}")
+        if alpha.shape != frame.shape[:2]:
+            alpha = cv2.resize(alpha, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+        frame = np.dstack([frame, alpha])
     ok, buf = cv2.imencode(suffix, frame)
     if not ok:
         raise OutputError(f"OpenCV could not encode {path}")

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Stylise one image into a file (rtnst image in.jpg out.jpg), or several images and/or "
                     "folders into a folder (rtnst image a.jpg photos/ out_dir/). Existing outputs are kept "
                     "unless --overwrite is given. A file that cannot be read is reported and skipped; the "
-                    "run goes on and ends with exit code 2 and the count (--fail-fast stops at the first).")
+                    "run goes on and ends with exit code 2 and the count (--fail-fast stops at the first). "
+                    "An image's transparency is kept when the output is .png, .webp or .tif(f); a .jpg or "
+                    ".bmp output is written opaque, and said.")
     p.add_argument("inputs", nargs="+", metavar="IN", help="image file(s) or folder(s) of images")
     p.add_argument("output", metavar="OUT", help="output image file (one input), or a folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import check_outputs
-    from ..imageio import read_image, write_image
+    from ..imageio import ALPHA_SUFFIXES, read_image_with_alpha, write_image
     from ..signals import stop_on_signals
 
     pairs = plan(args.inputs, args.output, suffix=args.suffix, recursive=args.recursive)
@@ -91,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
             if stop.is_set():
                 break
             try:
-                frame = read_image(src)
-                write_image(dst, stylizer.stylize(frame), overwrite=args.overwrite)
+                frame, alpha = read_image_with_alpha(src)
+                if alpha is not None and dst.suffix.lower() not in ALPHA_SUFFIXES:
+                    log.warning("rtnst: %s has transparency, which %s cannot hold: written opaque (write %s to "
+                                "keep it)", src, dst.name, "/".join(sorted(ALPHA_SUFFIXES)))
+                    alpha = None
+                write_image(dst, stylizer.stylize(frame), alpha=alpha, overwrite=args.overwrite)
                 done += 1
                 if not noted:
                     noted = note_native_size(stylizer, frame.shape[1], frame.shape[0], args)
