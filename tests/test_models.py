@@ -132,7 +132,7 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     assert f"--init {runs / 'the_scream-realtime.sw3.anchor.pt'}" in settled and "--lr 5e-05" in settled
     assert "--temporal-weight 15.0" in settled and "--steps 250" in settled and "--style-weight" not in settled
     assert "--steps 7" in stage and "--style-weight 3.0" in stage and "--lr 0.0005" in stage
-    assert f"--init {runs / 'the_scream-realtime.sw3.t2p.pt'}" in last and "--teacher-weight 20.0" in last
+    assert f"--init {runs / 'the_scream-realtime.sw3.t0p.pt'}" in last and "--teacher-weight 20.0" in last
     for polish in (again, last):
         assert "--steps 250" in polish and "--style-weight 3.0" in polish and "--lr 5e-05" in polish
     bad = subprocess.run(base + ["--only", "nope-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
