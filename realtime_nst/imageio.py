@@ -33,7 +33,10 @@ def read_image_with_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarr
         return frame, None
     # A second decode: IMREAD_COLOR (above) gives the frame OpenCV's conversions (grey, 16-bit,
     # palette, EXIF orientation) but drops the alpha channel, which only IMREAD_UNCHANGED keeps.
-    full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # a file damaged where only this decode reads it: the picture itself is fine
+        full = None
     if full is None or full.ndim != 3 or full.shape[2] != 4:
         return frame, None
     if full.shape[:2] != frame.shape[:2]:
