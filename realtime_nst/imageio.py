@@ -13,8 +13,9 @@ from .errors import InputError, OutputError
 from .files import atomic_write, check_output_path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}  # the formats whose transparency is kept
-_ALPHA_SIGNATURES = (b"\x89PNG", b"II*\x00", b"MM\x00*")  # PNG, TIFF (WebP: RIFF....WEBP)
+ALPHA_SUFFIXES = {".png", ".webp"}  # the formats whose transparency is kept
+# (OpenCV writes a TIFF's fourth channel without marking it as alpha: other programs do not read it so)
+_PNG_HEAD_BYTES = 1 << 16  # where a PNG's first IDAT is looked for (else it is decoded twice)
 log = logging.getLogger("rtnst")
 
 
@@ -28,8 +29,7 @@ def read_image_with_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarr
     path = Path(path)
     data = _read_bytes(path)
     frame = _decode_frame(data, path)
-    head = data[:12].tobytes()
-    if not head.startswith(_ALPHA_SIGNATURES) and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+    if not _may_have_alpha(data[:_PNG_HEAD_BYTES].tobytes()):
         return frame, None
     # A second decode: IMREAD_COLOR (above) gives the frame OpenCV's conversions (grey, 16-bit,
     # palette, EXIF orientation) but drops the alpha channel, which only IMREAD_UNCHANGED keeps.
@@ -48,6 +48,17 @@ def read_image_with_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarr
     elif alpha.dtype != np.uint8:
         alpha = (np.clip(alpha.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return frame, (np.ascontiguousarray(alpha) if alpha.min() < 255 else None)
+
+
+def _may_have_alpha(head: bytes) -> bool:
+    """From the file's first bytes: False when it cannot hold transparency, which spares an opaque
+    PNG (the common case) the second decode."""
+    if head.startswith(b"\x89PNG"):
+        # IHDR's colour type (byte 25): 4 grey+alpha, 6 RGBA; any type may carry a tRNS chunk,
+        # which comes before the first IDAT.
+        idat = head.find(b"IDAT")
+        return len(head) < 26 or head[25] in (4, 6) or idat < 0 or b"tRNS" in head[:idat]
+    return head.startswith((b"II*\x00", b"MM\x00*")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def _read_bytes(path: Path) -> np.ndarray:

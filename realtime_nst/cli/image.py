@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "folders into a folder (rtnst image a.jpg photos/ out_dir/). Existing outputs are kept "
                     "unless --overwrite is given. A file that cannot be read is reported and skipped; the "
                     "run goes on and ends with exit code 2 and the count (--fail-fast stops at the first). "
-                    "An image's transparency is kept when the output is .png, .webp or .tif(f); a .jpg or "
-                    ".bmp output is written opaque, and said.")
+                    "An image's transparency is kept when the output is .png or .webp; another format is "
+                    "written opaque, and said.")
     p.add_argument("inputs", nargs="+", metavar="IN", help="image file(s) or folder(s) of images")
     p.add_argument("output", metavar="OUT", help="output image file (one input), or a folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
