@@ -31,6 +31,8 @@ _LAZY = {
     "CameraSource": ".runtime.sources",
     "FrameSink": ".runtime.sinks",
     "VideoFileSink": ".runtime.sinks",
+    "GifFileSink": ".runtime.gif",
+    "open_file_sink": ".runtime.sinks",
     "VirtualCameraSink": ".runtime.vcam",
     "Smoother": ".runtime.smoothing",
     "EmaSmoother": ".runtime.smoothing",

@@ -66,6 +66,20 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool, inputs: Itera
     check_outputs([path], overwrite=overwrite, inputs=inputs, probe=probe)
 
 
+class KeptIfFinished:
+    """A file sink as a context manager: ``close()`` when the block ends normally, ``abort()`` when it
+    raises (a half-made output is never left behind as if complete)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 class AtomicFile:
     """A temporary path (``tmp``) beside ``path``: ``commit()`` renames it into place, ``discard()``
     removes it. Both are safe to call more than once; after a commit, discard does nothing."""

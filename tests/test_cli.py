@@ -164,10 +164,10 @@ def test_public_api_is_pinned_and_lazy():
 
     assert sorted(realtime_nst.__all__) == sorted([
         "CameraError", "CameraSource", "CorruptInputError", "EmaSmoother", "FlowSmoother", "FrameSink", "FrameSource",
-        "InputError", "MissingDependencyError", "ModelError", "OnnxStylizer", "OptionError", "OutputError",
+        "GifFileSink", "InputError", "MissingDependencyError", "ModelError", "OnnxStylizer", "OptionError", "OutputError",
         "RtnstError", "Smoother", "Stylizer", "VideoFileSink", "VideoFileSource", "VideoReport", "VirtualCameraSink",
-        "__version__", "make_smoother", "read_image", "resolve_model", "run_live", "serve_live", "shipped_models",
-        "stylize_video", "write_image"])
+        "__version__", "make_smoother", "open_file_sink", "read_image", "resolve_model", "run_live", "serve_live",
+        "shipped_models", "stylize_video", "write_image"])
     for name in realtime_nst.__all__:
         assert getattr(realtime_nst, name) is not None
     code = "import sys, realtime_nst; print(sorted(m for m in ('onnxruntime', 'cv2', 'av', 'torch') if m in sys.modules))"

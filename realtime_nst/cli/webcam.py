@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera", default="0", help="camera index, device path (/dev/video0), URL, or video file (default: 0)")
     p.add_argument("--camera-size", metavar="WxH", help="ask the camera for this capture size")
     p.add_argument("--no-window", action="store_true", help="no preview window (headless; stop with Ctrl-C)")
-    p.add_argument("--record", metavar="FILE", help="also record the stylised frames to a video file")
+    p.add_argument("--record", metavar="FILE", help="also record the stylised frames to a video file (.mp4, .mkv, .webm, ... or an animated .gif)")
     p.add_argument("--overwrite", action="store_true", help="replace the --record file if it exists")
     p.add_argument("--vcam", action="store_true",
                    help="send frames to a virtual camera via pyvirtualcam (extra 'vcam'; on Linux needs v4l2loopback)")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..files import check_output_path
     from ..frames import parse_size
     from ..runtime.live import run_live
-    from ..runtime.sinks import VideoFileSink
+    from ..runtime.sinks import open_file_sink
     from ..runtime.session import plan_threads
     from ..runtime.sources import CameraSource
     from ..runtime.vcam import VirtualCameraSink
@@ -103,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
         with CameraSource(args.camera, width=size[0], height=size[1]) as source:
             w, h = args.output_size or source.size
             if args.record:
-                sinks.append(_TimedRecorder(VideoFileSink(args.record, width=w, height=h, fps=Fraction(round(source.fps)),
-                                                          time_base=Fraction(1, 1000), overwrite=args.overwrite)))
+                sinks.append(_TimedRecorder(open_file_sink(args.record, width=w, height=h, fps=Fraction(round(source.fps)),
+                                                           time_base=Fraction(1, 1000), overwrite=args.overwrite,
+                                                           progress=not args.quiet)))
             if args.vcam:
                 sinks.append(VirtualCameraSink(w, h, source.fps, device=args.vcam_device, backend=args.vcam_backend))
             stop = threading.Event()

@@ -1,4 +1,5 @@
-"""Frame sinks: video files (PyAV, audio carried over from the source), windows, virtual cameras."""
+"""Frame sinks: video files (PyAV, audio carried over from the source), animated GIFs (gif.py),
+windows, virtual cameras."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import OptionError, OutputError
-from ..files import AtomicFile, check_output_path
+from ..files import AtomicFile, KeptIfFinished, check_output_path
 from ..frames import video_matrix
 from .choices import DEFAULT_PRESET, X264_PRESETS
 
@@ -42,7 +43,18 @@ class FrameSink(Protocol):
     def abort(self) -> None: ...
 
 
-class VideoFileSink:
+def open_file_sink(path: str | os.PathLike, *, crf: int = 18, preset: str = DEFAULT_PRESET, progress: bool = False,
+                   **common) -> FrameSink:
+    """The sink for ``path``'s suffix: gif.GifFileSink for .gif (``crf`` and ``preset`` are H.264's and
+    unused there), else VideoFileSink (``progress``: a bar for the GIF's writing pass only)."""
+    from .gif import GIF_SUFFIX, GifFileSink
+
+    if Path(path).suffix.lower() == GIF_SUFFIX:
+        return GifFileSink(path, progress=progress, **common)
+    return VideoFileSink(path, crf=crf, preset=preset, **common)
+
+
+class VideoFileSink(KeptIfFinished):
     """Encodes frames to a temporary file beside ``path`` and renames it when closed.
 
     Audio streams of ``audio_from`` are copied packet by packet (remuxed, not re-encoded) when the
@@ -70,13 +82,14 @@ class VideoFileSink:
         try:
             self._out = av.open(str(self.tmp), "w")
         except ValueError:
-            raise OutputError(f"cannot tell the video format of {self.path} from its suffix (use .mp4, .mkv, .mov, .webm, .avi)") from None
+            raise OutputError(f"cannot tell the video format of {self.path} from its suffix "
+                              "(use .mp4, .mkv, .mov, .webm, .avi or .gif)") from None
         except av.error.FFmpegError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         codec = next((c for c in _VIDEO_CODECS if c in av.codecs_available and c in self._out.supported_codecs), None)
         if codec is None:
             self._discard()
-            raise OutputError(f"no video encoder for the {self.path.suffix} container; use .mp4, .mkv or .webm")
+            raise OutputError(f"no video encoder for the {self.path.suffix} container; use .mp4, .mkv, .webm or .gif")
         self.fps = Fraction(fps)
         self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED
         self._video = self._out.add_stream(codec, rate=self.fps)
@@ -275,12 +288,3 @@ class VideoFileSink:
         except Exception:
             pass
         self._file.discard()
-
-    def __enter__(self) -> "VideoFileSink":
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

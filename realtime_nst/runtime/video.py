@@ -14,7 +14,7 @@ from ..files import check_output_path
 from ..signals import stop_on_signals
 from .pipeline import run_pipeline
 from .choices import DEFAULT_PRESET
-from .sinks import VideoFileSink
+from .sinks import open_file_sink
 from .sources import VideoFileSource
 from .stylizer import Stylizer
 
@@ -68,9 +68,9 @@ def stylize_video(
         # scaled down here and its output goes to the encoder as it is: the encoder's colour
         # conversion scales it up, so the full-size stylised frame is never made (~4 ms a 720p frame).
         small = getattr(stylizer, "scaled_only_size", lambda w, h: None)(width, height)
-        sink = VideoFileSink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
-                             audio_from=src_path, overwrite=overwrite, crf=crf, preset=preset,
-                             frame_size=small)
+        sink = open_file_sink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
+                              audio_from=src_path, overwrite=overwrite, crf=crf, preset=preset,
+                              frame_size=small, progress=progress)
         read = 0
 
         def frames():
