@@ -56,12 +56,12 @@ def test_frames_faster_than_gif_players_show_are_left_out_and_said(tmp_path, cap
 
 def test_small_frames_are_scaled_to_the_output_size_and_timestamps_are_kept(tmp_path):
     out = tmp_path / "big.gif"
-    with GifFileSink(out, width=64, height=48, fps=Fraction(10), time_base=Fraction(1, 1000), frame_size=(32, 24)) as sink:
-        for pts in (5000, 5100, 5400):  # a variable-rate source: 0.1 s, then 0.3 s
+    with GifFileSink(out, width=64, height=48, fps=Fraction(25), time_base=Fraction(1, 1000), frame_size=(32, 24)) as sink:
+        for pts in (5000, 5130, 5170, 5500):  # a variable-rate source, off the 1/25 s grid its rate would give
             sink.write(np.full((24, 32, 3), 200, np.uint8), pts)
     info = probe(out)
     assert info["size"] == (64, 48) and abs(int(info["frames"][0].mean()) - 200) <= 2
-    assert np.allclose(gif_times_s(out)[0], [0.0, 0.1, 0.4])
+    assert np.allclose(gif_times_s(out)[0], [0.0, 0.13, 0.17, 0.5])
 
 
 def test_abort_close_twice_and_refusals(tmp_path):

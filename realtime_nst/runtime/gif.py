@@ -184,7 +184,7 @@ class GifFileSink(KeptIfFinished):
         try:
             video = out.add_stream("gif", rate=self.fps)
             video.width, video.height, video.pix_fmt = self.width, self.height, "pal8"
-            video.time_base = Fraction(1, 100)
+            video.time_base = video.codec_context.time_base = Fraction(1, 100)  # else the rate's: 1/25 s steps
             with av.open(str(self._spool_path)) as spool, \
                     tqdm(total=self.frames_written, unit="frame", disable=not self._progress, dynamic_ncols=True,
                          desc=f"writing {self.path.name}") as bar:
