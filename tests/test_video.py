@@ -414,3 +414,61 @@ def test_preset_reaches_the_encoder_and_a_bad_one_is_refused(tmp_path, identity,
     with OnnxStylizer(identity) as st, pytest.raises(OptionError, match="preset must be one of"):
         stylize_video(src, tmp_path / "bad.mp4", st, progress=False, preset="fastest")
     assert not (tmp_path / "bad.mp4").exists() and not list(tmp_path.glob(".bad*"))
+
+
+def write_hdr_clip(path: Path, sdr_bgr: np.ndarray, transfer: str, *, frames: int = 3) -> Path:
+    """A 10-bit BT.2020 clip of ``sdr_bgr`` as a phone records it in HDR: SDR white at HDR's reference
+    white (203 cd/m², BT.2408), PQ (SMPTE ST 2084) or HLG (ARIB STD-B67, 1000 cd/m² display)."""
+    import av
+
+    to_2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
+    light = (sdr_bgr[..., ::-1] / 255.0) ** 2.4 @ to_2020.T * 203  # cd/m², BT.2020 RGB
+    if transfer == "pq":
+        y = (light / 10000) ** 0.1593017578125
+        signal = ((0.8359375 + 18.8515625 * y) / (1 + 18.6875 * y)) ** 78.84375
+    else:  # HLG: display light back to scene light (inverse OOTF, gamma 1.2), then the OETF
+        display = light / 1000
+        lum = np.maximum(display @ np.array([0.2627, 0.6780, 0.0593]), 1e-9)
+        scene = display * lum[..., None] ** (1 / 1.2 - 1)
+        a, b, c = 0.17883277, 0.28466892, 0.55991073
+        signal = np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-9)) + c)
+    rgb48 = np.round(np.clip(signal, 0, 1) * 65535).astype(np.uint16)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("ffv1", rate=25)
+        vs.width, vs.height, vs.pix_fmt = rgb48.shape[1], rgb48.shape[0], "yuv444p10le"
+        cc = vs.codec_context
+        cc.colorspace = cc.color_primaries = 9  # BT.2020
+        cc.color_trc, cc.color_range = (16 if transfer == "pq" else 18), 1
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(rgb48, format="rgb48le").reformat(
+                format="yuv444p10le", dst_colorspace="BT2020", dst_color_range="MPEG")
+            vf.pts = i
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("transfer", ["pq", "hlg"])
+def test_hdr_phone_clips_are_mapped_to_the_colours_of_their_sdr_version(tmp_path, identity, transfer, caplog):
+    import av
+
+    from realtime_nst.runtime.sources import VideoFileSource
+
+    patches = np.array([[40, 40, 40], [128, 128, 128], [230, 230, 230], [60, 90, 200], [40, 160, 60],
+                        [190, 110, 40], [120, 150, 210]], np.float64)  # BGR: greys, red, green, blue, skin
+    sdr = np.repeat(np.repeat(patches[None], 16, axis=0), 16, axis=1)
+    clip = write_hdr_clip(tmp_path / f"{transfer}.mkv", sdr, transfer)
+    with caplog.at_level("INFO", logger="rtnst"), VideoFileSource(clip) as src:
+        got = src.read().frame.astype(np.float64)
+    with av.open(str(clip)) as c:
+        plain = next(c.decode(video=0)).to_ndarray(format="bgr24")  # the HDR signal read as SDR
+    err = np.abs(got - sdr)[4:12]
+    assert err[:, :48].max() <= 2  # the greys, exactly
+    assert err.max() <= 16 and err.mean() < 5  # colours: FFmpeg maps BT.2020 to BT.709 a little less saturated
+    assert np.abs(plain - sdr)[4:12].mean() > 15  # grey and washed out: what the mapping is for
+    assert any("mapped to ordinary" in r.getMessage() for r in caplog.records)
+    out = tmp_path / "out.mp4"
+    assert main(["-q", "video", str(clip), str(out), "--model", str(identity)]) == 0
+    assert np.abs(probe(out)["frames"][0] - sdr)[4:12].mean() < 6

@@ -14,7 +14,7 @@ from typing import Iterator, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import CameraError, CorruptInputError, InputError
-from ..frames import video_matrix
+from .colour import FrameConverter
 
 log = logging.getLogger("rtnst")
 
@@ -75,6 +75,7 @@ class VideoFileSource:
         self.frames_read = 0
         self._frames: Iterator = self._decode()
         self._told_rotation = False
+        self._colour = FrameConverter(self.path.name)
         # The first frame is decoded now: only a decoded frame tells whether the clip is stored
         # rotated (a phone's display matrix), and so the size it is delivered at.
         try:
@@ -127,10 +128,7 @@ class VideoFileSource:
         return TimedFrame(self._upright(frame), frame.pts)
 
     def _upright(self, frame) -> np.ndarray:
-        if frame.colorspace in (0, 2) and frame.height >= 720:  # untagged HD: decode as players do (BT.709)
-            image = frame.reformat(format="bgr24", src_colorspace=video_matrix(frame.height)).to_ndarray()
-        else:  # tagged (PyAV follows the tag), or SD, whose untagged default is BT.601 anyway
-            image = frame.to_ndarray(format="bgr24")
+        image = self._colour.convert(frame)
         # Phones store portrait video as landscape frames plus a display matrix that players apply;
         # we turn the frames upright as players show them (and as ffmpeg's autorotate does), so the
         # output, which carries no such matrix, plays the same way up. PyAV gives the matrix's angle

@@ -1,0 +1,88 @@
+"""Decoded video frames to BGR frames as players show them on an ordinary (SDR, BT.709) screen."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+
+import numpy as np
+
+from ..frames import video_matrix
+
+log = logging.getLogger("rtnst")
+
+# FFmpeg's enums (AVColorTransferCharacteristic, AVColorPrimaries) for what needs converting, not
+# just a matrix: HDR transfers, and BT.2020's wider primaries, which phones record HDR video in.
+_HDR_TRANSFERS = {16: "HDR10 (PQ)", 18: "HLG"}  # SMPTE ST 2084, ARIB STD-B67
+_BT2020_PRIMARIES = 9
+# Reference white (HDR's 203 cd/m², BT.2408) becomes SDR white and brighter highlights clip:
+# a phone's HLG or PQ clip looks as its SDR version would. A plain YUV->RGB decode instead gives
+# the HDR signal itself, grey and washed out (a PQ clip of bunny: 58 levels off its SDR frames
+# on average, 3 after this mapping; HLG: 32, 2).
+_TO_SDR = "out_transfer=bt709:out_primaries=bt709:out_color_matrix=bt709"
+_TOLD: set[str] = set()  # the files whose mapping was said: a command opens its input more than once
+
+
+class FrameConverter:
+    """``convert(frame)``: a PyAV VideoFrame to an HxWx3 uint8 BGR frame (one per video source)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._graph = None
+        self._graph_key: tuple | None = None
+        self._unmapped = False
+
+    def convert(self, frame) -> np.ndarray:
+        # older PyAV has neither attribute (and its FFmpeg no colour-managed scaling)
+        trc, primaries = getattr(frame, "color_trc", None), getattr(frame, "color_primaries", None)
+        if (trc in _HDR_TRANSFERS or primaries == _BT2020_PRIMARIES) and not self._unmapped:
+            image = self._to_sdr(frame, _HDR_TRANSFERS.get(trc, "BT.2020 colour"))
+            if image is not None:
+                return image
+        if frame.colorspace in (0, 2) and frame.height >= 720:  # untagged HD: decode as players do (BT.709)
+            return frame.reformat(format="bgr24", src_colorspace=video_matrix(frame.height)).to_ndarray()
+        return frame.to_ndarray(format="bgr24")  # tagged (PyAV follows the tag), or SD (BT.601 either way)
+
+    def _to_sdr(self, frame, what: str) -> np.ndarray | None:
+        import av
+        import av.filter
+
+        key = (frame.width, frame.height, frame.format.name, frame.colorspace, frame.color_range,
+               frame.color_trc, frame.color_primaries)
+        try:
+            if key != self._graph_key:
+                self._graph = self._build(frame)
+                self._graph_key = key
+            self._graph.push(frame)
+            image = self._graph.pull().to_ndarray()
+        except (av.error.FFmpegError, ValueError) as exc:
+            # FFmpeg before 8 has no colour-managed scaling: the frames are decoded as they are.
+            self._unmapped = True
+            if self.name in _TOLD:
+                return None
+            _TOLD.add(self.name)
+            log.warning("rtnst: %s is %s video, which this FFmpeg cannot map to ordinary screens' colours (%s): "
+                        "its frames will look grey and washed out; a newer PyAV ('pip install -U av') maps them",
+                        self.name, what, getattr(exc, "strerror", None) or exc)
+            return None
+        if self.name not in _TOLD:
+            _TOLD.add(self.name)
+            log.info("rtnst: %s is %s video: its frames are mapped to ordinary (SDR, BT.709) colours, as the "
+                     "output is", self.name, what)
+        return image
+
+    @staticmethod
+    def _build(frame):
+        import av.filter
+
+        graph = av.filter.Graph()
+        src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                               time_base=frame.time_base or Fraction(1, 1000))
+        scale = graph.add("scale", _TO_SDR)
+        fmt = graph.add("format", "bgr24")
+        sink = graph.add("buffersink")
+        src.link_to(scale)
+        scale.link_to(fmt)
+        fmt.link_to(sink)
+        graph.configure()
+        return graph
