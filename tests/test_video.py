@@ -472,3 +472,21 @@ def test_hdr_phone_clips_are_mapped_to_the_colours_of_their_sdr_version(tmp_path
     out = tmp_path / "out.mp4"
     assert main(["-q", "video", str(clip), str(out), "--model", str(identity)]) == 0
     assert np.abs(probe(out)["frames"][0] - sdr)[4:12].mean() < 6
+
+
+def test_an_ffmpeg_that_cannot_map_hdr_decodes_it_as_it_is_and_says_so_once(tmp_path, monkeypatch, caplog):
+    import av
+
+    from realtime_nst.runtime import colour
+    from realtime_nst.runtime.sources import VideoFileSource
+
+    monkeypatch.setattr(colour, "_TO_SDR", "no_such_option=1")  # as FFmpeg 7's scale filter answers
+    clip = write_hdr_clip(tmp_path / "old.mkv", np.full((16, 16, 3), 128.0), "pq")
+    with caplog.at_level("INFO", logger="rtnst"):
+        for _ in range(2):
+            with VideoFileSource(clip) as src:
+                got = [src.read().frame for _ in range(3)]
+    with av.open(str(clip)) as c:
+        plain = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    assert all(np.array_equal(g, plain) for g in got)
+    assert [r.levelname for r in caplog.records if "washed out" in r.getMessage()] == ["WARNING"]

@@ -100,7 +100,7 @@ def make_cases(work: Path, *, clip: Path, image: Path, model: Path, n: int, seed
         bad = work / f"{i:04d}_{target}{src.suffix}"
         bad.write_bytes(data)
         if target == "clip":
-            out = work / f"{i:04d}_out.mp4"
+            out = work / f"{i:04d}_out{'.gif' if i % 8 == 1 else '.mp4'}"  # a quarter of them as GIFs
             argv = ["video", str(bad), str(out), "--model", str(model)]
         elif target == "image":
             out = work / f"{i:04d}_out.png"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -26,8 +27,8 @@ _TOLD: set[str] = set()  # the files whose mapping was said: a command opens its
 class FrameConverter:
     """``convert(frame)``: a PyAV VideoFrame to an HxWx3 uint8 BGR frame (one per video source)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, path: Path) -> None:
+        self.name, self._path_key = path.name, str(path.resolve())
         self._graph = None
         self._graph_key: tuple | None = None
         self._unmapped = False
@@ -58,15 +59,15 @@ class FrameConverter:
         except (av.error.FFmpegError, ValueError) as exc:
             # FFmpeg before 8 has no colour-managed scaling: the frames are decoded as they are.
             self._unmapped = True
-            if self.name in _TOLD:
+            if self._path_key in _TOLD:
                 return None
-            _TOLD.add(self.name)
+            _TOLD.add(self._path_key)
             log.warning("rtnst: %s is %s video, which this FFmpeg cannot map to ordinary screens' colours (%s): "
                         "its frames will look grey and washed out; a newer PyAV ('pip install -U av') maps them",
                         self.name, what, getattr(exc, "strerror", None) or exc)
             return None
-        if self.name not in _TOLD:
-            _TOLD.add(self.name)
+        if self._path_key not in _TOLD:
+            _TOLD.add(self._path_key)
             log.info("rtnst: %s is %s video: its frames are mapped to ordinary (SDR, BT.709) colours, as the "
                      "output is", self.name, what)
         return image

@@ -75,7 +75,7 @@ class VideoFileSource:
         self.frames_read = 0
         self._frames: Iterator = self._decode()
         self._told_rotation = False
-        self._colour = FrameConverter(self.path.name)
+        self._colour = FrameConverter(self.path)
         # The first frame is decoded now: only a decoded frame tells whether the clip is stored
         # rotated (a phone's display matrix), and so the size it is delivered at.
         try:
