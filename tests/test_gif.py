@@ -56,7 +56,8 @@ def test_frames_faster_than_gif_players_show_are_left_out_and_said(tmp_path, cap
 
 def test_small_frames_are_scaled_to_the_output_size_and_timestamps_are_kept(tmp_path):
     out = tmp_path / "big.gif"
-    with GifFileSink(out, width=64, height=48, fps=Fraction(25), time_base=Fraction(1, 1000), frame_size=(32, 24)) as sink:
+    with GifFileSink(out, width=64, height=48, fps=Fraction(25), time_base=Fraction(1, 1000),
+                     frame_size=(32, 24)) as sink:
         for pts in (5000, 5130, 5170, 5500):  # a variable-rate source, off the 1/25 s grid its rate would give
             sink.write(np.full((24, 32, 3), 200, np.uint8), pts)
     info = probe(out)
@@ -89,6 +90,7 @@ def test_abort_close_twice_and_refusals(tmp_path):
 def test_webcam_records_a_gif(tmp_path, identity):
     clip = write_clip(tmp_path / "cam.mp4", frames=10, audio=None)
     rec = tmp_path / "rec.gif"
-    assert main(["-q", "webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--record", str(rec)]) == 0
+    argv = ["-q", "webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--record", str(rec)]
+    assert main(argv) == 0
     info = probe(rec)
     assert 1 <= info["count"] <= 10 and info["size"] == (64, 48)

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "video", help="stylise a video file",
         description="Stylise every frame of a video file. The output has the same frame count and frame "
-                    "rate (phone clips stored rotated come out upright, HDR ones in the colours of their SDR version); audio is copied unchanged when the container "
+                    "rate (phone clips stored rotated come out upright, HDR ones in the colours of their SDR version); "
+                    "audio is copied unchanged when the container "
                     "allows it (else re-encoded, and said), subtitle tracks where it can hold them (.mkv). "
                     "Ctrl-C stops early and still leaves a playable file with the frames done so far.")
     p.add_argument("input", metavar="IN", help="input video file")

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera", default="0", help="camera index, device path (/dev/video0), URL, or video file (default: 0)")
     p.add_argument("--camera-size", metavar="WxH", help="ask the camera for this capture size")
     p.add_argument("--no-window", action="store_true", help="no preview window (headless; stop with Ctrl-C)")
-    p.add_argument("--record", metavar="FILE", help="also record the stylised frames to a video file (.mp4, .mkv, .webm, ... or an animated .gif)")
+    p.add_argument("--record", metavar="FILE",
+                   help="also record the stylised frames to a video file (.mp4, .mkv, .webm, ... or an animated .gif)")
     p.add_argument("--overwrite", action="store_true", help="replace the --record file if it exists")
     p.add_argument("--vcam", action="store_true",
                    help="send frames to a virtual camera via pyvirtualcam (extra 'vcam'; on Linux needs v4l2loopback)")
@@ -103,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
         with CameraSource(args.camera, width=size[0], height=size[1]) as source:
             w, h = args.output_size or source.size
             if args.record:
-                sinks.append(_TimedRecorder(open_file_sink(args.record, width=w, height=h, fps=Fraction(round(source.fps)),
-                                                           time_base=Fraction(1, 1000), overwrite=args.overwrite,
-                                                           progress=not args.quiet)))
+                recorder = open_file_sink(args.record, width=w, height=h, fps=Fraction(round(source.fps)),
+                                          time_base=Fraction(1, 1000), overwrite=args.overwrite, progress=not args.quiet)
+                sinks.append(_TimedRecorder(recorder))
             if args.vcam:
                 sinks.append(VirtualCameraSink(w, h, source.fps, device=args.vcam_device, backend=args.vcam_backend))
             stop = threading.Event()

@@ -69,8 +69,8 @@ class GifFileSink(KeptIfFinished):
         self._spool_video.pix_fmt = _SPOOL_PIX_FMT
         self._step = 2 if min(self.frame_size) >= _SUBSAMPLE_FROM_PX else 1
         self._stats = av.filter.Graph()
-        src = self._stats.add_buffer(width=-(-self.frame_size[0] // self._step), height=-(-self.frame_size[1] // self._step),
-                                     format="bgr24", time_base=Fraction(1, 100))
+        w, h = (-(-side // self._step) for side in self.frame_size)  # the sampled frame's sides
+        src = self._stats.add_buffer(width=w, height=h, format="bgr24", time_base=Fraction(1, 100))
         gen = self._stats.add("palettegen", "stats_mode=full:reserve_transparent=0")
         src.link_to(gen)
         gen.link_to(self._stats.add("buffersink"))
@@ -103,7 +103,8 @@ class GifFileSink(KeptIfFinished):
         sampled.pts = at_cs
         try:
             self._stats.push(sampled)
-            spooled = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24").reformat(format=_SPOOL_PIX_FMT)
+            spooled = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
+            spooled = spooled.reformat(format=_SPOOL_PIX_FMT)
             spooled.pts = len(self._delays_at_cs)
             for packet in self._spool_video.encode(spooled):
                 self._spool.mux(packet)
