@@ -94,3 +94,32 @@ def test_webcam_records_a_gif(tmp_path, identity):
     assert main(argv) == 0
     info = probe(rec)
     assert 1 <= info["count"] <= 10 and info["size"] == (64, 48)
+
+
+def test_an_interrupted_or_damaged_clip_still_gives_a_gif_of_the_frames_done(tmp_path, identity):
+    import threading
+
+    from realtime_nst.errors import CorruptInputError
+    from realtime_nst.runtime.stylizer import OnnxStylizer
+    from realtime_nst.runtime.video import stylize_video
+
+    class StopAfter10:
+        def __init__(self, inner, stop):
+            self.inner, self.stop, self.seen = inner, stop, 0
+
+        def stylize(self, frame):
+            self.seen += 1
+            if self.seen == 10:
+                self.stop.set()
+            return self.inner.stylize(frame)
+
+    src = write_clip(tmp_path / "in.mp4", frames=60, audio=None, faststart=True)  # its index first: cut, it opens
+    stop = threading.Event()
+    with OnnxStylizer(identity) as st:
+        report = stylize_video(src, tmp_path / "cut.gif", StopAfter10(st, stop), progress=False, stop=stop)
+    assert report.interrupted and 10 <= probe(tmp_path / "cut.gif")["count"] == report.frames_written < 60
+    data = src.read_bytes()
+    (tmp_path / "bad.mp4").write_bytes(data[: len(data) * 2 // 3])
+    with OnnxStylizer(identity) as st, pytest.raises(CorruptInputError, match="bad.gif holds the"):
+        stylize_video(tmp_path / "bad.mp4", tmp_path / "bad.gif", st, progress=False)
+    assert probe(tmp_path / "bad.gif")["count"] >= 1 and leftovers(tmp_path) == []
