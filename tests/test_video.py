@@ -490,3 +490,21 @@ def test_an_ffmpeg_that_cannot_map_hdr_decodes_it_as_it_is_and_says_so_once(tmp_
         plain = next(c.decode(video=0)).to_ndarray(format="bgr24")
     assert all(np.array_equal(g, plain) for g in got)
     assert [r.levelname for r in caplog.records if "washed out" in r.getMessage()] == ["WARNING"]
+
+
+def test_hdr_frames_wanted_smaller_are_shrunk_before_they_are_mapped(tmp_path, identity):
+    from realtime_nst.runtime.sources import VideoFileSource
+
+    patches = np.array([[128, 128, 128], [60, 90, 200], [40, 160, 60], [120, 150, 210]], np.float64)
+    sdr = np.repeat(np.repeat(patches[None], 32, axis=0), 32, axis=1)  # 128x32
+    clip = write_hdr_clip(tmp_path / "hlg.mkv", sdr, "hlg")
+    with VideoFileSource(clip) as src:
+        src.shrink_hdr_to((64, 16))
+        first, second = src.read().frame, src.read().frame
+    assert first.shape == (32, 128, 3) and second.shape == (16, 64, 3)  # the first was decoded before
+    small = sdr[::2, ::2]
+    assert np.abs(second.astype(float) - small)[4:12, [4, 12, 20, 28, 36, 44, 52, 60]].mean() < 5
+    out = tmp_path / "out.mp4"  # a model run at half size: rtnst video asks for small frames
+    assert main(["-q", "video", str(clip), str(out), "--model", str(identity), "--max-side", "64"]) == 0
+    frame = probe(out)["frames"][-1].astype(float)
+    assert frame.shape == (32, 128, 3) and np.abs(frame - sdr)[8:24, [8, 24, 40, 56, 72, 88, 104, 120]].mean() < 6

@@ -32,6 +32,9 @@ class FrameConverter:
         self._graph = None
         self._graph_key: tuple | None = None
         self._unmapped = False
+        # HDR frames are scaled to this (w, h) before they are mapped, when the caller only wants them
+        # that size: the mapping works at the frame's own size (36 ms a 1080p frame, 132 ms at 4K).
+        self.shrink_hdr_to: tuple[int, int] | None = None
 
     def convert(self, frame) -> np.ndarray:
         # older PyAV has neither attribute (and its FFmpeg no colour-managed scaling)
@@ -49,10 +52,10 @@ class FrameConverter:
         import av.filter
 
         key = (frame.width, frame.height, frame.format.name, frame.colorspace, frame.color_range,
-               frame.color_trc, frame.color_primaries)
+               frame.color_trc, frame.color_primaries, self.shrink_hdr_to)
         try:
             if key != self._graph_key:
-                self._graph = self._build(frame)
+                self._graph = self._build(frame, self.shrink_hdr_to)
                 self._graph_key = key
             self._graph.push(frame)
             image = self._graph.pull().to_ndarray()
@@ -73,17 +76,16 @@ class FrameConverter:
         return image
 
     @staticmethod
-    def _build(frame):
+    def _build(frame, size: tuple[int, int] | None):
         import av.filter
 
         graph = av.filter.Graph()
-        src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
-                               time_base=frame.time_base or Fraction(1, 1000))
-        scale = graph.add("scale", _TO_SDR)
-        fmt = graph.add("format", "bgr24")
-        sink = graph.add("buffersink")
-        src.link_to(scale)
-        scale.link_to(fmt)
-        fmt.link_to(sink)
+        chain = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                                  time_base=frame.time_base or Fraction(1, 1000))]
+        if size and size != (frame.width, frame.height):  # the HDR signal as it is, area-averaged as frames.resize does
+            chain.append(graph.add("scale", f"w={size[0]}:h={size[1]}:flags=area"))
+        chain += [graph.add("scale", _TO_SDR), graph.add("format", "bgr24"), graph.add("buffersink")]
+        for a, b in zip(chain, chain[1:]):
+            a.link_to(b)
         graph.configure()
         return graph
