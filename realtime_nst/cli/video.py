@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
     from ..runtime.choices import DEFAULT_PRESET, X264_PRESETS
 
-    p.add_argument("--crf", type=int, default=18, help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63; "
+    p.add_argument("--crf", type=int, default=18,
+                   help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63; "
                         "not used for .gif")
     p.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
                    help=f"H.264 encoding speed: slower presets make smaller files at the same --crf and take more "

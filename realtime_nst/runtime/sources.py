@@ -131,7 +131,6 @@ class VideoFileSource:
             self._check_complete()
             return None
         self.frames_read += 1
-        self._turned = round(getattr(frame, "rotation", 0) or 0) % 180 == 90  # stored the other way round
         return TimedFrame(self._upright(frame), frame.pts)
 
     def _upright(self, frame) -> np.ndarray:
@@ -141,6 +140,7 @@ class VideoFileSource:
         # output, which carries no such matrix, plays the same way up. PyAV gives the matrix's angle
         # counterclockwise: -90 (an iPhone portrait clip) means turn clockwise.
         angle = round(getattr(frame, "rotation", 0) or 0) % 360
+        self._turned = angle in (90, 270)  # stored the other way round (shrink_hdr_to)
         if angle not in (90, 180, 270):
             return image
         import cv2
