@@ -142,6 +142,24 @@ def test_bench_end_to_end_on_a_clip_scaled_to_each_size(identity, tmp_path, caps
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_video_files_are_smoothed_along_the_flow_unless_told_otherwise(identity, tmp_path, monkeypatch):
+    """A file is made once and watched many times: `rtnst video` (and bench's end-to-end run, which
+    times it) smooth with flow by default; `--smooth none` gives each frame as the model paints it."""
+    from realtime_nst.runtime import video
+
+    used = []
+    real = video.stylize_video
+    monkeypatch.setattr(video, "stylize_video", lambda *a, **k: used.append(k.get("smoother")) or real(*a, **k))
+    src = write_clip(tmp_path / "in.mp4", frames=3, size=(64, 48), audio=None)
+    assert main(["-q", "video", str(src), str(tmp_path / "a.mp4"), "--model", str(identity)]) == 0
+    assert main(["-q", "video", str(src), str(tmp_path / "b.mp4"), "--model", str(identity), "--smooth", "none"]) == 0
+    assert main(["-q", "bench", "--model", str(identity), "--sizes", "32x24", "--frames", "2", "--warmup", "0"]) == 0
+    assert main(["-q", "bench", "--model", str(identity), "--sizes", "32x24", "--frames", "2", "--warmup", "0",
+                 "--smooth", "none"]) == 0
+    assert [type(s).__name__ for s in used] == ["FlowSmoother", "NoneType", "FlowSmoother", "FlowSmoother",
+                                                "NoneType", "NoneType"]  # bench: a warm-up run, then the timed one
+
+
 def test_bench_rounds_alternate_models_and_report_median_and_range(identity, tmp_path, capsys):
     other = onnx_model(tmp_path / "other.onnx", kind="first_channel")
     args = ["bench", "--model", str(identity), "--model", str(other), "--sizes", "64x48,32x32", "--frames", "2",

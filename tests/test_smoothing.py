@@ -78,6 +78,10 @@ def test_add_smoothing_options():
     assert (args.smooth, args.smooth_strength) == ("flow", 0.4)
     with pytest.raises(SystemExit):
         p.parse_args(["--smooth", "median"])
+    p = argparse.ArgumentParser()
+    add_smoothing_options(p, default="flow")
+    assert p.parse_args([]).smooth == "flow"
+    assert "flow (default)" in " ".join(p.format_help().split()) and "none (default)" not in p.format_help()
 
 
 @pytest.mark.parametrize("kind", ["ema", "flow"])

@@ -141,7 +141,7 @@ def figures_table(entries: list[dict], measured: dict, folder: Path) -> str:
     refs = {measured[n]["style_image"]: measured[n] for n in names if n not in shipped and "style_image" in measured[n]}
     lines = ["| model | S | C | S ÷ ref | C ÷ ref | shift | edge | "
              + " | ".join(f"E_warp / floor (/ contrast floor), {Path(c).stem}" for c in clips)
-             + " | smooth strength | fps, model at 640x360 | fps, 1280x720 end to end (runs at) | CPU |",
+             + " | smooth strength | fps, model at 640x360 | fps, 1280x720 end to end (runs at, smoothing) | CPU |",
              "|---" * (11 + len(clips)) + "|"]
     for n in names:
         m = measured[n]
@@ -156,7 +156,8 @@ def figures_table(entries: list[dict], measured: dict, folder: Path) -> str:
         ew = " | ".join(_e_warp_cell(m["e_warp"][c]) if c in m.get("e_warp", {}) else "" for c in clips)
         strength = f"{e['smooth_strength']:g}" if e and e.get("smooth_strength") is not None else ""
         fps = m.get("fps")
-        speed = (f"{fps['model_640x360']:.0f} | {fps['end_to_end_1280x720']:.0f} ({fps['runs_at_1280x720']}) | "
+        speed = (f"{fps['model_640x360']:.0f} | {fps['end_to_end_1280x720']:.0f} ({fps['runs_at_1280x720']}, "
+                 f"{fps.get('end_to_end_smooth', 'none')}) | "
                  f"{m.get('cpu', '?')}") if fps else " |  | "
         lines.append(f"| {label} | {quality[0]} | {quality[1]} | {ratios} | {quality[2]} | {quality[3]} | {ew} | {strength} | {speed} |")
     return "\n".join(lines)

@@ -8,12 +8,13 @@
 For each model (a shipped name or an .onnx file; NAME=FILE names a foreign one, e.g. a reference):
 S, C and shift as `rtnst eval quality` gives them (photos at their own size, metric at 512), the
 unsmoothed E_warp on each clip over the clip's own E_warp (its floor, as `rtnst eval flicker`), and
-fps as `rtnst bench` gives them (model alone at 640x360, end to end for a 1280x720 output). The
-figures go to MODELS_DIR/measurements.json, keyed by model name with the sha256 of the model (its
-smoothing strength left out: no figure depends on it); what was measured before is skipped unless
-the model changed or --again is given, so --parts can measure quality and flicker at one time and
-the speeds of all models later, in one run on a quiet machine (speeds vary between machines and
-runs; the CPU model is recorded). tools/build_models.py puts the figures into models/README.md.
+fps as `rtnst bench` gives them (model alone at 640x360, end to end for a 1280x720 output, smoothed
+as `rtnst video` smooths). The figures go to MODELS_DIR/measurements.json, keyed by model name with
+the sha256 of the model (its smoothing strength left out: no figure depends on it); what was
+measured before is skipped unless the model changed or --again is given, so --parts can measure
+quality and flicker at one time and the speeds of all models later, in one run on a quiet machine
+(speeds vary between machines and runs; the CPU model is recorded). tools/build_models.py puts the
+figures into models/README.md.
 """
 
 from __future__ import annotations
@@ -74,14 +75,16 @@ def measure(path: Path, part: str, args, *, style: Path | None = None) -> dict:
     from realtime_nst.evaluation.bench import bench
     from realtime_nst.evaluation.flicker import INPUT, contrast_floor, evaluate_flicker, read_video
     from realtime_nst.evaluation.quality import content_paths, evaluate_quality
+    from realtime_nst.runtime.choices import VIDEO_SMOOTH
     from realtime_nst.runtime.stylizer import OnnxStylizer
 
     opts = {"pad_multiple": args.pad_multiple} if args.pad_multiple else {}
     if part == "fps":  # a stylizer of its own per size, as `rtnst bench` times them
         (row,) = bench(str(path), [(640, 360)], device="cpu", frames=args.bench_frames, end_to_end=False, **opts)
-        (big,) = bench(str(path), [(1280, 720)], device="cpu", frames=args.bench_frames, **opts)
+        (big,) = bench(str(path), [(1280, 720)], device="cpu", frames=args.bench_frames, smooth=VIDEO_SMOOTH, **opts)
         return {"fps": {"model_640x360": 1000 / row.model_ms, "end_to_end_1280x720": big.end_to_end_fps,
-                        "runs_at_1280x720": "x".join(map(str, big.inference_size))}, "cpu": cpu_model()}
+                        "runs_at_1280x720": "x".join(map(str, big.inference_size)), "end_to_end_smooth": VIDEO_SMOOTH},
+                "cpu": cpu_model()}
     with OnnxStylizer(path, device="cpu", **opts) as st:
         if part == "quality":
             rows = evaluate_quality(st, content_paths(args.content), style, vgg_weights=args.vgg_weights)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 
@@ -11,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bench", help="measure frames per second",
         description="Median time per frame after warm-up: the model alone (onnxruntime run), the model with "
                     "pre/post-processing, and end to end (decode + stylise + encode of an H.264 clip: synthetic, or "
-                    "--clip).")
+                    "--clip; smoothed as `rtnst video` smooths unless --smooth says otherwise).")
     p.add_argument("--model", "-m", action="append", help="model file or shipped name; repeat for several (default: the shipped default)")
     p.add_argument("--sizes", default="640x360,1280x720", help="comma-separated WxH list (default: 640x360,1280x720)")
     p.add_argument("--device", action="append", choices=["auto", "cpu", "cuda", "tensorrt"],
@@ -26,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", metavar="VIDEO",
                    help="end to end on this video's first --frames frames, scaled to each size, instead of synthetic "
                         "texture (stylised, synthetic texture costs the H.264 encoder 2-3x what real footage does)")
+    from ..runtime.choices import SMOOTH_KINDS, VIDEO_SMOOTH
+
+    p.add_argument("--smooth", choices=SMOOTH_KINDS, default=VIDEO_SMOOTH,
+                   help=f"temporal smoothing in the end-to-end run, at the strength measured for the model (default: "
+                        f"{VIDEO_SMOOTH}, as `rtnst video` runs)")
     p.add_argument("--threads", type=int, help="onnxruntime threads per frame (default: one per core for the model "
                    "alone; end to end as `rtnst video` runs: one each, a frame per core at once)")
     p.add_argument("--max-side", type=int, metavar="PX", dest="max_side_px",
@@ -62,12 +68,16 @@ def run(args: argparse.Namespace) -> int:
     opts = {path: {**(foreign if is_foreign(path) else {}), "max_side_px": args.max_side_px} for path in paths}
     print(f"{'model':28} {'provider':22} {'size':>10} {'runs at':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}"
           + ("  model fps range" if args.rounds > 1 else ""))
+    if not args.model_only:
+        logging.getLogger("rtnst").info("rtnst: end-to-end: `rtnst video --smooth %s` of %s at each size", args.smooth,
+                                        args.clip or "a synthetic clip")
     rows: dict[tuple, list] = {}
     for i in range(args.rounds):
         for path in paths:
             for device in args.device or ["auto"]:
                 for r in bench(str(path), sizes, device=device, frames=args.frames, warmup=args.warmup,
-                               end_to_end=not args.model_only, threads=args.threads, clip=clip, **opts[path]):
+                               end_to_end=not args.model_only, threads=args.threads, clip=clip,
+                               smooth=args.smooth, **opts[path]):
                     if args.rounds == 1:
                         _print_row(r.model, r.provider, r.size, r.inference_size, 1000 / r.model_ms, 1000 / r.frame_ms, r.end_to_end_fps)
                     rows.setdefault((str(path), device, r.size), []).append(r)

@@ -79,15 +79,16 @@ def note_native_size(stylizer, width: int, height: int, args: argparse.Namespace
     return True
 
 
-def add_smoothing_options(parser: argparse.ArgumentParser) -> None:
+def add_smoothing_options(parser: argparse.ArgumentParser, *, default: str = "none") -> None:
     from ..runtime.choices import DEFAULT_STRENGTH, SMOOTH_KINDS
 
     g = parser.add_argument_group("temporal smoothing (against flicker)")
-    g.add_argument("--smooth", choices=SMOOTH_KINDS, default="none",
-                   help="none (default); ema: blend with the previous output, nearly free but moving "
-                        "things leave ghosts; flow: warp the previous output along the optical flow of "
-                        "the input and blend where the flow is reliable (a few ms per frame at 640x360, "
-                        "no ghosts, restarts at scene cuts)")
+    said = {kind: f"{kind}{' (default)' if kind == default else ''}" for kind in SMOOTH_KINDS}
+    g.add_argument("--smooth", choices=SMOOTH_KINDS, default=default,
+                   help=f"{said['none']}: each frame as the model paints it; {said['ema']}: blend with the previous "
+                        f"output, nearly free but moving things leave ghosts; {said['flow']}: warp the previous output "
+                        "along the optical flow of the input and blend where the flow is reliable (a few ms per frame "
+                        "at 640x360, no ghosts, restarts at scene cuts)")
     g.add_argument("--smooth-strength", type=float, metavar="0..1",
                    help="weight of the previous output; higher is steadier but softer, 1 freezes the picture "
                         f"(default: the value measured for the model, in its metadata, else {DEFAULT_STRENGTH})")

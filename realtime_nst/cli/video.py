@@ -13,11 +13,12 @@ log = logging.getLogger("rtnst")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "video", help="stylise a video file",
-        description="Stylise every frame of a video file. The output has the same frame count and frame "
-                    "rate (phone clips stored rotated come out upright, HDR ones in the colours of their SDR version); "
-                    "audio is copied unchanged when the container "
-                    "allows it (else re-encoded, and said), subtitle tracks where it can hold them (.mkv). "
-                    "Ctrl-C stops early and still leaves a playable file with the frames done so far.")
+        description="Stylise every frame of a video file. The output has the same frame count and frame rate "
+                    "(phone clips stored rotated come out upright, HDR ones in the colours of their SDR version), "
+                    "smoothed along the optical flow against flicker (--smooth none: each frame as the model paints "
+                    "it); audio is copied unchanged when the container allows it (else re-encoded, and said), "
+                    "subtitle tracks where it can hold them (.mkv). Ctrl-C stops early and still leaves a playable "
+                    "file with the frames done so far.")
     p.add_argument("input", metavar="IN", help="input video file")
     p.add_argument("output", metavar="OUT",
                    help="output video file (.mp4, .mkv, .mov, .webm, .avi), or an animated .gif (no sound; one "
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-frames", type=int, metavar="N",
                    help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
-    from ..runtime.choices import DEFAULT_PRESET, X264_PRESETS
+    from ..runtime.choices import DEFAULT_PRESET, VIDEO_SMOOTH, X264_PRESETS
 
     p.add_argument("--crf", type=int, default=18,
                    help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63; "
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"H.264 encoding speed: slower presets make smaller files at the same --crf and take more "
                         f"CPU time from stylising (default: {DEFAULT_PRESET})")
     add_model_options(p)
-    add_smoothing_options(p)
+    add_smoothing_options(p, default=VIDEO_SMOOTH)
     p.set_defaults(handler=run)
 
 

@@ -81,23 +81,27 @@ def write_clip(path: Path, size: tuple[int, int], count: int, fps: int = 30, *, 
 
 
 def time_end_to_end(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: int, source: Path | None = None,
-                    workers: int = 1) -> float:
-    """fps of `rtnst video` on a ``size`` clip of ``frames`` frames (see write_clip)."""
+                    workers: int = 1, smooth: str = "none") -> float:
+    """fps of `rtnst video` on a ``size`` clip of ``frames`` frames (see write_clip), smoothed as
+    ``smooth`` says at the strength measured for the model."""
+    from ..runtime.smoothing import make_smoother, strength_for
     from ..runtime.video import stylize_video
 
+    smoother = make_smoother(smooth, strength=strength_for(None, getattr(stylizer.info, "smooth_strength", None)))
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "in.mp4"
         write_clip(clip, size, frames, source=source)
         t0 = time.perf_counter()
-        report = stylize_video(clip, Path(tmp) / "out.mp4", stylizer, progress=False, workers=workers)
+        report = stylize_video(clip, Path(tmp) / "out.mp4", stylizer, progress=False, workers=workers,
+                               smoother=smoother)
         return report.frames_written / (time.perf_counter() - t0)
 
 
 def bench(model: str, sizes: list[tuple[int, int]], *, device: str = "auto", frames: int = 30, warmup: int = 5,
-          end_to_end: bool = True, threads: int | None = None, clip: Path | None = None,
+          end_to_end: bool = True, threads: int | None = None, clip: Path | None = None, smooth: str = "none",
           **stylizer_opts) -> list[BenchRow]:
     """One row per size. ``clip``: end to end on that video's frames scaled to the size, instead of
-    synthetic texture."""
+    synthetic texture; ``smooth``: the smoothing of the end-to-end run (see time_end_to_end)."""
     rows = []
     for size in sizes:
         with OnnxStylizer(model, device=device, threads=threads, **stylizer_opts) as st:
@@ -110,7 +114,8 @@ def bench(model: str, sizes: list[tuple[int, int]], *, device: str = "auto", fra
             plan = plan_threads(threads=threads)
             with OnnxStylizer(model, device=device, threads=plan.threads, spin=False, **stylizer_opts) as st:
                 workers = plan.workers_for(st)
-                time_end_to_end(st, size, frames=min(frames, 5), source=clip, workers=workers)  # warm-up run
-                e2e = time_end_to_end(st, size, frames=frames, source=clip, workers=workers)
+                run = dict(source=clip, workers=workers, smooth=smooth)
+                time_end_to_end(st, size, frames=min(frames, 5), **run)  # warm-up run
+                e2e = time_end_to_end(st, size, frames=frames, **run)
         rows.append(BenchRow(Path(model).name, st.provider, size, inference, model_ms, frame_ms, e2e))
     return rows
