@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx")
 
 from realtime_nst.training import export as ex  # noqa: E402
 from realtime_nst.training import onnxcheck  # noqa: E402
-from realtime_nst.training import nets  # noqa: E402
+from realtime_nst.training import cost, nets  # noqa: E402
 from realtime_nst.errors import ModelError, OptionError, OutputError  # noqa: E402
 from realtime_nst.runtime.stylizer import OnnxStylizer  # noqa: E402
 
@@ -32,7 +32,7 @@ def test_cli_export_checks_and_metadata(realtime_export):
     assert meta["rtnst.max_side_px"] == "640"  # the realtime net's native inference size
     assert meta["rtnst.style"] == "mosaic" and meta["rtnst.style_image"] == "mosaic.jpg"
     assert meta["rtnst.steps"] == "123" and '"lr": 0.002' in meta["rtnst.training"]
-    assert int(meta["rtnst.params"]) == nets.count_params(nets.build("realtime"))
+    assert int(meta["rtnst.params"]) == cost.count_params(nets.build("realtime"))
     # The command reports parity at every size, odd ones included, each >= 45 dB.
     assert "2x97x131" in stdout and "1x361x643" in stdout
     dbs = [float(t.split(" dB")[0].split()[-1]) for t in stdout.splitlines()[0].split(",")]

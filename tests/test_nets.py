@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from realtime_nst.training import nets  # noqa: E402
+from realtime_nst.training import cost, nets  # noqa: E402
 from realtime_nst.errors import OptionError  # noqa: E402
 
 
@@ -14,12 +14,12 @@ from realtime_nst.errors import OptionError  # noqa: E402
 def test_cost_report(tier, params, macs):
     net = nets.build(tier)
     assert net.TIER == tier
-    assert nets.count_params(net) == params
-    assert nets.macs_per_pixel(net, size_px=64) == pytest.approx(macs, rel=1e-3)
+    assert cost.count_params(net) == params
+    assert cost.macs_per_pixel(net, size_px=64) == pytest.approx(macs, rel=1e-3)
 
 
 def test_realtime_is_50x_cheaper_than_quality_and_runs_at_a_quarter_of_the_pixels():
-    q, r = (nets.macs_per_pixel(nets.build(t), size_px=32) for t in ("quality", "realtime"))
+    q, r = (cost.macs_per_pixel(nets.build(t), size_px=32) for t in ("quality", "realtime"))
     assert q / r > 50
     assert nets.RealtimeNet.NATIVE_MAX_SIDE_PX == 640  # 640x360 for a 720p frame: 1/4 of its pixels
 

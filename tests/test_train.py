@@ -290,12 +290,12 @@ def test_init_starts_from_given_weights(photo_dir, tiny_vgg16_file, tmp_path):
 
 
 def test_width_trains_a_wider_realtime_net_and_init_keeps_it(photo_dir, tiny_vgg16_file, tmp_path):
-    from realtime_nst.training import nets
+    from realtime_nst.training import cost, nets
 
     wide = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "w.pt", steps=1, width=16))
     wide.fit(progress=False, plot=False)
     assert wide.net.stem[0].out_channels == 16 and wide.net.down1[1].out_channels == 32
-    assert nets.macs_per_pixel(wide.net) > 1.4 * nets.macs_per_pixel(nets.RealtimeNet())
+    assert cost.macs_per_pixel(wide.net) > 1.4 * cost.macs_per_pixel(nets.RealtimeNet())
     tuned = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "t.pt", steps=1, init=str(tmp_path / "w.pt")))
     for k, v in wide.net.state_dict().items():  # no --width: the weights' own
         assert torch.equal(tuned.net.state_dict()[k], v), k
@@ -306,6 +306,27 @@ def test_width_trains_a_wider_realtime_net_and_init_keeps_it(photo_dir, tiny_vgg
         tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "q.pt", tier="quality", width=16).check()
     with pytest.raises(OptionError, match="width must be positive, got 0"):
         tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "z.pt", width=0).check()
+
+
+def test_block_norm_trains_exports_and_comes_back_from_the_export(photo_dir, tiny_vgg16_file, tmp_path):
+    from torch import nn
+
+    from realtime_nst.training.export import export, load_checkpoint
+
+    normed = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "n.pt", steps=1, workers=0, block_norm=True))
+    normed.fit(progress=False, plot=False)
+    assert all(isinstance(b.body[2], nn.InstanceNorm2d) for b in normed.net.blocks)
+    assert export(tmp_path / "n.pt", tmp_path / "n.onnx").parity_db  # checked against PyTorch
+    back, _ = load_checkpoint(tmp_path / "n.onnx")  # no flag needed: the weights say it
+    for k, v in normed.net.state_dict().items():
+        torch.testing.assert_close(back.state_dict()[k], v, rtol=0, atol=1e-5, msg=k)
+    plain = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "p.pt", steps=1, workers=0))
+    assert not any(isinstance(m, nn.InstanceNorm2d) for m in plain.net.blocks.modules())
+    plain.fit(progress=False, plot=False)
+    with pytest.raises(OptionError, match="block_norm asked, but .*p.pt holds a realtime net without norms"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "x.pt", block_norm=True, init=str(tmp_path / "p.pt")))
+    with pytest.raises(OptionError, match="the quality net has fixed norms"):
+        tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "q.pt", tier="quality", block_norm=True).check()
 
 
 def test_init_from_an_exported_onnx_model(photo_dir, tiny_vgg16_file, tmp_path):

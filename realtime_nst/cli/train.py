@@ -9,7 +9,7 @@ from pathlib import Path
 log = logging.getLogger("rtnst")
 
 # Options that change what a resumed run computes: changing them breaks the exact continuation.
-_TRAINING = ("style", "teacher", "init", "data", "tier", "width", "image_size_px", "photo_side_px", "style_size_px", "batch_size", "lr", "content_weight",
+_TRAINING = ("style", "teacher", "init", "data", "tier", "width", "block_norm", "image_size_px", "photo_side_px", "style_size_px", "batch_size", "lr", "content_weight",
              "style_weight", "tv_weight", "temporal_weight", "border_weight", "teacher_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
 
 
@@ -49,6 +49,10 @@ def register(sub) -> None:
                         "MACs/px; 16: 3.7k, a lower style distance at the same content distance, but ~30%% slower on "
                         "AVX2-only CPUs; check its speed on the target CPU with rtnst bench). --init and --resume "
                         "take their weights' width")
+    n.add_argument("--block-norm", action="store_true", default=None,
+                   help="realtime tier: an instance norm in each residual block (tried on great_wave: ~30%% less "
+                        "style distance, but more flicker and 12-15%% more model time, see models/README.md). "
+                        "--init and --resume take their weights' layout")
     n.add_argument("--content-layers", type=_layers, metavar="L1,L2", help="VGG content layers (default: relu3_3)")
     n.add_argument("--style-layers", type=_layers, metavar="L1,L2",
                    help="VGG style layers (default: relu1_2,relu2_2,relu3_3,relu4_3)")

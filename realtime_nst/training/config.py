@@ -26,6 +26,7 @@ class TrainConfig:
     out: str
     tier: str = "realtime"
     width: int | None = None  # realtime net: channels at full resolution (twice at half); None: the net's default
+    block_norm: bool = False  # realtime net: an instance norm inside each residual block (nets.RealtimeNet)
     image_size_px: int = 256
     photo_side_px: int | None = None  # photos' short side before cropping; None: the crop side (whole scenes)
     style_size_px: int = 512
@@ -86,6 +87,9 @@ class TrainConfig:
             raise OptionError(f"tier must be one of {sorted(nets.NETWORKS)}, got {self.tier!r}", param="tier")
         if self.width is not None and self.tier != "realtime":
             raise OptionError(f"width sets the realtime net's channels; the {self.tier} net has fixed ones", param="width")
+        if self.block_norm and self.tier != "realtime":
+            raise OptionError(f"block_norm changes the realtime net; the {self.tier} net has fixed norms",
+                              param="block_norm")
         if self.width is not None and self.width <= 0:
             raise OptionError(f"width must be positive, got {self.width}", param="width")
         if self.photo_side_px is not None and self.photo_side_px < self.image_size_px:

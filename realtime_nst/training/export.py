@@ -21,7 +21,7 @@ from .. import __version__
 from .. import modelfile as mf
 from ..errors import ModelError, OptionError
 from ..files import atomic_write, check_outputs
-from . import export_form, nets
+from . import cost, export_form, nets
 from .onnxcheck import check_parity, quiet
 
 log = logging.getLogger("rtnst")
@@ -149,8 +149,8 @@ def metadata(net: torch.nn.Module, info: dict, precision: str) -> dict[str, str]
         "rtnst.input_layout": "NCHW float32, RGB, range as rtnst.input_range; output the same",
         mf.META_STYLE_IMAGE: str(info.get("style_image") or Path(cfg.get("style", "")).name),
         mf.META_PRECISION: precision,
-        "rtnst.params": str(nets.count_params(net)),
-        "rtnst.macs_per_pixel": str(round(nets.macs_per_pixel(net))),
+        "rtnst.params": str(cost.count_params(net)),
+        "rtnst.macs_per_pixel": str(round(cost.macs_per_pixel(net))),
         "rtnst.steps": str(info.get("step", "")),
         "rtnst.training": json.dumps(cfg, sort_keys=True, default=str),
         "rtnst.version": __version__,

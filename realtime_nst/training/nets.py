@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .export_form import for_export
 from .tied import TiedUpsample
 
 
@@ -108,15 +107,17 @@ def _dw_separable(in_ch: int, out_ch: int, *, stride: int = 1) -> nn.Sequential:
 
 
 class LowResBlock(nn.Module):
-    """Residual block at 1/8 resolution, without normalisation: every InstanceNormalization op makes
-    onnxruntime leave its blocked NCHWc layout and come back (two reorders); with one per block the
-    net ran ~25% slower at 720p (measured, random weights)."""
+    """Residual block at low resolution (1/4 in RealtimeNet, 1/8 in RealtimeNetV2), without
+    normalisation: every InstanceNormalization op makes onnxruntime leave its blocked NCHWc layout and
+    come back (two reorders); with one per block RealtimeNetV2 ran ~25% slower at 720p (random weights)
+    and RealtimeNet 12-15% slower at 640x360 (models/README.md weighs what it bought)."""
 
-    def __init__(self, ch: int) -> None:
+    def __init__(self, ch: int, *, norm: bool = False) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(ch, ch, 3, padding=1, groups=ch),
             nn.Conv2d(ch, ch, 1),
+            *([nn.InstanceNorm2d(ch, affine=True)] if norm else []),
             nn.ReLU(inplace=True),
             nn.Conv2d(ch, ch, 3, padding=1, groups=ch),
             nn.Conv2d(ch, ch, 1),
@@ -147,6 +148,8 @@ class RealtimeNet(nn.Module):
     model, resize, encode on 2 cores): full-resolution tensors cost memory traffic more than MACs.
     ``full=16, half=32`` (`rtnst train --width 16`, 3.7k MACs/px) runs as fast with AVX-512
     (onnxruntime's blocked layout holds 16 channels there) but ~30% slower with AVX2 (blocks of 8).
+    ``block_norm`` (`rtnst train --block-norm`) adds an instance norm inside each residual block: less
+    style distance, more flicker, 12-15% more model time (see LowResBlock and models/README.md).
     """
 
     INPUT_RANGE = "0-1"
@@ -158,13 +161,14 @@ class RealtimeNet(nn.Module):
     TIER = "realtime"
     SPLIT_NORMS_FOR_EXPORT = True  # export_form: the 1/4 level stays in onnxruntime's blocked layout
 
-    def __init__(self, *, full: int = 8, half: int = 16, quarter: int = 64, blocks: int = 3) -> None:
+    def __init__(self, *, full: int = 8, half: int = 16, quarter: int = 64, blocks: int = 3,
+                 block_norm: bool = False) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, full, 3, padding=1), nn.ReLU(inplace=True))
         self.down1 = _dw_separable(full, half, stride=2)
         self.down2 = _dw_separable(half, quarter, stride=2)
         self.norm_in = nn.InstanceNorm2d(quarter, affine=True)
-        self.blocks = nn.Sequential(*(LowResBlock(quarter) for _ in range(blocks)))
+        self.blocks = nn.Sequential(*(LowResBlock(quarter, norm=block_norm) for _ in range(blocks)))
         self.up2 = _up(quarter, half)
         self.refine1 = _dw_separable(half, half)
         self.up1 = _up(half, full)
@@ -274,18 +278,21 @@ def from_net(y: torch.Tensor, tier: str) -> torch.Tensor:
     return y / 255.0 if NETWORKS[tier].INPUT_RANGE == "0-255" else y
 
 
-def build(tier: str, *, state: dict[str, torch.Tensor] | None = None, width: int | None = None) -> nn.Module:
+def build(tier: str, *, state: dict[str, torch.Tensor] | None = None, width: int | None = None,
+          block_norm: bool = False) -> nn.Module:
     """A fresh net of ``tier`` (``width``: the realtime net's channels at full resolution, twice that
-    at half); given the weights it is to load (``state``), the version of the net they fit: realtime
-    weights with a 1/8 level (``down3``) are RealtimeNetV2's, or V1's when their upsampling is a 2x2
-    transposed conv; RealtimeNet's take the widths they were trained with."""
+    at half; ``block_norm``: see RealtimeNet); given the weights it is to load (``state``), the
+    version of the net they fit: realtime weights with a 1/8 level (``down3``) are RealtimeNetV2's,
+    or V1's when their upsampling is a 2x2 transposed conv; RealtimeNet's take the widths and block
+    norms they were trained with."""
     if tier == "realtime" and state is not None and "down3.0.weight" in state:
         head = tuple(getattr(state.get("head.weight"), "shape", ()))
         return RealtimeNetV1() if head[-2:] == (2, 2) else RealtimeNetV2()
     if tier == "realtime" and state is not None and {"stem.0.weight", "down1.1.weight"} <= state.keys():
-        return RealtimeNet(full=state["stem.0.weight"].shape[0], half=state["down1.1.weight"].shape[0])
-    if tier == "realtime" and width is not None:
-        return RealtimeNet(full=width, half=2 * width)
+        return RealtimeNet(full=state["stem.0.weight"].shape[0], half=state["down1.1.weight"].shape[0],
+                           block_norm=any(k.startswith("blocks.0.body.2.") for k in state))
+    if tier == "realtime" and (width is not None or block_norm):
+        return RealtimeNet(**({"full": width, "half": 2 * width} if width else {}), block_norm=block_norm)
     try:
         return NETWORKS[tier]()
     except KeyError:
@@ -300,31 +307,3 @@ def load_pytorch_examples_checkpoint(net: TransformerNet, state: dict[str, torch
     clean = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var"))}
     net.load_state_dict(clean)
     return net
-
-
-def count_params(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
-
-
-def macs_per_pixel(net: nn.Module, *, size_px: int = 256) -> float:
-    """Multiply-accumulates per output pixel of the net as exported (export_form.for_export: what runs),
-    counted from conv layers with forward hooks."""
-    total = 0
-    net = for_export(net)
-
-    def hook(mod: nn.Conv2d | nn.ConvTranspose2d, inp, out: torch.Tensor) -> None:
-        nonlocal total
-        k = mod.kernel_size[0] * mod.kernel_size[1]
-        if isinstance(mod, nn.ConvTranspose2d):  # every input pixel meets every kernel tap once
-            total += inp[0].numel() // inp[0].shape[0] * k * mod.out_channels // mod.groups
-        else:
-            total += out.numel() // out.shape[0] * k * (mod.in_channels // mod.groups)
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    try:
-        with torch.no_grad():
-            net.eval()(torch.zeros(1, 3, size_px, size_px))
-    finally:
-        for h in handles:
-            h.remove()
-    return total / (size_px * size_px)

@@ -75,7 +75,7 @@ class Trainer:
             raise OutputError(f"{self.out} exists; pass resume=True to continue it or overwrite=True to start again", param=("resume", "overwrite"))
 
         torch.manual_seed(cfg.seed)
-        self.net = nets.build(cfg.tier, width=cfg.width).to(self.device, memory_format=torch.channels_last)
+        self.net = nets.build(cfg.tier, width=cfg.width, block_norm=cfg.block_norm).to(self.device, memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
@@ -132,14 +132,17 @@ class Trainer:
         return ["border"] * bool(self.cfg.border_weight_used) + ["temporal"] * bool(self.cfg.temporal_weight)
 
     def _use_version_of(self, weights: dict[str, torch.Tensor], *, source: str | Path) -> None:
-        """Weights of an earlier version of the net (RealtimeNetV1) or of another width are trained on
-        as that net, unless a width was asked for."""
+        """Weights of an earlier version of the net (RealtimeNetV1) or of another width or block norm are
+        trained on as that net, unless a width or block norm was asked for."""
         net = nets.build(self.cfg.tier, state=weights)
         if _shapes(net) == _shapes(self.net):
             return
         if self.cfg.width is not None:
             raise OptionError(f"width {self.cfg.width} asked, but {source} holds a {self.cfg.tier} net of another width "
                               "or version (leave width out to train it at its own)", param="width")
+        if self.cfg.block_norm:
+            raise OptionError(f"block_norm asked, but {source} holds a {self.cfg.tier} net without norms in its blocks "
+                              "(leave block_norm out to train it as it is)", param="block_norm")
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
 
