@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random VGG weight files and a folder of small synthetic photos."""
+"""Shared fixtures: tiny random VGG weight files, a folder of small synthetic photos and an identity
+ONNX model."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import onnx_model
 
 ASSETS = Path("/work/shared/assets")
 
@@ -23,6 +25,13 @@ def _tiny_vgg(folder: Path, arch: str) -> Path:
     path = folder / f"tiny_{arch}.safetensors"
     save_file(state, str(path), metadata={"input_range": "0..255", "arch": arch})
     return path
+
+
+@pytest.fixture
+def identity(tmp_path) -> Path:
+    """An ONNX model whose output is its input: the runtime's plumbing without a net."""
+    pytest.importorskip("onnx")
+    return onnx_model(tmp_path / "identity.onnx")
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,6 @@ from fakes import gradient_frame, onnx_model, write_clip
 from realtime_nst.cli import COMMANDS, main
 
 
-@pytest.fixture
-def identity(tmp_path):
-    return onnx_model(tmp_path / "identity.onnx")
-
-
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -50,14 +45,17 @@ def test_image_says_when_the_models_own_size_set_how_large_it_painted(tmp_path, 
     assert cv2.imread(str(tmp_path / "a.png")).shape == (48, 64, 3)  # the photo's size
 
 
-def test_video_says_the_size_it_stylises_at(tmp_path, caplog):
-    model = onnx_model(tmp_path / "m.onnx", metadata={"rtnst.max_side_px": "32"})
+def test_video_says_the_size_it_stylises_at_and_how_it_smooths(tmp_path, caplog):
+    model = onnx_model(tmp_path / "m.onnx", metadata={"rtnst.max_side_px": "32", "rtnst.smooth_strength": "0.7"})
     clip = write_clip(tmp_path / "in.mp4", frames=3, size=(64, 48))
     with caplog.at_level("INFO", logger="rtnst"):
         assert main(["video", str(clip), str(tmp_path / "a.mp4"), "--model", str(model)]) == 0
-        assert main(["video", str(clip), str(tmp_path / "b.mp4"), "--model", str(model), "--max-side", "64"]) == 0
+        assert main(["video", str(clip), str(tmp_path / "b.mp4"), "--model", str(model), "--max-side", "64",
+                     "--smooth", "none"]) == 0
     notes = [r.getMessage() for r in caplog.records if "the size the model is made for" in r.getMessage()]
     assert notes == ["rtnst: stylising at 32x24, the size the model is made for (--max-side PX for another)"]
+    smoothing = [r.getMessage() for r in caplog.records if "smoothing" in r.getMessage()]
+    assert smoothing == ["rtnst: smoothing against flicker: flow at strength 0.7 (--smooth none: off)"]
 
 
 def test_image_folder_to_folder_and_no_silent_overwrite(tmp_path, identity, capsys):

@@ -138,12 +138,6 @@ def test_plot(tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
-@pytest.fixture
-def identity(tmp_path):
-    pytest.importorskip("onnx")
-    return onnx_model(tmp_path / "identity.onnx")
-
-
 def test_cli_eval_flicker(tmp_path, identity, capsys):
     clip = write_clip(tmp_path / "c.mp4", frames=8, audio=None)
     rc = main(["-q", "eval", "flicker", "--model", str(identity), str(clip), "--csv", str(tmp_path / "f.csv"),

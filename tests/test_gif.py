@@ -3,15 +3,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fakes import onnx_model, probe, write_clip
+from fakes import probe, write_clip
 from realtime_nst.cli import main
 from realtime_nst.errors import OutputError
 from realtime_nst.runtime.gif import GifFileSink
-
-
-@pytest.fixture
-def identity(tmp_path):
-    return onnx_model(tmp_path / "identity.onnx")
 
 
 def gif_times_s(path):

@@ -32,11 +32,6 @@ TIMEOUT_S = 10.0
 
 
 @pytest.fixture
-def identity(tmp_path):
-    return onnx_model(tmp_path / "identity.onnx")
-
-
-@pytest.fixture
 def add_half(tmp_path):
     return onnx_model(tmp_path / "add_half.onnx", kind="add_half")
 

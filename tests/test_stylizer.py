@@ -10,11 +10,6 @@ from realtime_nst.runtime.session import choose_providers
 from realtime_nst.runtime.stylizer import OnnxStylizer
 
 
-@pytest.fixture
-def identity(tmp_path):
-    return onnx_model(tmp_path / "identity.onnx")
-
-
 @pytest.mark.parametrize("size", [(64, 48), (37, 53), (1, 1), (101, 7)])
 def test_output_size_equals_input_size_with_exact_pixels(identity, size):
     frame = gradient_frame(*size)

@@ -10,15 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakes import onnx_model, probe, write_clip
+from fakes import probe, write_clip
 from realtime_nst.cli import main
 from realtime_nst.runtime.stylizer import OnnxStylizer
 from realtime_nst.runtime.video import stylize_video
-
-
-@pytest.fixture
-def identity(tmp_path):
-    return onnx_model(tmp_path / "identity.onnx")
 
 
 def test_every_frame_same_rate_audio_remuxed(tmp_path, identity):

@@ -12,11 +12,6 @@ from realtime_nst.runtime.stylizer import OnnxStylizer
 from realtime_nst.runtime.live import LiveState, handle_key, run_live
 
 
-@pytest.fixture
-def identity(tmp_path):
-    return onnx_model(tmp_path / "identity.onnx")
-
-
 def test_video_file_stands_in_for_a_camera(tmp_path, identity, capsys):
     clip = write_clip(tmp_path / "cam.mp4", frames=30, audio=None)
     rec = tmp_path / "rec.mp4"

@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             with VideoFileSource(args.input) as source:  # its first frame gives the upright size; a bad file fails as stylize_video would
                 note_native_size(stylizer, *(args.output_size or source.size), args, what="stylising")
+            if smoother is not None:
+                log.info("rtnst: smoothing against flicker: %s at strength %g (--smooth none: off)", args.smooth,
+                         smoother.strength)
         report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
                                progress=not args.quiet, crf=args.crf, preset=args.preset,
                                max_frames=args.max_frames, workers=workers)
