@@ -50,7 +50,7 @@ def register(sub) -> None:
                         "AVX2-only CPUs; check its speed on the target CPU with rtnst bench). --init and --resume "
                         "take their weights' width")
     n.add_argument("--block-norm", action="store_true", default=None,
-                   help="realtime tier: an instance norm in each residual block (tried on great_wave: ~30%% less "
+                   help="realtime tier: an instance norm in each residual block (tried on great_wave: 23-31%% less "
                         "style distance, but more flicker and 12-15%% more model time, see models/README.md). "
                         "--init and --resume take their weights' layout")
     n.add_argument("--content-layers", type=_layers, metavar="L1,L2", help="VGG content layers (default: relu3_3)")
