@@ -18,6 +18,7 @@ from realtime_nst.runtime.smoothing import (
     FlowSmoother,
     Smoother,
     make_smoother,
+    smoother_for,
 )
 
 H, W = 120, 160
@@ -67,6 +68,18 @@ def test_make_smoother_kinds_and_errors():
     for bad in (-0.1, 1.5):
         with pytest.raises(OptionError, match="smooth_strength"):
             make_smoother("ema", strength=bad)
+
+
+def test_smoother_for_takes_the_strength_given_else_the_models_own():
+    from types import SimpleNamespace
+
+    from realtime_nst.runtime.smoothing import DEFAULT_STRENGTH
+
+    measured = SimpleNamespace(info=SimpleNamespace(smooth_strength=0.8))
+    assert smoother_for("flow", measured).strength == 0.8
+    assert smoother_for("ema", measured, strength=0.3).strength == 0.3
+    assert smoother_for("flow", object()).strength == DEFAULT_STRENGTH  # a stylizer without model metadata
+    assert smoother_for("none", measured) is None
 
 
 def test_add_smoothing_options():

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError
     from ..frames import parse_size
     from ..runtime.hub import serve_live
-    from ..runtime.smoothing import make_smoother, strength_for
+    from ..runtime.smoothing import smoother_for
     from ..runtime.session import plan_threads
     from ..runtime.sources import CameraSource
     from ..signals import stop_on_signals
@@ -53,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
         smoother = make_smoother_from(args, stylizers[0])
         smooth = smoother is not None
         if smoother is None:  # the page's switch turns on flow smoothing, the one without ghosts
-            model_strength = getattr(getattr(stylizers[0], "info", None), "smooth_strength", None)
-            smoother = make_smoother("flow", strength=strength_for(args.smooth_strength, model_strength))
+            smoother = smoother_for("flow", stylizers[0], strength=args.smooth_strength)
         with CameraSource(args.camera, width=size[0], height=size[1]) as source:
             w, h = args.output_size or source.size
 

@@ -42,10 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def make_smoother_from(args: argparse.Namespace, stylizer):
     """The smoother asked for, at --smooth-strength or else the strength measured for the model."""
-    from ..runtime.smoothing import make_smoother, strength_for
+    from ..runtime.smoothing import smoother_for
 
-    model_strength = getattr(getattr(stylizer, "info", None), "smooth_strength", None)
-    return make_smoother(args.smooth, strength=strength_for(args.smooth_strength, model_strength))
+    return smoother_for(args.smooth, stylizer, strength=args.smooth_strength)
 
 
 def run(args: argparse.Namespace) -> int:

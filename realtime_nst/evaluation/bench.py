@@ -84,10 +84,10 @@ def time_end_to_end(stylizer: OnnxStylizer, size: tuple[int, int], *, frames: in
                     workers: int = 1, smooth: str = "none") -> float:
     """fps of `rtnst video` on a ``size`` clip of ``frames`` frames (see write_clip), smoothed as
     ``smooth`` says at the strength measured for the model."""
-    from ..runtime.smoothing import make_smoother, strength_for
+    from ..runtime.smoothing import smoother_for
     from ..runtime.video import stylize_video
 
-    smoother = make_smoother(smooth, strength=strength_for(None, getattr(stylizer.info, "smooth_strength", None)))
+    smoother = smoother_for(smooth, stylizer)
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "in.mp4"
         write_clip(clip, size, frames, source=source)

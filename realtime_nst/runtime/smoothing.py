@@ -231,3 +231,10 @@ def make_smoother(kind: str, *, strength: float = DEFAULT_STRENGTH) -> Smoother 
     if kind == "flow":
         return FlowSmoother(strength)
     raise OptionError(f"smooth must be one of {', '.join(SMOOTH_KINDS)}, got {kind!r}", param="smooth")
+
+
+def smoother_for(kind: str, stylizer, *, strength: float | None = None) -> Smoother | None:
+    """make_smoother for ``stylizer``'s stream, at ``strength`` or else the strength measured for its
+    model (strength_for)."""
+    measured = getattr(getattr(stylizer, "info", None), "smooth_strength", None)
+    return make_smoother(kind, strength=strength_for(strength, measured))
