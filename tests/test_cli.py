@@ -298,7 +298,11 @@ def test_sigterm_during_a_folder_run_says_how_far_it_got(tmp_path, identity):
     proc = subprocess.Popen([sys.executable, "-m", "realtime_nst", "-q", "image", str(photos), str(out), "--model",
                              str(identity)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not (out.is_dir() and any(out.iterdir())) and time.monotonic() < deadline and proc.poll() is None:
+
+    def written() -> bool:  # a finished image; not the hidden write probe or .part file made before the loop
+        return out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir())
+
+    while not written() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
