@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -206,7 +207,7 @@ def test_fixed_crops_ignore_the_epoch(photo_dir):
 def test_photo_side_crops_a_part_of_the_scene_at_that_scale(photo_dir, tiny_vgg16_file, tmp_path):
     import cv2
 
-    from realtime_nst.training.distill import cache_of_init
+    from realtime_nst.training.distill import caches_of_init, targets_key
 
     whole = PhotoCrops(photo_dir, size_px=16, fixed=True)[0]
     closer = PhotoCrops(photo_dir, size_px=16, photo_side_px=48, fixed=True)[0]
@@ -218,17 +219,20 @@ def test_photo_side_crops_a_part_of_the_scene_at_that_scale(photo_dir, tiny_vgg1
     assert torch.allclose(closer, want, atol=1 / 255) and not torch.allclose(closer, whole, atol=0.05)
     with pytest.raises(OptionError, match="photo_side_px"):
         tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "x.pt", photo_side_px=16).check()  # below the crop side
-    # A teacher cache made at another scale holds other targets: not reused.
-    torch.save({"config": {"teacher": "t", "data": "d", "image_size_px": 16}}, tmp_path / "a.pt")
+    # A teacher cache is a function of the teacher, the photos and their scale: its key says so.
+    torch.save({"model": {}}, tmp_path / "t.pt")
+    torch.save({"model": {"x": torch.ones(1)}}, tmp_path / "u.pt")
+    key = targets_key(tmp_path / "t.pt", PhotoCrops(photo_dir, size_px=16, fixed=True))
+    assert key == targets_key(tmp_path / "t.pt", PhotoCrops(photo_dir, size_px=16, fixed=True))
+    assert key != targets_key(tmp_path / "t.pt", PhotoCrops(photo_dir, size_px=16, photo_side_px=48, fixed=True))
+    assert key != targets_key(tmp_path / "u.pt", PhotoCrops(photo_dir, size_px=16, fixed=True))
+    # Candidates from earlier stages: through a stage without a teacher (VGG only), and a loop ends.
+    torch.save({"config": {}}, tmp_path / "a.pt")
     (tmp_path / "a.teacher.npy").write_bytes(b"")
-    assert cache_of_init(str(tmp_path / "a.pt"), teacher="t", data="d", size_px=16) == tmp_path / "a.teacher.npy"
-    assert cache_of_init(str(tmp_path / "a.pt"), teacher="t", data="d", size_px=16, photo_side_px=48) is None
-    # A stage without a teacher in between (VGG only): its start's cache is found through it.
-    torch.save({"config": {"data": "d", "image_size_px": 16, "init": str(tmp_path / "a.pt")}}, tmp_path / "v.pt")
-    assert cache_of_init(str(tmp_path / "v.pt"), teacher="t", data="d", size_px=16) == tmp_path / "a.teacher.npy"
-    assert cache_of_init(str(tmp_path / "v.pt"), teacher="other", data="d", size_px=16) is None
-    torch.save({"config": {"init": str(tmp_path / "w.pt")}}, tmp_path / "w.pt")  # a loop ends
-    assert cache_of_init(str(tmp_path / "w.pt"), teacher="t", data="d", size_px=16) is None
+    torch.save({"config": {"init": str(tmp_path / "a.pt")}}, tmp_path / "v.pt")
+    assert caches_of_init(str(tmp_path / "v.pt")) == [tmp_path / "a.teacher.npy"]
+    torch.save({"config": {"init": str(tmp_path / "w.pt")}}, tmp_path / "w.pt")
+    assert caches_of_init(str(tmp_path / "w.pt")) == []
 
 
 def test_distill_from_a_teacher_needs_no_vgg(photo_dir, tmp_path, monkeypatch):
@@ -406,6 +410,14 @@ def test_teacher_and_style_anchor_the_vgg_loss(photo_dir, tiny_vgg16_file, tmp_p
     assert h[-4:, 5].mean() < 0.7 * h[:4, 5].mean()
     state = torch.load(tmp_path / "a.pt", weights_only=True)
     assert state["style"] == "style" and state["config"]["teacher_weight"] == 50
+    # Another teacher from the same start, or restarted under the same name: the cached targets are
+    # not its own, so it makes them.
+    before = t.targets
+    for _ in range(2):
+        torch.save({"model": nets.build("quality").state_dict(), "tier": "quality", "style": "wave"}, tmp_path / "t.pt")
+        other = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "c.pt")))
+        assert cache_path(tmp_path / "c.pt").exists() and not np.array_equal(other.targets, before)
+        before = np.array(other.targets)
     with pytest.raises(OptionError, match="teacher_weight"):
         tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", teacher_weight=-1.0).check()
 

@@ -25,8 +25,8 @@ def register(sub) -> None:
                     "NAME.previews/, a loss plot to NAME.loss.png. Multi-GPU: torchrun --standalone "
                     "--nproc_per_node=G -m realtime_nst train ... (--batch-size is per process). With --teacher "
                     "the net learns a trained net's outputs instead (distillation: no VGG pass; the teacher's "
-                    "outputs are computed once and cached in NAME.teacher.npy); with --teacher and --style both, the VGG loss "
-                    "trains and the teacher's outputs anchor it.",
+                    "outputs are computed once and cached in NAME.teacher.npy, for that teacher and those photos "
+                    "only); with --teacher and --style both, the VGG loss trains and the teacher's outputs anchor it.",
     )
     g = p.add_argument_group("data and output")
     g.add_argument("--style", metavar="IMAGE", help="style image (required unless resuming)")

@@ -13,6 +13,8 @@ teacher's border handling instead of guessing the context a random crop cut off.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -29,14 +31,22 @@ Teacher = Callable[[np.ndarray], np.ndarray]  # frame -> stylised frame, same si
 _INIT_CHAIN_MAX = 16  # checkpoints followed back through --init (a loop of them ends there)
 
 
+def teacher_file(spec: str) -> Path:
+    """The file a teacher spec names: a training checkpoint, an ONNX path or a shipped model."""
+    if Path(spec).suffix in (".pt", ".pth"):
+        return Path(spec)
+    from ..registry import resolve_model
+
+    return resolve_model(spec)
+
+
 def load_teacher(spec: str, *, device: torch.device) -> tuple[Teacher, str, str]:
     """A teacher from a training checkpoint (.pt/.pth) or an ONNX model (path or shipped name), with
     its style name and style image name."""
     if Path(spec).suffix not in (".pt", ".pth"):
-        from ..registry import resolve_model
         from ..runtime.stylizer import OnnxStylizer
 
-        stylizer = OnnxStylizer(resolve_model(spec), device="cuda" if device.type == "cuda" else "cpu")
+        stylizer = OnnxStylizer(teacher_file(spec), device="cuda" if device.type == "cuda" else "cpu")
         return stylizer.stylize, stylizer.info.style, stylizer.info.metadata.get("rtnst.style_image", "")
 
     from ..perceptual.tensors import to_batch, to_frame
@@ -60,31 +70,63 @@ def cache_path(out: str | Path) -> Path:
     return out.with_name(out.stem + ".teacher.npy")
 
 
-def cache_of_init(init: str | None, *, teacher: str, data: str, size_px: int,
-                  photo_side_px: int | None = None) -> Path | None:
-    """The teacher cache of the checkpoint a fine-tune starts from, or of the checkpoint that one
+def _key_path(cache: Path) -> Path:
+    return cache.with_suffix(".json")
+
+
+def targets_key(teacher: str | Path, data) -> str:
+    """What a teacher cache's targets are a function of: the teacher's bytes, and each photo (name
+    and size) with the crop size and scale. A cache is used only by a run whose key is the same, so
+    a restarted run with another teacher or other photos never trains on stale targets."""
+    h = hashlib.sha256(Path(teacher).read_bytes())
+    h.update(f"{data.size_px} {data.photo_side_px}".encode())
+    for path in data.paths:
+        h.update(f"\n{Path(path).name} {Path(path).stat().st_size}".encode())
+    return h.hexdigest()
+
+
+def caches_of_init(init: str | None) -> list[Path]:
+    """The teacher caches of the checkpoint a fine-tune starts from, of the checkpoint that one
     started from, and so on (a VGG stage between distillation and an anchored stage has none of its
-    own), when that run was distilled from the same teacher on the same photos, crop size and
-    scale: its targets are exactly this run's."""
+    own): candidates for this run's targets, which ``teacher_targets`` checks by their key."""
     from .config import saved_config
 
+    found: list[Path] = []
     for _ in range(_INIT_CHAIN_MAX):
         if not init or Path(init).suffix not in (".pt", ".pth") or not Path(init).is_file():
-            return None
-        cfg = saved_config(init)
-        same = ((cfg.get("teacher"), cfg.get("data"), cfg.get("image_size_px"), cfg.get("photo_side_px") or size_px)
-                == (teacher, data, size_px, photo_side_px or size_px))
-        if same and cache_path(init).is_file():
-            return cache_path(init)
-        init = cfg.get("init")
-    return None
+            break
+        if cache_path(init).is_file() and cache_path(init) not in found:
+            found.append(cache_path(init))
+        init = saved_config(init).get("init")
+    return found
 
 
-def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool = True,
-                    workers: int = 0, reuse: Path | None = None) -> np.ndarray:
+def _cached(candidate: Path, *, key: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    try:
+        made_for = json.loads(_key_path(candidate).read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        made_for = None
+    if made_for != key:
+        why = ("made from another teacher or other photos" if made_for
+               else f"made without a record ({_key_path(candidate).name}) of its teacher and photos")
+        log.warning("rtnst: %s was %s: not used", candidate, why)
+        return None
+    try:
+        cached = np.load(candidate, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{candidate} is not a readable teacher cache ({exc}); delete it to rebuild") from None
+    if cached.shape != shape:
+        log.warning("rtnst: %s holds %s, not %s: not used", candidate, cached.shape, shape)
+        return None
+    log.info("rtnst: teacher outputs from %s", candidate)
+    return cached
+
+
+def teacher_targets(teacher: Teacher, data, out: str | Path, *, key: str, progress: bool = True,
+                    workers: int = 0, reuse: list[Path] = ()) -> np.ndarray:
     """Teacher outputs (N x S x S x 3 uint8 RGB) for every crop of ``data``, read from the cache
-    beside ``out`` (or from ``reuse``, another run's cache of the same targets) when it matches,
-    else computed (with a progress bar) and cached beside ``out``."""
+    beside ``out`` (or from one of ``reuse``, other runs' caches) when it was made for ``key``
+    (``targets_key``), else computed (with a progress bar) and cached beside ``out``."""
     from tqdm import tqdm
 
     from ..perceptual.tensors import to_frame
@@ -92,17 +134,9 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
 
     path = cache_path(out)
     shape = (len(data), data.size_px, data.size_px, 3)
-    for candidate in (path, reuse):
-        if candidate is None or not candidate.is_file():
-            continue
-        try:
-            cached = np.load(candidate, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise OutputError(f"{candidate} is not a readable teacher cache ({exc}); delete it to rebuild") from None
-        if cached.shape == shape:
-            log.info("rtnst: teacher outputs from %s", candidate)
+    for candidate in (path, *reuse):
+        if candidate.is_file() and (cached := _cached(candidate, key=key, shape=shape)) is not None:
             return cached
-        log.warning("rtnst: %s holds %s, not %s: not used", candidate, cached.shape, shape)
     targets = np.empty(shape, np.uint8)
     loader = batches(data, workers=workers, batch_size=1)
     for i, x in enumerate(tqdm(loader, total=len(data), desc="teacher outputs", unit="img", disable=not progress)):
@@ -113,6 +147,8 @@ def teacher_targets(teacher: Teacher, data, out: str | Path, *, progress: bool =
         targets[i] = y[:, :, ::-1]
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.save(f, targets)
+    with atomic_write(_key_path(path)) as tmp:
+        tmp.write_text(json.dumps({"key": key}))
     return targets
 
 

@@ -118,14 +118,13 @@ class Trainer:
         self.perceptual = PerceptualLoss(self.cfg, device=self.device, amp_dtype=self.amp_dtype)
 
     def _init_teacher(self) -> None:
-        from .distill import cache_of_init, load_teacher, teacher_targets
+        from .distill import caches_of_init, load_teacher, teacher_file, targets_key, teacher_targets
 
         self.terms = ["total", "pixel", "edges"] + self._extra_terms()
         teacher, self.style_name, self.style_image = load_teacher(self.cfg.teacher, device=self.device)
-        reuse = cache_of_init(self.cfg.init, teacher=self.cfg.teacher, data=self.cfg.data, size_px=self.cfg.image_size_px,
-                              photo_side_px=self.cfg.photo_side_px)
-        self.targets = teacher_targets(teacher, self.data, self.out, progress=self.rank == 0,
-                                       workers=self.cfg.workers, reuse=reuse)
+        key = targets_key(teacher_file(self.cfg.teacher), self.data)
+        self.targets = teacher_targets(teacher, self.data, self.out, key=key, progress=self.rank == 0,
+                                       workers=self.cfg.workers, reuse=caches_of_init(self.cfg.init))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _extra_terms(self) -> list[str]:
