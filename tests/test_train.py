@@ -324,6 +324,11 @@ def test_block_norm_trains_exports_and_comes_back_from_the_export(photo_dir, tin
     back, _ = load_checkpoint(tmp_path / "n.onnx")  # no flag needed: the weights say it
     for k, v in normed.net.state_dict().items():
         torch.testing.assert_close(back.state_dict()[k], v, rtol=0, atol=1e-5, msg=k)
+    # A stage started from it trains the same net, and its record (checkpoint, metadata) says so.
+    later = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "m.pt", steps=1, workers=0, init=str(tmp_path / "n.pt")))
+    later.fit(progress=False, plot=False)
+    assert isinstance(later.net.blocks[0].body[2], nn.InstanceNorm2d)
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["config"]["block_norm"] is True
     plain = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "p.pt", steps=1, workers=0))
     assert not any(isinstance(m, nn.InstanceNorm2d) for m in plain.net.blocks.modules())
     plain.fit(progress=False, plot=False)

@@ -164,6 +164,7 @@ class RealtimeNet(nn.Module):
     def __init__(self, *, full: int = 8, half: int = 16, quarter: int = 64, blocks: int = 3,
                  block_norm: bool = False) -> None:
         super().__init__()
+        self.block_norm = block_norm
         self.stem = nn.Sequential(nn.Conv2d(3, full, 3, padding=1), nn.ReLU(inplace=True))
         self.down1 = _dw_separable(full, half, stride=2)
         self.down2 = _dw_separable(half, quarter, stride=2)

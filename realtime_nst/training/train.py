@@ -24,7 +24,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -144,6 +144,8 @@ class Trainer:
                               "(leave block_norm out to train it as it is)", param="block_norm")
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        # The run's record (checkpoint, model metadata) describes the net it trained.
+        self.cfg = replace(self.cfg, block_norm=getattr(net, "block_norm", False))
 
     def _load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
