@@ -32,8 +32,9 @@ from realtime_nst.registry import MANIFEST  # noqa: E402
 START, END = "<!-- models-table:start -->", "<!-- models-table:end -->"
 FIGURES_START, FIGURES_END = "<!-- models-figures:start -->", "<!-- models-figures:end -->"
 MEASUREMENTS = "measurements.json"  # written by tools/measure_models.py
-TRAINING_KEYS = ("teacher", "teacher_weight", "steps", "epochs", "image_size_px", "style_size_px", "batch_size", "lr", "content_weight",
-                 "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "seed", "amp")
+TRAINING_KEYS = ("block_norm", "teacher", "teacher_weight", "steps", "epochs", "image_size_px", "style_size_px", "batch_size",
+                 "lr", "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "seed", "amp",
+                 "temporal_weight", "border_weight")
 
 
 def sha256(path: Path) -> str:
@@ -122,6 +123,8 @@ def table(entries: list[dict]) -> str:
         how = "VGG16 perceptual loss"
         if e.get("teacher"):
             how = f"{how}, anchored to `{e['teacher']}`" if e.get("anchored") else f"distilled from `{e['teacher']}`"
+        if e.get("training", {}).get("block_norm"):
+            how += "; norm in the residual blocks"
         strength = f"{e['smooth_strength']:g}" if e.get("smooth_strength") is not None else ""
         lines.append(f"| `{e['name']}` | {e['style']} | {e['style_image']} | {e['tier']} | {e['precision']} | "
                      f"{_num(e['macs_per_pixel'])} | {_num(e['params'])} | {e.get('max_side_px') or 'own size'} | "
