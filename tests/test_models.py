@@ -115,17 +115,16 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     proc = subprocess.run(base + ["--only", "great_wave-realtime", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert f"--teacher {runs / 'great_wave-quality.pt'}" in proc.stdout.splitlines()[0]
     # A polish repeats the stage before it, as --steps and --style-weights left it, at a tenth of its rate.
-    (styles / "shipwreck.jpg").write_bytes(b"x")
-    proc = subprocess.run(base + ["--only", "shipwreck-realtime", "--steps", "7", "--style-weights", "3", "--dry-run"],
+    proc = subprocess.run(base + ["--only", "great_wave-realtime", "--steps", "7", "--style-weights", "3", "--dry-run"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    *_, anchor, polish = proc.stdout.splitlines()
-    assert "--steps 7" in anchor and "--lr 0.0005" in anchor and "--batch-size 4" in anchor
-    assert f"--init {runs / 'shipwreck-realtime.sw3.anchor.pt'}" in polish and "--lr 5e-05" in polish
+    *_, stage, polish = proc.stdout.splitlines()
+    assert "--steps 7" in stage and "--lr 0.0005" in stage and "--batch-size 4" in stage
+    assert f"--init {runs / 'great_wave-realtime.sw3.t100.pt'}" in polish and "--lr 5e-05" in polish
     assert "--batch-size 8" in polish and "--steps 250" in polish
-    assert f"--out {runs / 'shipwreck-realtime.sw3.pt'}" in polish
-    for same in ("--style-weight 3.0", "--teacher-weight 60.0", "--border-weight 10.0", "--temporal-weight 15.0"):
-        assert same in anchor and same in polish
+    assert f"--out {runs / 'great_wave-realtime.sw3.pt'}" in polish
+    for same in ("--style-weight 3.0", "--teacher-weight 10.0", "--border-weight 10.0", "--temporal-weight 100.0"):
+        assert same in stage and same in polish
     # A polish inside a recipe settles the stage just before it; --steps and --style-weights set the last
     # stage that is not a polish, and the polishes after it (one with its own teacher weight) repeat it.
     (styles / "the_scream.jpg").write_bytes(b"x")
