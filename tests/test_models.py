@@ -100,13 +100,12 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     proc = subprocess.run(base + ["--only", "great_wave-realtime", "--steps", "7", "--dry-run"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    distil, vgg, anchor, *_, last = proc.stdout.splitlines()
+    distil, vgg, anchor, *_, t100, last = proc.stdout.splitlines()
     runs = tmp_path / "runs"
     assert "--teacher great_wave-quality" in distil and "--style" not in distil
     assert "--block-norm " in distil and "--block-norm" not in vgg  # later stages find it in the weights
     assert f"--init {runs / 'great_wave-realtime.distil.pt'}" in vgg and "--teacher" not in vgg
     assert f"--init {runs / 'great_wave-realtime.vgg.pt'}" in anchor and "--teacher great_wave-quality" in anchor
-    *_, t100, last = proc.stdout.splitlines()
     assert f"--init {runs / 'great_wave-realtime.t50.pt'}" in t100 and "--temporal-weight 100.0" in t100
     assert "--steps 7" in t100 and "--steps 7" not in vgg
     assert f"--init {runs / 'great_wave-realtime.t100.pt'}" in last and "--temporal-weight 100.0" in last
