@@ -110,6 +110,11 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     assert "--steps 7" in t100 and "--steps 7" not in vgg
     assert f"--init {runs / 'great_wave-realtime.t100.pt'}" in last and "--temporal-weight 100.0" in last
     assert f"--out {runs / 'great_wave-realtime.pt'}" in last and "--lr 5e-05" in last and "--batch-size 8" in last
+    # starry_night ships no quality model: its teacher is a short CPU fine-tune of a shipped one.
+    (styles / "starry_night.jpg").write_bytes(b"x")
+    proc = subprocess.run(base + ["--only", "starry_night-quality", "--dry-run"], capture_output=True, text=True,
+                          timeout=60)
+    assert "--init the_scream-quality" in proc.stdout and "--steps 1200" in proc.stdout, proc.stdout
     (runs / "great_wave-quality.pt").write_bytes(b"")  # a quality model trained here is the teacher
     proc = subprocess.run(base + ["--only", "great_wave-realtime", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert f"--teacher {runs / 'great_wave-quality.pt'}" in proc.stdout.splitlines()[0]
