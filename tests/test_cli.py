@@ -25,6 +25,17 @@ def test_unknown_option_is_one_line_exit_2():
     assert len(lines) == 1 and "--bogus" in lines[0] and "Traceback" not in proc.stderr
 
 
+def test_undecodable_image_is_our_one_line_only(tmp_path, identity):
+    bad = tmp_path / "cut.gif"
+    bad.write_bytes(b"GIF89a")  # OpenCV logs its own "can't read header" for this one
+    proc = subprocess.run([sys.executable, "-m", "realtime_nst", "image", str(bad), str(tmp_path / "o.png"),
+                           "--model", str(identity), "-q"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"rtnst: error: {bad} is not an image OpenCV can decode (expected one of .bmp, .gif, .jpeg, .jpg, .png, "
+        ".tif, .tiff, .webp)"], proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_image_file_to_file_odd_size(tmp_path, identity):
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), gradient_frame(37, 21))

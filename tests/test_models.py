@@ -91,10 +91,11 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 8 and all("--resume" in ln and "train" in ln for ln in lines)  # mosaic: three stages
+    assert len(lines) == 10 and all("--resume" in ln and "train" in ln for ln in lines)  # mosaic: four stages
     assert "--tier quality" in lines[0] and "--style-weight 3.0" in lines[0] and "udnie-quality.sw3.pt" in lines[0]
-    assert "--tier realtime" in lines[7] and "--style-weight 9.0" in lines[7] and "mosaic-realtime.sw9.pt" in lines[7]
-    assert "--temporal-weight 15.0" in lines[7] and "--temporal-weight" not in lines[0]  # steady realtime nets
+    assert "--tier realtime" in lines[9] and "--style-weight 9.0" in lines[9] and "mosaic-realtime.sw9.pt" in lines[9]
+    assert "--temporal-weight 100.0" in lines[9] and "--temporal-weight" not in lines[0]  # steady realtime nets
+    assert "--block-norm" in lines[6] and "--teacher mosaic-quality" in lines[6]
     # A realtime model in stages: distilled from its quality model, then fine-tuned, each stage from the last.
     (styles / "great_wave.jpg").write_bytes(b"x")
     proc = subprocess.run(base + ["--only", "great_wave-realtime", "--steps", "7", "--dry-run"],
@@ -115,6 +116,8 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     proc = subprocess.run(base + ["--only", "starry_night-quality", "--dry-run"], capture_output=True, text=True,
                           timeout=60)
     assert "--init the_scream-quality" in proc.stdout and "--steps 1200" in proc.stdout, proc.stdout
+    proc = subprocess.run(base + ["--only", "mosaic-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert "--init the_scream-quality" in proc.stdout and "--style-weight 5.0" in proc.stdout, proc.stdout
     (runs / "great_wave-quality.pt").write_bytes(b"")  # a quality model trained here is the teacher
     proc = subprocess.run(base + ["--only", "great_wave-realtime", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert f"--teacher {runs / 'great_wave-quality.pt'}" in proc.stdout.splitlines()[0]

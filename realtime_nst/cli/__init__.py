@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    # OpenCV logs its decoders' failures ("imdecode_: can't read header") before our own one-line error
+    # says the same in rtnst's terms; it reads this once, when the command first imports cv2.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
     try:
         return int(args.handler(args) or 0)
     except RtnstError as exc:
