@@ -91,11 +91,11 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 10 and all("--resume" in ln and "train" in ln for ln in lines)  # mosaic: four stages
+    assert len(lines) == 12 and all("--resume" in ln and "train" in ln for ln in lines)  # mosaic: five stages
     assert "--tier quality" in lines[0] and "--style-weight 3.0" in lines[0] and "udnie-quality.sw3.pt" in lines[0]
-    assert "--tier realtime" in lines[9] and "--style-weight 9.0" in lines[9] and "mosaic-realtime.sw9.pt" in lines[9]
-    assert "--temporal-weight 100.0" in lines[9] and "--temporal-weight" not in lines[0]  # steady realtime nets
-    assert "--block-norm" in lines[6] and "--teacher mosaic-quality" in lines[6]
+    assert "--tier realtime" in lines[11] and "--style-weight 9.0" in lines[11] and "mosaic-realtime.sw9.pt" in lines[11]
+    assert "--temporal-weight 100.0" in lines[11] and "--temporal-weight" not in lines[0]  # steady realtime nets
+    assert "--block-norm" in lines[7] and "--teacher mosaic-quality" in lines[7] and "--lr 5e-05" in lines[11]
     # A realtime model in stages: distilled from its quality model, then fine-tuned, each stage from the last.
     (styles / "great_wave.jpg").write_bytes(b"x")
     proc = subprocess.run(base + ["--only", "great_wave-realtime", "--steps", "7", "--dry-run"],

@@ -150,16 +150,18 @@ REALTIME: dict[str, list[tuple[str, dict]]] = {
                    ("t100", _anchored("great_wave", 300, "t50", teacher_weight=10.0, style_weight=15.0,
                                       temporal_weight=100.0)),
                    ("", POLISH)],
-    # starry_night's recipe up to its t100 stage, from a teacher fine-tuned from the_scream-quality (S
-    # 0.2168 against 0.2707 for 877 steps from random weights). Against the net without the norm (the
-    # udnie recipe with a last stage at style weight 25): S 0.3489 -> 0.3317 at C 1.117 -> 1.122, shift
-    # 0.023 -> 0.013, unsmoothed E_warp 6.0x/10.0x -> 4.5x/10.5x, and faces kept better. The stages before
-    # t100 draw a fine diagonal hatching over skin; its polish did not finish in the time there was.
+    # starry_night's recipe, from a teacher fine-tuned from the_scream-quality (S 0.2168 against 0.2707
+    # for 877 steps from random weights). Against the net without the norm (the udnie recipe with a last
+    # stage at style weight 25): S 0.3489 -> 0.3342, C 1.117 -> 1.050, shift 0.023 -> 0.013, unsmoothed
+    # E_warp 6.0x/10.0x -> 4.3x/9.2x, and faces kept better. The stages before t100 draw a fine diagonal
+    # hatching over skin.
     "mosaic": [("distil", _distil("mosaic", 600, block_norm=True)),
                ("anchor", _anchored("mosaic", 400, "distil", teacher_weight=10.0, style_weight=15.0)),
                ("t50", _anchored("mosaic", 300, "anchor", teacher_weight=10.0, style_weight=15.0,
                                  temporal_weight=50.0)),
-               ("", _anchored("mosaic", 300, "t50", teacher_weight=10.0, style_weight=15.0, temporal_weight=100.0))],
+               ("t100", _anchored("mosaic", 300, "t50", teacher_weight=10.0, style_weight=15.0,
+                                  temporal_weight=100.0)),
+               ("", POLISH)],
 }
 # starry_night and mosaic ship no quality model, and their realtime nets learn from one trained here
 # (RUNS/STYLE-quality.pt). On 2 CPU cores it is a fine-tune of a shipped quality model: 1,200 steps of
