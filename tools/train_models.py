@@ -83,6 +83,17 @@ def _spend_steadiness(style: str, init: str, name: str, *, last: str, **kw) -> l
     return [(name, stage), (name + "p", POLISH), (last, polish(teacher_weight=20.0))]
 
 
+def _cpu_teacher_stages(style: str) -> list[tuple[str, dict]]:
+    """Distilled with the norm in the blocks, anchored, then anchored at a rising temporal weight
+    (the stages before temporal weight 100 draw a fine hatching over skies and skin), polished."""
+    anchored = dict(teacher_weight=10.0, style_weight=15.0)
+    return [("distil", _distil(style, 600, block_norm=True)),
+            ("anchor", _anchored(style, 400, "distil", **anchored)),
+            ("t50", _anchored(style, 300, "anchor", **anchored, temporal_weight=50.0)),
+            ("t100", _anchored(style, 300, "t50", **anchored, temporal_weight=100.0)),
+            ("", POLISH)]
+
+
 REALTIME: dict[str, list[tuple[str, dict]]] = {
     # Three more anchored stages at a rising temporal weight (15 -> 50 -> 100 -> 200) made udnie steady
     # unsmoothed (people_walking: 2.8x -> 2.2x -> 1.8x -> 1.2x the clip's own E_warp) for style it could
@@ -111,13 +122,7 @@ REALTIME: dict[str, list[tuple[str, dict]]] = {
     # (CPU_TEACHERS): against the net without the norm, trained the udnie way from a teacher of 1,108 steps
     # from random weights, S 0.2766 -> 0.2949, C 0.758 -> 0.669, shift 0.035 -> 0.024, unsmoothed
     # E_warp 5.2x/5.8x -> 4.1x/6.5x, and no hatching over flat skies and faces.
-    "starry_night": [("distil", _distil("starry_night", 600, block_norm=True)),
-                     ("anchor", _anchored("starry_night", 400, "distil", teacher_weight=10.0, style_weight=15.0)),
-                     ("t50", _anchored("starry_night", 300, "anchor", teacher_weight=10.0, style_weight=15.0,
-                                       temporal_weight=50.0)),
-                     ("t100", _anchored("starry_night", 300, "t50", teacher_weight=10.0, style_weight=15.0,
-                                        temporal_weight=100.0)),
-                     ("", POLISH)],
+    "starry_night": _cpu_teacher_stages("starry_night"),
     # shipwreck's recipe at border weight 20 for the anchored stage (the VGG stage paints the_scream
     # a frame at 10) and teacher weight 10: S 0.1435 -> 0.1406 at C 0.515 -> 0.513 (4 px margin)
     # against four stages (400 VGG steps, 150 at border 40, two anchored at teacher weight 30).
@@ -153,15 +158,8 @@ REALTIME: dict[str, list[tuple[str, dict]]] = {
     # starry_night's recipe, from a teacher fine-tuned from the_scream-quality (S 0.2168 against 0.2707
     # for 877 steps from random weights). Against the net without the norm (the udnie recipe with a last
     # stage at style weight 25): S 0.3489 -> 0.3342, C 1.117 -> 1.050, shift 0.023 -> 0.013, unsmoothed
-    # E_warp 6.0x/10.0x -> 4.3x/9.2x, and faces kept better. The stages before t100 draw a fine diagonal
-    # hatching over skin.
-    "mosaic": [("distil", _distil("mosaic", 600, block_norm=True)),
-               ("anchor", _anchored("mosaic", 400, "distil", teacher_weight=10.0, style_weight=15.0)),
-               ("t50", _anchored("mosaic", 300, "anchor", teacher_weight=10.0, style_weight=15.0,
-                                 temporal_weight=50.0)),
-               ("t100", _anchored("mosaic", 300, "t50", teacher_weight=10.0, style_weight=15.0,
-                                  temporal_weight=100.0)),
-               ("", POLISH)],
+    # E_warp 6.0x/10.0x -> 4.3x/9.2x, and faces kept better.
+    "mosaic": _cpu_teacher_stages("mosaic"),
 }
 # starry_night and mosaic ship no quality model, and their realtime nets learn from one trained here
 # (RUNS/STYLE-quality.pt). On 2 CPU cores it is a fine-tune of a shipped quality model: 1,200 steps of
