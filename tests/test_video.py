@@ -166,6 +166,19 @@ def test_unwritable_output_and_bad_model(tmp_path, identity, capsys):
     assert "not a usable ONNX model" in capsys.readouterr().err
 
 
+
+@pytest.mark.parametrize("name, expect", [("o.png", "still-image format"), ("o.jpg", "still-image format"),
+                                          ("o.xyz", "cannot tell the video format")])
+def test_an_output_suffix_ffmpeg_cannot_write_as_video_is_refused_before_the_model_loads(tmp_path, capsys, name,
+                                                                                          expect):
+    src = write_clip(tmp_path / "in.mp4", frames=2, audio="aac")  # with audio: .png once died re-encoding it
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(os.urandom(64))  # were the model loaded first, its error would come instead
+    assert main(["video", str(src), str(tmp_path / name), "--model", str(junk)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "junk.onnx"]
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets"
 
 

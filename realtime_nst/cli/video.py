@@ -52,11 +52,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..files import check_output_path
     from ..runtime.session import plan_threads
+    from ..runtime.sinks import check_video_output
     from ..runtime.smoothing import strength_for
     from ..runtime.sources import VideoFileSource
     from ..runtime.video import stylize_video
 
     check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
+    check_video_output(args.output)  # a suffix FFmpeg cannot write fails before the model loads
     if args.smooth_strength is not None:
         strength_for(args.smooth_strength, None)  # a bad value fails before the model loads
     plan = plan_threads(threads=args.threads)

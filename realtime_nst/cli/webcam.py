@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ..files import check_output_path
     from ..frames import parse_size
     from ..runtime.live import run_live
-    from ..runtime.sinks import open_file_sink
+    from ..runtime.sinks import check_video_output, open_file_sink
     from ..runtime.session import plan_threads
     from ..runtime.sources import CameraSource
     from ..runtime.vcam import VirtualCameraSink
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"--max-frames must be positive, got {args.max_frames}")
     if args.record:
         check_output_path(Path(args.record), overwrite=args.overwrite, inputs=(Path(str(args.camera)),))
+        check_video_output(args.record)
     snap_dir = Path(args.snapshot_dir)
     if not snap_dir.is_dir():
         raise OptionError(f"--snapshot-dir {snap_dir} is not a folder")

@@ -54,6 +54,43 @@ def open_file_sink(path: str | os.PathLike, *, crf: int = 18, preset: str = DEFA
     return VideoFileSink(path, crf=crf, preset=preset, **common)
 
 
+def check_video_output(path: str | os.PathLike) -> None:
+    """Fail before any work if ``path``'s suffix names no video format that can be written here.
+    FFmpeg itself tells, as it will when the file is written: no list of suffixes of our own."""
+    import tempfile
+
+    from .gif import GIF_SUFFIX
+
+    path = Path(path)
+    if path.suffix.lower() == GIF_SUFFIX:
+        return
+    with tempfile.TemporaryDirectory(prefix="rtnst-") as folder:
+        _open_container(path, Path(folder) / f"probe{path.suffix}")[0].close()
+
+
+def _open_container(path: Path, target: Path):
+    """FFmpeg's output container for ``target``, in the format ``path``'s suffix names, and the
+    video codec it will get (the first of _VIDEO_CODECS it takes). FFmpeg creates no file yet."""
+    import av
+
+    try:
+        out = av.open(str(target), "w")
+    except ValueError:
+        raise OutputError(f"cannot tell the video format of {path} from its suffix "
+                          "(use .mp4, .mkv, .mov, .webm, .avi or .gif)") from None
+    except av.error.FFmpegError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if out.format.name.startswith("image2"):  # FFmpeg's still-image writers: a frame per file
+        out.close()
+        raise OutputError(f"{path.suffix} is a still-image format, not a video: use .mp4, .mkv, .webm or .gif "
+                          "(rtnst image stylises a still)")
+    codec = next((c for c in _VIDEO_CODECS if c in av.codecs_available and c in out.supported_codecs), None)
+    if codec is None:
+        out.close()
+        raise OutputError(f"no video encoder for the {path.suffix} container; use .mp4, .mkv, .webm or .gif")
+    return out, codec
+
+
 class VideoFileSink(KeptIfFinished):
     """Encodes frames to a temporary file beside ``path`` and renames it when closed.
 
@@ -71,25 +108,13 @@ class VideoFileSink(KeptIfFinished):
         """``crf`` and ``preset``: H.264's quality and speed (``crf`` scaled to VP9's range for .webm).
         ``frame_size``: frames are written at this (smaller) size and scaled to ``width`` x
         ``height`` by the encoder's colour conversion."""
-        import av
-
         self.path = Path(path)
         if preset not in X264_PRESETS:
             raise OptionError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}", param="preset")
         check_output_path(self.path, overwrite=overwrite)
         self._file = AtomicFile(self.path)
         self.tmp = self._file.tmp
-        try:
-            self._out = av.open(str(self.tmp), "w")
-        except ValueError:
-            raise OutputError(f"cannot tell the video format of {self.path} from its suffix "
-                              "(use .mp4, .mkv, .mov, .webm, .avi or .gif)") from None
-        except av.error.FFmpegError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        codec = next((c for c in _VIDEO_CODECS if c in av.codecs_available and c in self._out.supported_codecs), None)
-        if codec is None:
-            self._discard()
-            raise OutputError(f"no video encoder for the {self.path.suffix} container; use .mp4, .mkv, .webm or .gif")
+        self._out, codec = _open_container(self.path, self.tmp)
         self.fps = Fraction(fps)
         self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED
         self._video = self._out.add_stream(codec, rate=self.fps)
@@ -159,8 +184,14 @@ class VideoFileSink(KeptIfFinished):
                 self._passthrough.append((s, self._out.add_stream_from_template(s), False))
                 continue
             target = self._out.default_audio_codec
+            try:
+                encoder = av.codec.Codec(target, "w")
+            except (av.codec.codec.UnknownCodecError, av.error.FFmpegError, ValueError):
+                log.warning("rtnst: audio track %d (%s) cannot go into %s, which has no audio encoder here: "
+                            "left out (.mp4 and .mkv keep it)", s.index, name, self.path.suffix)
+                continue
             # Opus, say, has no 44.1 kHz: take the next rate the encoder has (PyAV resamples to it).
-            rate, rates = s.codec_context.sample_rate, av.codec.Codec(target, "w").audio_rates
+            rate, rates = s.codec_context.sample_rate, encoder.audio_rates
             if rates and rate not in rates:
                 rate = min((r for r in rates if r >= rate), default=max(rates))
             log.info("rtnst: audio %s cannot go into %s as is; re-encoding it to %s", name, self.path.suffix, target)
