@@ -166,7 +166,6 @@ def test_unwritable_output_and_bad_model(tmp_path, identity, capsys):
     assert "not a usable ONNX model" in capsys.readouterr().err
 
 
-
 @pytest.mark.parametrize("name, expect", [("o.png", "still-image format"), ("o.jpg", "still-image format"),
                                           ("o.xyz", "cannot tell the video format")])
 def test_an_output_suffix_ffmpeg_cannot_write_as_video_is_refused_before_the_model_loads(tmp_path, capsys, name,
@@ -178,6 +177,7 @@ def test_an_output_suffix_ffmpeg_cannot_write_as_video_is_refused_before_the_mod
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "junk.onnx"]
+
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets"
 

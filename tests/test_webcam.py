@@ -23,6 +23,9 @@ def test_video_file_stands_in_for_a_camera(tmp_path, identity, capsys):
     code = main(["webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--record", str(clip),
                  "--overwrite"])
     assert code == 2 and "is an input file" in capsys.readouterr().err and clip.read_bytes() == before
+    code = main(["webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--record",
+                 str(tmp_path / "rec.png")])  # refused before the camera opens
+    assert code == 2 and "still-image format" in capsys.readouterr().err and not (tmp_path / "rec.png").exists()
 
 
 def test_camera_that_does_not_open(capsys, identity):

@@ -27,6 +27,7 @@ _SWS_FLAGS = 2 | 0x40000 | 0x2000  # SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_
 # frames.resize enlarges: one pass over the full-size frame instead of two (~4 ms a 720p frame).
 _SWS_FLAGS_ENLARGE = 4 | 0x40000 | 0x2000  # SWS_BICUBIC | ...
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+_SUFFIXES_TO_USE = ".mp4, .mkv, .mov, .webm, .avi or .gif"  # what the messages of a refused output suggest
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
 
 
@@ -76,18 +77,17 @@ def _open_container(path: Path, target: Path):
     try:
         out = av.open(str(target), "w")
     except ValueError:
-        raise OutputError(f"cannot tell the video format of {path} from its suffix "
-                          "(use .mp4, .mkv, .mov, .webm, .avi or .gif)") from None
+        raise OutputError(f"cannot tell the video format of {path} from its suffix (use {_SUFFIXES_TO_USE})") from None
     except av.error.FFmpegError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     if out.format.name.startswith("image2"):  # FFmpeg's still-image writers: a frame per file
         out.close()
-        raise OutputError(f"{path.suffix} is a still-image format, not a video: use .mp4, .mkv, .webm or .gif "
+        raise OutputError(f"{path.suffix} is a still-image format, not a video: use {_SUFFIXES_TO_USE} "
                           "(rtnst image stylises a still)")
     codec = next((c for c in _VIDEO_CODECS if c in av.codecs_available and c in out.supported_codecs), None)
     if codec is None:
         out.close()
-        raise OutputError(f"no video encoder for the {path.suffix} container; use .mp4, .mkv, .webm or .gif")
+        raise OutputError(f"no video encoder for the {path.suffix} container; use {_SUFFIXES_TO_USE}")
     return out, codec
 
 
