@@ -328,3 +328,19 @@ def test_contrast_floor_of_a_flat_input_video_is_undefined_not_an_error(tmp_path
     assert "Traceback" not in err
     header = next(line for line in out.splitlines() if line.startswith("grey.mp4: "))
     assert "frames" in header and "strength" not in header  # nothing smoothed: no strength to report
+
+
+def test_a_scene_cut_is_left_out_of_every_mean(tmp_path):
+    """Across a cut the forward-backward check passes a few pixels by chance, whose errors dwarf the
+    rest of the clip: one cut in 240 frames was most of bunny's E_warp. It scores NaN instead."""
+    shot_a, shot_b = panning(5, seed=0), panning(5, seed=3)
+    res = evaluate_flicker(fake_style, shot_a + shot_b, {"none": None, "flow": make_smoother("flow")})
+    within = evaluate_flicker(fake_style, shot_a, {"none": None})
+    for name in ("input", "none", "flow"):
+        e = res[name].e_warp
+        assert len(e) == 9 and np.isnan(e[4]) and not np.isnan(e).sum() - 1, (name, e)
+        assert res[name].cuts == 1 and np.isfinite(res[name].mean_e_warp)
+    assert res["none"].mean_e_warp == pytest.approx(np.mean(within["none"].e_warp + res["none"].e_warp[5:]))
+    write_csv(tmp_path / "e.csv", res)
+    rows = [r for r in csv.DictReader(open(tmp_path / "e.csv")) if r["smooth"] == "none"]
+    assert [r["e_warp"] == "" for r in rows] == [True, False, False, False, False, True, False, False, False, False]

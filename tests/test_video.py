@@ -310,6 +310,38 @@ def test_untagged_hd_input_is_decoded_as_players_do(tmp_path):
     assert np.abs(frame[360, 640].astype(int) - (0, 255, 0)).max() <= 6
 
 
+
+def test_4_2_0_chroma_is_interpolated_as_players_do_also_when_shrunk(tmp_path):
+    """swscale's default decode repeats each chroma sample over 2x2 pixels; players interpolate. The
+    blocks fed the model a staircase and crawled along moving colour edges in the flicker metric."""
+    import av
+
+    from realtime_nst.runtime.sources import VideoFileSource
+
+    w, h = 64, 16
+    path = tmp_path / "ramp.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(2):
+            f = av.VideoFrame(w, h, "yuv420p")
+            y, u, v = (np.full((rows, cols), 128, np.uint8) for rows, cols in ((h, w), (h // 2, w // 2), (h // 2, w // 2)))
+            v[:] = np.linspace(60, 200, w // 2).round().astype(np.uint8)  # red-difference ramp, left to right
+            for plane, data in zip(f.planes, (y, u, v)):
+                plane.update(np.ascontiguousarray(data))
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    with VideoFileSource(path) as src:
+        full = src.read().frame
+        src.shrink_to((w // 2, h // 2))
+        small = src.read().frame
+    red = full[h // 2, 4:-4, 2].astype(int)
+    assert (np.diff(red) > 0).all(), red  # a smooth ramp: no pair of pixels shares one chroma sample
+    assert small.shape == (h // 2, w // 2, 3)
+    assert np.abs(small[h // 4, 2:-2, 2].astype(int) - full[h // 2, 4:-4, 2].reshape(-1, 2).mean(axis=1)).max() <= 3
 def test_max_frames_preview_cuts_the_audio_to_match(tmp_path, identity, capsys):
     src = write_clip(tmp_path / "in.mp4", frames=30)
     out = tmp_path / "preview.mp4"
@@ -507,7 +539,7 @@ def test_hdr_frames_wanted_smaller_are_shrunk_before_they_are_mapped(tmp_path, i
     sdr = np.repeat(np.repeat(patches[None], 32, axis=0), 32, axis=1)  # 128x32
     clip = write_hdr_clip(tmp_path / "hlg.mkv", sdr, "hlg")
     with VideoFileSource(clip) as src:
-        src.shrink_hdr_to((64, 16))
+        src.shrink_to((64, 16))
         first, second = src.read().frame, src.read().frame
     assert first.shape == (32, 128, 3) and second.shape == (16, 64, 3)  # the first was decoded before
     small = sdr[::2, ::2]

@@ -41,8 +41,8 @@ def register(sub) -> None:
 
     f = evsub.add_parser("flicker", help="warping error (flicker) and style distance on a video",
                          description="Stylise a video and measure flicker as the warping error E_warp of "
-                                     "Lai et al. 2018 (flow and occlusions from the input video), for each "
-                                     "smoothing mode, plus the mean style distance on every Nth frame so "
+                                     "Lai et al. 2018 (flow and occlusions from the input video; pairs of frames "
+                                     "across a scene cut are left out), for each smoothing mode, plus the mean style distance on every Nth frame so "
                                      "that smoothing cannot win by washing the style out. 'x floor' is E_warp over "
                                      "the input video's own; 'x contrast floor' over the E_warp a steady output as "
                                      "contrasty as this one would have (flow errors cost more on sharp strokes): "
@@ -182,6 +182,8 @@ def _print_flicker(args: argparse.Namespace, results: dict, strengths: list[floa
     target = max(0.5 * base.mean_e_warp, floor.mean_e_warp) if base is not None else None
     width = max(6, *(len(k) for k in results))
     rate = f", strength {', '.join(f'{a:g}' for a in strengths)}" if strengths else ""
+    if floor.cuts:
+        rate += f"; {floor.cuts} scene cut{'s' if floor.cuts > 1 else ''} left out"
     print(f"{os.path.basename(args.video)}: {n} frames{rate}; the input's own E_warp (floor) {floor.mean_e_warp:.4g}"
           + (f"; target max(0.5 x none, floor) {target:.4g}" if target is not None else ""))
     print(f"{'smooth':<{width}}  {'E_warp':>10}  {'vs none':>8}  {'x floor':>7}  {'x contrast floor':>16}  {'style S':>10}"
@@ -201,4 +203,4 @@ def _print_flicker(args: argparse.Namespace, results: dict, strengths: list[floa
         print(f"{name:<{width}}  {e:10.4g}  {de:>8}  {xf}  {xc}  {stxt}  {ds:>8}  {gtxt}  {ms}  {meets}")
     results[INPUT] = floor
     if any(math.isnan(r.mean_e_warp) for r in results.values()):
-        print("rtnst: no visible pixels between any two frames: E_warp is undefined (nan)")
+        print("rtnst: no two frames in a row show the same scene: E_warp is undefined (nan)")

@@ -45,6 +45,12 @@ MOVING_PX = 1.0  # ghosting is measured where the input moves at least this much
 _DX = np.array([[0, -1, 1]], np.float32)
 GRADIENT_EVERY = 5  # gradient energy on every 5th frame: its mean is steady, and a 720p frame costs ~17 ms
 INPUT = "input"  # the result holding the input video's own E_warp: the floor no output can go below
+# Lai et al. score single shots. Across a cut the forward-backward check still passes a few pixels by
+# chance, whose errors are huge: bunny's one cut (0.5-1.6% of the frame passing) was 70-80% of the
+# clip's own E_warp over 240 frames, and added the same to every output, smoothed or not. A pair with
+# less of the frame visible than this is a cut (or a flash) and is left out; within the shared clips'
+# shots the least visible pair shows 42%.
+CUT_VISIBLE_FRACTION = 0.3
 
 
 def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tuple[Iterator[np.ndarray], int]:
@@ -156,8 +162,12 @@ class ClipResult:
 
     @property
     def mean_e_warp(self) -> float:
-        vals = [v for v in self.e_warp if v == v]  # NaN: nothing visible (a cut), no information
+        vals = [v for v in self.e_warp if v == v]  # NaN: a cut (CUT_VISIBLE_FRACTION), no information
         return float(np.mean(vals)) if vals else float("nan")
+
+    @property
+    def cuts(self) -> int:
+        return sum(1 for v in self.e_warp if v != v)
 
     @property
     def mean_gradient(self) -> float:
@@ -185,7 +195,9 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
     ``meter``: an evaluate.QualityMeter for the style distance on every ``style_every``-th frame
     (frames style_every-1, 2·style_every-1, ...: never frame 0, where all modes agree), or None.
     The results also hold INPUT, the input video's own E_warp (what the flow cannot explain: noise,
-    light changes, compression; no output is steadier than that), and for each smoother its
+    light changes, compression; no output is steadier than that). Pairs of frames across a cut (less
+    than CUT_VISIBLE_FRACTION of the frame visible in the one before) score NaN, left out of
+    every mean. And for each smoother its
     ghosting: how far it strays from the per-frame output where the input moves (a trail left
     behind by moving things), in pixels 0..1.
     """
@@ -199,9 +211,11 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
         # Score at the output size: the input is scaled to it for the flow.
         src = fr.resize(frame, (styled.shape[1], styled.shape[0]))
         flow = mask = moving = None
+        cut = False
         if prev_in is not None:
             flow, mask = flow_fn(prev_in, src)
-            floor.e_warp.append(warping_error(prev_in, src, flow, mask))
+            cut = float(cv2.mean(mask)[0]) < CUT_VISIBLE_FRACTION
+            floor.e_warp.append(float("nan") if cut else warping_error(prev_in, src, flow, mask))
             moving = (flow**2).sum(axis=2) >= MOVING_PX**2
         floor.frames += 1
         measure_gradient = t % GRADIENT_EVERY == 0
@@ -223,7 +237,9 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
             res.frames += 1
             if measure_gradient:
                 res.gradient.append(gradient_energy(out))
-            if flow is not None:
+            if cut:
+                res.e_warp.append(float("nan"))
+            elif flow is not None:
                 res.e_warp.append(warping_error(prev_out[name], out, flow, mask))
                 if smoother is not None:
                     n_moving = int(moving.sum())
@@ -240,14 +256,15 @@ def evaluate_flicker(stylize, frames: Iterable[np.ndarray], smoothers: dict[str,
 
 
 def write_csv(path: str | os.PathLike, results: dict[str, ClipResult]) -> None:
-    """Long format: frame, smooth, e_warp (empty for frame 0), style_distance (empty if not sampled)."""
+    """Long format: frame, smooth, e_warp (empty for frame 0 and after a cut), style_distance (empty if
+    not sampled)."""
     with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["frame", "smooth", "e_warp", "style_distance"])
         for name, res in results.items():
             style = dict(res.style)
             for t in range(res.frames):
-                e = f"{res.e_warp[t - 1]:.6g}" if t >= 1 else ""
+                e = f"{res.e_warp[t - 1]:.6g}" if t >= 1 and res.e_warp[t - 1] == res.e_warp[t - 1] else ""
                 s = f"{style[t]:.6g}" if t in style else ""
                 w.writerow([t, name, e, s])
 

@@ -112,10 +112,11 @@ class VideoFileSource:
                 frames_done=self.frames_read,
             ) from None
 
-    def shrink_hdr_to(self, size: tuple[int, int] | None) -> None:
-        """From the next read on, deliver HDR frames at ``size`` (w, h, as delivered): for a caller that
-        scales every frame to it anyway; their mapping to SDR colours is then ~7x cheaper at 1080p."""
-        self._colour.shrink_hdr_to = (size[1], size[0]) if size and self._turned else size
+    def shrink_to(self, size: tuple[int, int] | None) -> None:
+        """From the next read on, deliver frames larger than ``size`` (w, h, as delivered) at that size,
+        shrunk in the decoder's colour conversion: for a caller that scales every frame to it anyway
+        (one pass instead of two; HDR frames' mapping to SDR colours is then ~7x cheaper at 1080p)."""
+        self._colour.shrink_to = (size[1], size[0]) if size and self._turned else size
 
     def read(self) -> TimedFrame | None:
         if self._first is not None:
@@ -140,7 +141,7 @@ class VideoFileSource:
         # output, which carries no such matrix, plays the same way up. PyAV gives the matrix's angle
         # counterclockwise: -90 (an iPhone portrait clip) means turn clockwise.
         angle = round(getattr(frame, "rotation", 0) or 0) % 360
-        self._turned = angle in (90, 270)  # stored the other way round (shrink_hdr_to)
+        self._turned = angle in (90, 270)  # stored the other way round (shrink_to)
         if angle not in (90, 180, 270):
             return image
         import cv2

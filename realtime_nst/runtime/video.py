@@ -68,7 +68,7 @@ def stylize_video(
         # scaled down here and its output goes to the encoder as it is: the encoder's colour
         # conversion scales it up, so the full-size stylised frame is never made (~4 ms a 720p frame).
         small = getattr(stylizer, "scaled_only_size", lambda w, h: None)(width, height)
-        source.shrink_hdr_to(small)
+        source.shrink_to(small)
         sink = open_file_sink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
                               audio_from=src_path, overwrite=overwrite, crf=crf, preset=preset,
                               frame_size=small, progress=progress)
