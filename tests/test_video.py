@@ -325,8 +325,8 @@ def test_4_2_0_chroma_is_interpolated_as_players_do_also_when_shrunk(tmp_path):
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         for i in range(2):
             f = av.VideoFrame(w, h, "yuv420p")
-            y, u, v = (np.full((rows, cols), 128, np.uint8) for rows, cols in ((h, w), (h // 2, w // 2), (h // 2, w // 2)))
-            v[:] = np.linspace(60, 200, w // 2).round().astype(np.uint8)  # red-difference ramp, left to right
+            y, u, v = np.full((h, w), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8), None
+            v = np.tile(np.linspace(60, 200, w // 2).round().astype(np.uint8), (h // 2, 1))  # red-difference ramp
             for plane, data in zip(f.planes, (y, u, v)):
                 plane.update(np.ascontiguousarray(data))
             f.pts = i

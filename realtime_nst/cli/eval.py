@@ -42,9 +42,10 @@ def register(sub) -> None:
     f = evsub.add_parser("flicker", help="warping error (flicker) and style distance on a video",
                          description="Stylise a video and measure flicker as the warping error E_warp of "
                                      "Lai et al. 2018 (flow and occlusions from the input video; pairs of frames "
-                                     "across a scene cut are left out), for each smoothing mode, plus the mean style distance on every Nth frame so "
-                                     "that smoothing cannot win by washing the style out. 'x floor' is E_warp over "
-                                     "the input video's own; 'x contrast floor' over the E_warp a steady output as "
+                                     "across a scene cut are left out), for each smoothing mode, plus the mean "
+                                     "style distance on every Nth frame so that smoothing cannot win by washing "
+                                     "the style out. 'x floor' is E_warp over the input video's own; 'x contrast "
+                                     "floor' over the E_warp a steady output as "
                                      "contrasty as this one would have (flow errors cost more on sharp strokes): "
                                      "near 1, the flicker is what the style's contrast explains.")
     f.add_argument("video", metavar="VIDEO", help="input video file")
