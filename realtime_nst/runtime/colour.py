@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..frames import video_matrix
+from . import swscale as sws
 
 log = logging.getLogger("rtnst")
 
@@ -28,8 +29,7 @@ _TOLD: set[str] = set()  # the files whose mapping was said: a command opens its
 # 30% (interpolated: 2%), and the model was fed the blocks. Shrinking in the same
 # pass (area, as frames.resize shrinks) costs no more than the blocky decode and a separate resize
 # (720p -> 640x360: 1.6 ms against 1.4 + 0.5; 3.5 ms for the 720p frame alone).
-_SWS_DECODE = 0x40000 | 0x2000 | 2  # SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_BILINEAR
-_SWS_DECODE_SHRINK = 0x40000 | 0x2000 | 0x20  # ... | SWS_AREA
+_SWS_DECODE, _SWS_DECODE_SHRINK = sws.EXACT | sws.BILINEAR, sws.EXACT | sws.AREA
 
 
 class FrameConverter:
@@ -51,10 +51,9 @@ class FrameConverter:
             image = self._to_sdr(frame, _HDR_TRANSFERS.get(trc, "BT.2020 colour"))
             if image is not None:
                 return image
-        width, height = self.shrink_to or (frame.width, frame.height)
-        shrink = width < frame.width or height < frame.height
-        if not shrink:
-            width, height = frame.width, frame.height
+        size = self.shrink_to
+        shrink = size is not None and (size[0] < frame.width or size[1] < frame.height)
+        width, height = size if shrink else (frame.width, frame.height)
         # untagged HD: decode as players do (BT.709); tagged, PyAV follows the tag; SD is BT.601 either way
         matrix = video_matrix(frame.height) if frame.colorspace in (0, 2) and frame.height >= 720 else None
         return frame.reformat(width=width, height=height, format="bgr24", src_colorspace=matrix,

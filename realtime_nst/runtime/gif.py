@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..files import AtomicFile, KeptIfFinished, check_output_path
+from . import swscale as sws
 
 log = logging.getLogger("rtnst")
 
@@ -19,7 +20,6 @@ GIF_SUFFIX = ".gif"
 # the last one by less than 2/100 s is left out, so that a 60 fps clip plays at its own speed.
 _MIN_DELAY_CS = 2
 _SPOOL_CODEC, _SPOOL_PIX_FMT = "ffv1", "bgr0"  # lossless, ~3.6x smaller than raw frames, ~6 ms a 360p frame
-_SWS_BICUBIC = 4
 # The palette's colour counts are taken from every 2nd pixel of every 2nd row of frames at least this
 # tall and wide: the same colours, a quarter of palettegen's time (1.3 against 4.2 ms a 360p frame).
 _SUBSAMPLE_FROM_PX = 128
@@ -191,7 +191,7 @@ class GifFileSink(KeptIfFinished):
                          desc=f"writing {self.path.name}") as bar:
                 for i, spooled in enumerate(spool.decode(video=0)):
                     frame = spooled.reformat(width=self.width, height=self.height, format="bgr24",
-                                             interpolation=_SWS_BICUBIC)
+                                             interpolation=sws.BICUBIC)
                     frame.pts, frame.time_base = self._delays_at_cs[i], Fraction(1, 100)
                     frames_in.push(frame)
                     for done in _pull_all(sink):

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import OptionError, OutputError
 from ..files import AtomicFile, KeptIfFinished, check_output_path
 from ..frames import video_matrix
+from . import swscale as sws
 from .choices import DEFAULT_PRESET, X264_PRESETS
 
 log = logging.getLogger("rtnst")
@@ -22,10 +23,10 @@ _VIDEO_CODECS = ("libx264", "h264", "mpeg4", "libvpx-vp9")  # the first the cont
 # swscale's default RGB->YUV rounds down: grey 128 became Y 125 / UV 127, frames ~1 level darker from
 # the encode alone. Accurate rounding and full chroma interpolation fix that (an RGB->YUV->RGB round
 # trip with accurate conversions: bias 2.0 -> 0.1 levels) for ~1.5 ms more per 720p frame.
-_SWS_FLAGS = 2 | 0x40000 | 0x2000  # SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT
+_SWS_FLAGS = sws.BILINEAR | sws.EXACT
 # Frames smaller than the video (``frame_size``) are enlarged in the same conversion, bicubic as
 # frames.resize enlarges: one pass over the full-size frame instead of two (~4 ms a 720p frame).
-_SWS_FLAGS_ENLARGE = 4 | 0x40000 | 0x2000  # SWS_BICUBIC | ...
+_SWS_FLAGS_ENLARGE = sws.BICUBIC | sws.EXACT
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 _SUFFIXES_TO_USE = ".mp4, .mkv, .mov, .webm, .avi or .gif"  # what the messages of a refused output suggest
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
