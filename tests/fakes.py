@@ -143,6 +143,29 @@ def rotate_clip(src: Path, out: Path) -> Path:
     return out
 
 
+def write_chroma_ramp(path: Path, *, size=(64, 16), frames: int = 2) -> Path:
+    """A lossless 4:2:0 clip of flat grey luma and a left-to-right red-difference ramp: decoded with
+    each chroma sample repeated over 2x2 pixels (swscale's default), its red channel is a staircase."""
+    import av
+
+    w, h = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        y, u = np.full((h, w), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
+        v = np.tile(np.linspace(60, 200, w // 2).round().astype(np.uint8), (h // 2, 1))
+        for i in range(frames):
+            f = av.VideoFrame(w, h, "yuv420p")
+            for plane, data in zip(f.planes, (y, u, v)):
+                plane.update(np.ascontiguousarray(data))
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
 def with_subtitles(clip: Path, out: Path, srt: str) -> Path:
     """``clip``'s video stream and an SRT subtitle track (``srt``, the file's text) remuxed into ``out`` (.mkv)."""
     import av

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakes import probe, write_clip
+from fakes import probe, write_chroma_ramp, write_clip
 from realtime_nst.cli import main
 from realtime_nst.runtime.stylizer import OnnxStylizer
 from realtime_nst.runtime.video import stylize_video
@@ -167,7 +167,7 @@ def test_unwritable_output_and_bad_model(tmp_path, identity, capsys):
 
 
 @pytest.mark.parametrize("name, expect", [("o.png", "still-image format"), ("o.jpg", "still-image format"),
-                                          ("o.xyz", "cannot tell the video format")])
+                                          ("o.xyz", "cannot tell the video format"), ("o.m4a", "audio format")])
 def test_an_output_suffix_ffmpeg_cannot_write_as_video_is_refused_before_the_model_loads(tmp_path, capsys, name,
                                                                                           expect):
     src = write_clip(tmp_path / "in.mp4", frames=2, audio="aac")  # with audio: .png once died re-encoding it
@@ -229,6 +229,22 @@ def test_webm_gets_vp9_and_opus_resampled(tmp_path, identity):
     a, b = probe(src), probe(out)
     assert b["count"] == 10 and b["rate"] == a["rate"] and b["audio"] == ["opus"] and b["audio_rate"] == 48000
     assert abs(b["audio_samples"] / 48000 - a["audio_samples"] / a["audio_rate"]) < 0.03  # same length
+
+
+def test_ts_gets_h264_and_the_aac_copied(tmp_path, identity, caplog):
+    """FFmpeg lists only MPEG-2 and MP2 for MPEG-TS, which has no codec table; H.264 + AAC is what it holds."""
+    src = write_clip(tmp_path / "in.mp4", frames=10, audio="aac")
+    out = tmp_path / "out.ts"
+    with OnnxStylizer(identity) as st, caplog.at_level("INFO", logger="rtnst"):
+        stylize_video(src, out, st, progress=False)
+    assert not any("re-encoding" in r.getMessage() for r in caplog.records)
+    import av
+
+    with av.open(str(out)) as c:
+        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
+    a, b = probe(src), probe(out)
+    assert b["count"] == 10 and b["rate"] == a["rate"]
+    assert abs(b["audio_samples"] / b["audio_rate"] - a["audio_samples"] / a["audio_rate"]) < 0.03
 
 
 def test_subtitles_copied_into_mkv_and_left_out_of_mp4_with_a_warning(tmp_path, identity, caplog):
@@ -314,26 +330,10 @@ def test_untagged_hd_input_is_decoded_as_players_do(tmp_path):
 def test_4_2_0_chroma_is_interpolated_as_players_do_also_when_shrunk(tmp_path):
     """swscale's default decode repeats each chroma sample over 2x2 pixels; players interpolate. The
     blocks fed the model a staircase and crawled along moving colour edges in the flicker metric."""
-    import av
-
     from realtime_nst.runtime.sources import VideoFileSource
 
     w, h = 64, 16
-    path = tmp_path / "ramp.mkv"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=25)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for i in range(2):
-            f = av.VideoFrame(w, h, "yuv420p")
-            y, u, v = np.full((h, w), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8), None
-            v = np.tile(np.linspace(60, 200, w // 2).round().astype(np.uint8), (h // 2, 1))  # red-difference ramp
-            for plane, data in zip(f.planes, (y, u, v)):
-                plane.update(np.ascontiguousarray(data))
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    path = write_chroma_ramp(tmp_path / "ramp.mkv", size=(w, h))
     with VideoFileSource(path) as src:
         full = src.read().frame
         src.shrink_to((w // 2, h // 2))
@@ -342,6 +342,8 @@ def test_4_2_0_chroma_is_interpolated_as_players_do_also_when_shrunk(tmp_path):
     assert (np.diff(red) > 0).all(), red  # a smooth ramp: no pair of pixels shares one chroma sample
     assert small.shape == (h // 2, w // 2, 3)
     assert np.abs(small[h // 4, 2:-2, 2].astype(int) - full[h // 2, 4:-4, 2].reshape(-1, 2).mean(axis=1)).max() <= 3
+
+
 def test_max_frames_preview_cuts_the_audio_to_match(tmp_path, identity, capsys):
     src = write_clip(tmp_path / "in.mp4", frames=30)
     out = tmp_path / "preview.mp4"

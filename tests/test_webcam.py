@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from fakes import FakeSource, onnx_model, probe, write_clip
+from fakes import FakeSource, onnx_model, probe, rotate_clip, write_chroma_ramp, write_clip
 from realtime_nst.cli import main
 from realtime_nst.errors import CameraError
 from realtime_nst.runtime.sources import CameraSource
@@ -26,6 +26,23 @@ def test_video_file_stands_in_for_a_camera(tmp_path, identity, capsys):
     code = main(["webcam", "--camera", str(clip), "--no-window", "--model", str(identity), "--record",
                  str(tmp_path / "rec.png")])  # refused before the camera opens
     assert code == 2 and "still-image format" in capsys.readouterr().err and not (tmp_path / "rec.png").exists()
+
+
+def test_a_file_standing_in_for_a_camera_is_decoded_as_video_files_are(tmp_path):
+    """OpenCV repeats 4:2:0 chroma over 2x2 pixels and ignores a phone's display matrix; the file
+    as a camera gives the frames `rtnst video` gets from it."""
+    from realtime_nst.runtime.sources import VideoFileSource
+
+    ramp = write_chroma_ramp(tmp_path / "ramp.mkv", size=(64, 16))
+    with CameraSource(str(ramp)) as cam:
+        frame, pts = cam.read()
+        assert cam.fps == 25 and cam.size == (64, 16) and pts is None
+    red = frame[8, 4:-4, 2].astype(int)
+    assert (np.diff(red) > 0).all(), red  # a smooth ramp, not a staircase
+    turned = rotate_clip(write_clip(tmp_path / "c.mp4", frames=3, audio=None), tmp_path / "portrait.mp4")
+    with CameraSource(str(turned)) as cam, VideoFileSource(turned) as video:
+        assert cam.size == video.size == (48, 64)
+        assert np.array_equal(cam.read().frame, video.read().frame)
 
 
 def test_camera_that_does_not_open(capsys, identity):

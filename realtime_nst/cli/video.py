@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "file with the frames done so far.")
     p.add_argument("input", metavar="IN", help="input video file")
     p.add_argument("output", metavar="OUT",
-                   help="output video file (.mp4, .mkv, .mov, .webm, .avi), or an animated .gif (no sound; one "
+                   help="output video file (.mp4, .mkv, .mov, .webm, .avi, .ts), or an animated .gif (no sound; one "
                         "256-colour palette for the clip, made after the last frame; large: a 10 s 640x360 clip "
                         "makes ~40 MB, so try --max-frames or --output-size first)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..files import check_output_path
     from ..runtime.session import plan_threads
-    from ..runtime.sinks import check_video_output
+    from ..runtime.containers import check_video_output
     from ..runtime.smoothing import strength_for
     from ..runtime.sources import VideoFileSource
     from ..runtime.video import stylize_video

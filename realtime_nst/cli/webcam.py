@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from ..files import check_output_path
     from ..frames import parse_size
     from ..runtime.live import run_live
-    from ..runtime.sinks import check_video_output, open_file_sink
+    from ..runtime.containers import check_video_output
+    from ..runtime.sinks import open_file_sink
     from ..runtime.session import plan_threads
     from ..runtime.sources import CameraSource
     from ..runtime.vcam import VirtualCameraSink

@@ -16,10 +16,10 @@ from ..files import AtomicFile, KeptIfFinished, check_output_path
 from ..frames import video_matrix
 from . import swscale as sws
 from .choices import DEFAULT_PRESET, X264_PRESETS
+from .containers import open_container, takes
 
 log = logging.getLogger("rtnst")
 
-_VIDEO_CODECS = ("libx264", "h264", "mpeg4", "libvpx-vp9")  # the first the container takes (VP9: .webm)
 # swscale's default RGB->YUV rounds down: grey 128 became Y 125 / UV 127, frames ~1 level darker from
 # the encode alone. Accurate rounding and full chroma interpolation fix that (an RGB->YUV->RGB round
 # trip with accurate conversions: bias 2.0 -> 0.1 levels) for ~1.5 ms more per 720p frame.
@@ -28,7 +28,6 @@ _SWS_FLAGS = sws.BILINEAR | sws.EXACT
 # frames.resize enlarges: one pass over the full-size frame instead of two (~4 ms a 720p frame).
 _SWS_FLAGS_ENLARGE = sws.BICUBIC | sws.EXACT
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
-_SUFFIXES_TO_USE = ".mp4, .mkv, .mov, .webm, .avi or .gif"  # what the messages of a refused output suggest
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
 
 
@@ -56,42 +55,6 @@ def open_file_sink(path: str | os.PathLike, *, crf: int = 18, preset: str = DEFA
     return VideoFileSink(path, crf=crf, preset=preset, **common)
 
 
-def check_video_output(path: str | os.PathLike) -> None:
-    """Fail before any work if ``path``'s suffix names no video format that can be written here.
-    FFmpeg itself tells, as it will when the file is written: no list of suffixes of our own."""
-    import tempfile
-
-    from .gif import GIF_SUFFIX
-
-    path = Path(path)
-    if path.suffix.lower() == GIF_SUFFIX:
-        return
-    with tempfile.TemporaryDirectory(prefix="rtnst-") as folder:
-        _open_container(path, Path(folder) / f"probe{path.suffix}")[0].close()
-
-
-def _open_container(path: Path, target: Path):
-    """FFmpeg's output container for ``target``, in the format ``path``'s suffix names, and the
-    video codec it will get (the first of _VIDEO_CODECS it takes). FFmpeg creates no file yet."""
-    import av
-
-    try:
-        out = av.open(str(target), "w")
-    except ValueError:
-        raise OutputError(f"cannot tell the video format of {path} from its suffix (use {_SUFFIXES_TO_USE})") from None
-    except av.error.FFmpegError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if out.format.name.startswith("image2"):  # FFmpeg's still-image writers: a frame per file
-        out.close()
-        raise OutputError(f"{path.suffix} is a still-image format, not a video: use {_SUFFIXES_TO_USE} "
-                          "(rtnst image stylises a still)")
-    codec = next((c for c in _VIDEO_CODECS if c in av.codecs_available and c in out.supported_codecs), None)
-    if codec is None:
-        out.close()
-        raise OutputError(f"no video encoder for the {path.suffix} container; use {_SUFFIXES_TO_USE}")
-    return out, codec
-
-
 class VideoFileSink(KeptIfFinished):
     """Encodes frames to a temporary file beside ``path`` and renames it when closed.
 
@@ -115,7 +78,7 @@ class VideoFileSink(KeptIfFinished):
         check_output_path(self.path, overwrite=overwrite)
         self._file = AtomicFile(self.path)
         self.tmp = self._file.tmp
-        self._out, codec = _open_container(self.path, self.tmp)
+        self._out, codec = open_container(self.path, self.tmp)
         self.fps = Fraction(fps)
         self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED
         self._video = self._out.add_stream(codec, rate=self.fps)
@@ -181,7 +144,7 @@ class VideoFileSink(KeptIfFinished):
                 log.warning("rtnst: audio track %d has a codec FFmpeg does not know: left out", s.index)
                 continue
             name = s.codec_context.name
-            if name in self._out.supported_codecs:
+            if takes(self._out, name):
                 self._passthrough.append((s, self._out.add_stream_from_template(s), False))
                 continue
             target = self._out.default_audio_codec
@@ -201,7 +164,7 @@ class VideoFileSink(KeptIfFinished):
         # converting them (SRT into .mp4's mov_text) is not done, and said.
         for s in self._src.streams.subtitles:
             name = s.codec_context.name if s.codec_context else "unknown"
-            if name in self._out.supported_codecs:
+            if takes(self._out, name):
                 self._passthrough.append((s, self._out.add_stream_from_template(s), False))
             else:
                 log.warning("rtnst: subtitle track %d (%s) cannot go into %s: left out (.mkv keeps it)",

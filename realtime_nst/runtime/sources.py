@@ -1,5 +1,5 @@
-"""Frame sources: video files (PyAV) and cameras/streams (OpenCV). ``read()`` returns the next frame
-with its timestamp, or None at the end."""
+"""Frame sources: video files (PyAV) and cameras/streams (OpenCV; a file standing in for a camera is
+read with PyAV). ``read()`` returns the next frame with its timestamp, or None at the end."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Iterator, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import CameraError, CorruptInputError, InputError
+from ..errors import CameraError, CorruptInputError, InputError, RtnstError
 from .colour import FrameConverter
 
 log = logging.getLogger("rtnst")
@@ -185,7 +185,9 @@ class CameraSource:
 
     A grabber thread reads continuously and keeps only the newest frame, so a slow consumer drops
     frames instead of building up latency. A video file is delivered at its own frame rate, as a
-    camera would, and ends normally; a live source that stops delivering raises CameraError. The
+    camera would, and ends normally; it is decoded as VideoFileSource decodes (chroma interpolated
+    as players show it, turned upright, HDR mapped), where OpenCV would repeat 4:2:0 chroma over 2x2
+    pixels. A live source that stops delivering raises CameraError. The
     constructor waits (up to ``timeout_s``) for the first frame: what a camera delivers is known only
     then, whatever size was asked of it.
     """
@@ -196,15 +198,20 @@ class CameraSource:
 
         self.camera = _parse_camera(camera)
         self.is_file = isinstance(self.camera, str) and Path(self.camera).is_file()
-        self._cap = cv2.VideoCapture(self.camera)
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise CameraError(f"could not open camera {camera!r} (no such device, busy, or not a stream OpenCV can read)")
-        if width and height:
-            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(30)
+        self._cap = self._file = None
+        if self.is_file:
+            self._file = VideoFileSource(self.camera)
+            self.fps: Fraction = self._file.fps
+        else:
+            self._cap = cv2.VideoCapture(self.camera)
+            if not self._cap.isOpened():
+                self._cap.release()
+                raise CameraError(f"could not open camera {camera!r} (no such device, busy, or not a stream OpenCV can read)")
+            if width and height:
+                self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+                self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            fps = self._cap.get(cv2.CAP_PROP_FPS)
+            self.fps = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(30)
         self.time_base: Fraction | None = None  # live: frames carry no timestamps of their own
         self.timeout_s = timeout_s
         self.frames_grabbed = 0
@@ -212,7 +219,7 @@ class CameraSource:
         self._latest: np.ndarray | None = None
         self._fresh = False
         self._ended = False
-        self._error: CameraError | None = None
+        self._error: RtnstError | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._grab, name="rtnst-camera", daemon=True)
@@ -232,9 +239,12 @@ class CameraSource:
         period = 1.0 / self.fps if self.is_file else 0.0
         next_t = time.perf_counter()
         while not self._stop.is_set():
-            ok, frame = self._cap.read()
+            try:
+                frame = self._next_frame()
+            except RtnstError as exc:  # a corrupt or truncated file: ends with its error
+                frame, self._error = None, exc
             with self._cond:
-                if not ok:
+                if frame is None:
                     if not self.is_file:
                         self._error = CameraError(
                             f"camera {self.camera!r} stopped delivering frames after {self.frames_grabbed} (disconnected?)")
@@ -249,6 +259,13 @@ class CameraSource:
             if period:
                 next_t += period
                 time.sleep(max(0.0, next_t - time.perf_counter()))
+
+    def _next_frame(self) -> np.ndarray | None:
+        if self._file is not None:
+            timed = self._file.read()
+            return None if timed is None else timed.frame
+        ok, frame = self._cap.read()
+        return frame if ok else None
 
     def read(self) -> TimedFrame | None:
         """The newest frame not yet returned; waits up to ``timeout_s`` for one."""
@@ -265,10 +282,13 @@ class CameraSource:
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
+            # a file's next frame is always a decode away, and its container must not close under it
+            self._thread.join(timeout=None if self._file is not None else 2.0)
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> "CameraSource":
         return self
