@@ -7,11 +7,13 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from fakes import probe, write_chroma_ramp, write_clip
 from realtime_nst.cli import main
+from realtime_nst.runtime.sinks import VideoFileSink
 from realtime_nst.runtime.stylizer import OnnxStylizer
 from realtime_nst.runtime.video import stylize_video
 
@@ -203,8 +205,6 @@ def test_smoothing_option_keeps_every_frame(tmp_path, identity, smooth):
 
 
 def test_rotated_phone_clip_is_turned_upright(tmp_path, identity):
-    import cv2
-
     from fakes import rotate_clip
     from realtime_nst.runtime.sources import VideoFileSource
 
@@ -231,20 +231,41 @@ def test_webm_gets_vp9_and_opus_resampled(tmp_path, identity):
     assert abs(b["audio_samples"] / 48000 - a["audio_samples"] / a["audio_rate"]) < 0.03  # same length
 
 
-def test_ts_gets_h264_and_the_aac_copied(tmp_path, identity, caplog):
-    """FFmpeg lists only MPEG-2 and MP2 for MPEG-TS, which has no codec table; H.264 + AAC is what it holds."""
-    src = write_clip(tmp_path / "in.mp4", frames=10, audio="aac")
-    out = tmp_path / "out.ts"
-    with OnnxStylizer(identity) as st, caplog.at_level("INFO", logger="rtnst"):
-        stylize_video(src, out, st, progress=False)
-    assert not any("re-encoding" in r.getMessage() for r in caplog.records)
+@pytest.mark.parametrize("suffix, codecs", [(".ts", ["h264", "aac"]), (".mpg", ["mpeg1video", "mp2"])])
+def test_mpeg_ts_gets_h264_and_aac_and_mpg_gets_mpeg1(tmp_path, identity, suffix, codecs):
+    """FFmpeg lists only MPEG-2 and MP2 for MPEG-TS, which has no codec table, though H.264 + AAC is what
+    it holds; an MPEG program stream takes MPEG-1 video, which stores a frame rate, not timestamps."""
     import av
 
+    src = write_clip(tmp_path / "in.mp4", frames=10, audio="aac")
+    out = tmp_path / f"out{suffix}"
+    with OnnxStylizer(identity) as st:
+        stylize_video(src, out, st, progress=False)
     with av.open(str(out)) as c:
-        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
+        assert [s.codec_context.name for s in c.streams] == codecs
     a, b = probe(src), probe(out)
     assert b["count"] == 10 and b["rate"] == a["rate"]
     assert abs(b["audio_samples"] / b["audio_rate"] - a["audio_samples"] / a["audio_rate"]) < 0.03
+
+
+def test_mpeg1_is_written_at_the_quality_crf_asks_for(tmp_path):
+    """FFmpeg's MPEG-1/2/4 encoders default to 200 kb/s: the sink gives them a quantiser from --crf."""
+    import av
+
+    rng = np.random.default_rng(0)
+    grey = [cv2.GaussianBlur(rng.integers(0, 256, (240, 320), np.uint8), (3, 3), 0) for _ in range(8)]
+    frames = [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in grey]  # no chroma for 4:2:0 to lose
+    errors = []
+    for crf in (18, 30):
+        with VideoFileSink(tmp_path / f"q{crf}.mpg", width=320, height=240, fps=Fraction(15), crf=crf) as sink:
+            for frame in frames:
+                sink.write(frame)
+        with av.open(str(tmp_path / f"q{crf}.mpg")) as c:
+            rate = c.streams.video[0].average_rate  # 15 fps: one of FFmpeg's extension codes
+            decoded = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+        assert len(decoded) == 8 and rate == 15
+        errors.append(np.mean([cv2.absdiff(f, d).mean() for f, d in zip(frames, decoded)]))
+    assert errors[0] < 3 < errors[1], errors  # 2.3 and 6.2 levels; 9.5 at FFmpeg's default
 
 
 def test_subtitles_copied_into_mkv_and_left_out_of_mp4_with_a_warning(tmp_path, identity, caplog):

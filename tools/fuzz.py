@@ -1,7 +1,7 @@
 """Feed rtnst damaged files and check that every run ends cleanly.
 
 Mutated copies of a small clip, an image and a model (truncations, flipped bytes, zeroed and
-duplicated ranges) go through `rtnst video` / `rtnst image`; every case must end in exit 0 (and
+duplicated ranges) go through `rtnst video` / `rtnst webcam --camera FILE` / `rtnst image`; every case must end in exit 0 (and
 then with a playable output) or in one `rtnst: error:` line with exit 2: never a traceback, another
 exit code or a hang. tests/test_fuzz.py runs a few dozen seeded cases; this runs hundreds:
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+OUTPUT_SUFFIXES = {1: ".gif", 5: ".ts"}  # by case number modulo 8; the rest .mp4
 OUTCOMES = ("exit 0", "clean exit 2", "traceback", "other exit", "hang", "bad output")
 
 
@@ -99,8 +100,11 @@ def make_cases(work: Path, *, clip: Path, image: Path, model: Path, n: int, seed
         what, data = mutate(src.read_bytes(), rng)
         bad = work / f"{i:04d}_{target}{src.suffix}"
         bad.write_bytes(data)
-        if target == "clip":
-            out = work / f"{i:04d}_out{'.gif' if i % 8 == 1 else '.mp4'}"  # a quarter of them as GIFs
+        if target == "clip" and i % 8 == 4:  # the file standing in for a camera (decoded in a grabber thread)
+            out = work / f"{i:04d}_rec.mp4"
+            argv = ["webcam", "--camera", str(bad), "--no-window", "--record", str(out), "--model", str(model)]
+        elif target == "clip":  # the other clips as .mp4, .gif and .ts in turn
+            out = work / f"{i:04d}_out{OUTPUT_SUFFIXES.get(i % 8, '.mp4')}"
             argv = ["video", str(bad), str(out), "--model", str(model)]
         elif target == "image":
             out = work / f"{i:04d}_out.png"

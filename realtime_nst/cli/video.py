@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "file with the frames done so far.")
     p.add_argument("input", metavar="IN", help="input video file")
     p.add_argument("output", metavar="OUT",
-                   help="output video file (.mp4, .mkv, .mov, .webm, .avi, .ts), or an animated .gif (no sound; one "
+                   help="output video file (.mp4, .mkv, .mov, .webm, .avi, .ts, .mpg), or an animated .gif (no sound; one "
                         "256-colour palette for the clip, made after the last frame; large: a 10 s 640x360 clip "
                         "makes ~40 MB, so try --max-frames or --output-size first)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..runtime.choices import DEFAULT_PRESET, VIDEO_SMOOTH, X264_PRESETS
 
     p.add_argument("--crf", type=int, default=18,
-                   help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63; "
-                        "not used for .gif")
+                   help="quality, lower is better: H.264 CRF 1-51 (default: 18); for .webm scaled to VP9's 0-63, "
+                        "for .mpg to a like MPEG-1 quantiser; not used for .gif")
     p.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
                    help=f"H.264 encoding speed: slower presets make smaller files at the same --crf and take more "
                         f"CPU time from stylising (default: {DEFAULT_PRESET})")

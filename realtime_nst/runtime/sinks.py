@@ -27,6 +27,13 @@ _SWS_FLAGS = sws.BILINEAR | sws.EXACT
 # Frames smaller than the video (``frame_size``) are enlarged in the same conversion, bicubic as
 # frames.resize enlarges: one pass over the full-size frame instead of two (~4 ms a 720p frame).
 _SWS_FLAGS_ENLARGE = sws.BICUBIC | sws.EXACT
+# Encoders with a fixed quantiser instead of a CRF: 6 CRF steps double x264's quantiser, and at CRF
+# 18 x264 and MPEG-1 at quantiser 2 come close on bunny (39.5 and 39.2 dB PSNR; MPEG-1 at twice the size).
+# The quantiser is pinned by its bounds: the rate control has no room to aim at its default 200 kb/s.
+_QSCALE_CODECS = {"mpeg4", "mpeg2video", "mpeg1video"}
+# MPEG-1/2 video stores a frame rate, not a time base: frames are numbered at it, as in AVI, and a
+# rate outside the standard table (10 or 15 fps, say) takes FFmpeg's extension codes, which it reads back.
+_FRAME_RATE_CODECS = {"mpeg2video", "mpeg1video"}
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
 
@@ -80,7 +87,7 @@ class VideoFileSink(KeptIfFinished):
         self.tmp = self._file.tmp
         self._out, codec = open_container(self.path, self.tmp)
         self.fps = Fraction(fps)
-        self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED
+        self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED or codec in _FRAME_RATE_CODECS
         self._video = self._out.add_stream(codec, rate=self.fps)
         # 4:2:0, which every player decodes (4:4:4 H.264 many cannot), needs even sides: an odd frame
         # loses its last column or row. (x264's SPS cropping, which would keep it, is not reachable
@@ -107,6 +114,10 @@ class VideoFileSink(KeptIfFinished):
         elif codec == "libvpx-vp9":  # constant quality on VP9's 0..63 scale; its default speed is far too slow
             self._video.options = {"crf": str(round(crf * 63 / 51)), "b": "0", "deadline": "realtime",
                                    "cpu-used": "8", "row-mt": "1"}
+        elif codec in _QSCALE_CODECS:  # FFmpeg's default for them is 200 kb/s, blocky at any size
+            q = min(31, max(1, round(2 * 2 ** ((crf - 18) / 6))))
+            self._video.options = {"qmin": str(q), "qmax": str(q),
+                                   **({"strict": "unofficial"} if codec in _FRAME_RATE_CODECS else {})}
         if self._numbered:  # AVI cannot order B-frames (no presentation timestamps): players would shuffle them
             self._video.codec_context.max_b_frames = 0
         # Encoder and stream share the source's time base, so source timestamps pass through unchanged.
