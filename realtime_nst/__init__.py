@@ -28,7 +28,7 @@ _LAZY = {
     "OnnxStylizer": ".runtime.stylizer",
     "FrameSource": ".runtime.sources",
     "VideoFileSource": ".runtime.sources",
-    "CameraSource": ".runtime.sources",
+    "CameraSource": ".runtime.camera",
     "FrameSink": ".runtime.sinks",
     "VideoFileSink": ".runtime.sinks",
     "GifFileSink": ".runtime.gif",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -164,6 +165,45 @@ def write_chroma_ramp(path: Path, *, size=(64, 16), frames: int = 2) -> Path:
         for p in s.encode(None):
             c.mux(p)
     return path
+
+
+def serve_mpegts(*, frames: int, size=(64, 16), fps: int = 25, stall_s: float = 0.0) -> tuple[str, threading.Thread]:
+    """A live stream: a thread sends ``frames`` frames of write_chroma_ramp's picture as MPEG-TS
+    over TCP to the first client, at ``fps``, then goes silent for ``stall_s`` and hangs up.
+    Returns the stream's URL and the thread."""
+    import socket
+    import time
+
+    import av
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    w, h = size
+    y, u = np.full((h, w), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
+    v = np.tile(np.linspace(60, 200, w // 2).round().astype(np.uint8), (h // 2, 1))
+
+    def send() -> None:
+        with listener, listener.accept()[0] as conn, conn.makefile("wb") as pipe:
+            try:
+                with av.open(pipe, "w", format="mpegts") as c:
+                    st = c.add_stream("libx264", rate=fps)
+                    st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+                    st.options = {"qp": "0", "tune": "zerolatency"}
+                    for i in range(frames):
+                        f = av.VideoFrame(w, h, "yuv420p")
+                        for plane, data in zip(f.planes, (y, u, v)):
+                            plane.update(np.ascontiguousarray(data))
+                        f.pts = i
+                        for p in st.encode(f):
+                            c.mux(p)
+                        pipe.flush()
+                        time.sleep(1 / fps)
+                    time.sleep(stall_s)
+            except (OSError, av.error.FFmpegError):
+                pass  # the client hung up first
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return f"tcp://127.0.0.1:{listener.getsockname()[1]}", thread
 
 
 def with_subtitles(clip: Path, out: Path, srt: str) -> Path:

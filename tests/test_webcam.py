@@ -4,10 +4,10 @@ import time
 import numpy as np
 import pytest
 
-from fakes import FakeSource, onnx_model, probe, rotate_clip, write_chroma_ramp, write_clip
+from fakes import FakeSource, onnx_model, probe, rotate_clip, serve_mpegts, write_chroma_ramp, write_clip
 from realtime_nst.cli import main
 from realtime_nst.errors import CameraError
-from realtime_nst.runtime.sources import CameraSource
+from realtime_nst.runtime.camera import CameraSource
 from realtime_nst.runtime.stylizer import OnnxStylizer
 from realtime_nst.runtime.live import LiveState, handle_key, run_live
 
@@ -43,6 +43,28 @@ def test_a_file_standing_in_for_a_camera_is_decoded_as_video_files_are(tmp_path)
     with CameraSource(str(turned)) as cam, VideoFileSource(turned) as video:
         assert cam.size == video.size == (48, 64)
         assert np.array_equal(cam.read().frame, video.read().frame)
+
+
+def test_a_stream_url_is_decoded_as_files_are_and_a_hang_up_or_silence_ends_it_clearly():
+    from realtime_nst.errors import InputError, RtnstError
+
+    url, sender = serve_mpegts(frames=20)
+    with CameraSource(url) as cam:
+        frame, _ = cam.read()
+        assert cam.size == (64, 16) and cam.fps == 25
+        assert (np.diff(frame[8, 4:-4, 2].astype(int)) > 0).all()  # chroma interpolated, not OpenCV's staircase
+        with pytest.raises(CameraError, match="stopped delivering"):
+            while cam.read() is not None:
+                pass
+    url, sender = serve_mpegts(frames=5, stall_s=10)
+    started = time.monotonic()
+    with pytest.raises(RtnstError, match="nothing for 1 s|no frame for 1 s"):
+        with CameraSource(url, timeout_s=1) as cam:
+            while cam.read() is not None:
+                pass
+    assert time.monotonic() - started < 5
+    with pytest.raises(InputError, match="could not open the stream tcp://127.0.0.1:1 "):
+        CameraSource("tcp://127.0.0.1:1")
 
 
 def test_camera_that_does_not_open(capsys, identity):

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.hub import serve_live
     from ..runtime.smoothing import smoother_for
     from ..runtime.session import plan_threads
-    from ..runtime.sources import CameraSource
+    from ..runtime.camera import CameraSource
     from ..signals import stop_on_signals
 
     if not 0 <= args.port <= 65535:

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.containers import check_video_output
     from ..runtime.sinks import open_file_sink
     from ..runtime.session import plan_threads
-    from ..runtime.sources import CameraSource
+    from ..runtime.camera import CameraSource
     from ..runtime.vcam import VirtualCameraSink
     from ..signals import stop_on_signals
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
@@ -35,8 +34,9 @@ _SWS_DECODE, _SWS_DECODE_SHRINK = sws.EXACT | sws.BILINEAR, sws.EXACT | sws.AREA
 class FrameConverter:
     """``convert(frame)``: a PyAV VideoFrame to an HxWx3 uint8 BGR frame (one per video source)."""
 
-    def __init__(self, path: Path) -> None:
-        self.name, self._path_key = path.name, str(path.resolve())
+    def __init__(self, name: str, *, key: str) -> None:
+        """``name``: the source as messages call it; ``key``: the same source however it was named."""
+        self.name, self._path_key = name, key
         self._graph = None
         self._graph_key: tuple | None = None
         self._unmapped = False
