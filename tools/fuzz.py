@@ -1,9 +1,10 @@
 """Feed rtnst damaged files and check that every run ends cleanly.
 
 Mutated copies of a small clip, an image and a model (truncations, flipped bytes, zeroed and
-duplicated ranges) go through `rtnst video` / `rtnst webcam --camera FILE` / `rtnst image`; every case must end in exit 0 (and
-then with a playable output) or in one `rtnst: error:` line with exit 2: never a traceback, another
-exit code or a hang. tests/test_fuzz.py runs a few dozen seeded cases; this runs hundreds:
+duplicated ranges) go through `rtnst video` / `rtnst webcam --camera FILE` / `rtnst image`; every
+case must end in exit 0 (and then with a playable output) or in one `rtnst: error:` line with exit
+2: never a traceback, another exit code or a hang. tests/test_fuzz.py runs a few dozen seeded cases;
+this runs hundreds:
 
     python tools/fuzz.py --cases 300 --seed 1            # prints the counts and every failure
 """

@@ -21,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "file with the frames done so far.")
     p.add_argument("input", metavar="IN", help="input video file")
     p.add_argument("output", metavar="OUT",
-                   help="output video file (.mp4, .mkv, .mov, .webm, .avi, .ts, .mpg), or an animated .gif (no sound; one "
-                        "256-colour palette for the clip, made after the last frame; large: a 10 s 640x360 clip "
-                        "makes ~40 MB, so try --max-frames or --output-size first)")
+                   help="output video file (.mp4, .mkv, .mov, .webm, .avi, .ts, .mpg), or an animated .gif (no "
+                        "sound; one 256-colour palette for the clip, made after the last frame; large: a 10 s "
+                        "640x360 clip makes ~40 MB, so try --max-frames or --output-size first)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-frames", type=int, metavar="N",
                    help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
