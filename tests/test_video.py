@@ -168,6 +168,13 @@ def test_unwritable_output_and_bad_model(tmp_path, identity, capsys):
     assert "not a usable ONNX model" in capsys.readouterr().err
 
 
+def test_a_stream_url_as_input_is_refused_with_the_command_that_reads_it(tmp_path, identity, capsys):
+    out = tmp_path / "o.mp4"
+    assert main(["video", "rtsp://127.0.0.1:9/live", str(out), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rtnst webcam --camera rtsp://127.0.0.1:9/live" in err[0] and not out.exists()
+
+
 @pytest.mark.parametrize("name, expect", [("o.png", "still-image format"), ("o.jpg", "still-image format"),
                                           ("o.xyz", "cannot tell the video format"), ("o.m4a", "audio format")])
 def test_an_output_suffix_ffmpeg_cannot_write_as_video_is_refused_before_the_model_loads(tmp_path, capsys, name,

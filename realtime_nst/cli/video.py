@@ -50,13 +50,17 @@ def make_smoother_from(args: argparse.Namespace, stylizer):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..errors import InputError
     from ..files import check_output_path
     from ..runtime.session import plan_threads
     from ..runtime.containers import check_video_output
     from ..runtime.smoothing import strength_for
-    from ..runtime.sources import VideoFileSource
+    from ..runtime.sources import VideoFileSource, is_stream_url
     from ..runtime.video import stylize_video
 
+    if is_stream_url(args.input):
+        raise InputError(f"IN must be a video file; {args.input} is a stream URL: stylise and record it with "
+                         f"rtnst webcam --camera {args.input} --no-window --record {args.output}")
     check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
     check_video_output(args.output)  # a suffix FFmpeg cannot write fails before the model loads
     if args.smooth_strength is not None:

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import frames as fr
-from ..errors import CorruptInputError, OptionError
+from ..errors import CorruptInputError, InputError, OptionError
 from ..files import check_output_path
 from ..signals import stop_on_signals
 from .pipeline import run_pipeline
 from .choices import DEFAULT_PRESET
 from .sinks import open_file_sink
-from .sources import VideoFileSource
+from .sources import VideoFileSource, is_stream_url
 from .stylizer import Stylizer
 
 log = logging.getLogger("rtnst")
@@ -54,6 +54,8 @@ def stylize_video(
     """
     from tqdm import tqdm
 
+    if is_stream_url(input_path):  # a live stream has no end, and its audio cannot be read a second time
+        raise InputError(f"stylize_video reads video files; {input_path} is a stream URL (CameraSource reads streams)")
     src_path, out_path = Path(input_path), Path(output_path)
     check_output_path(out_path, overwrite=overwrite, inputs=(src_path,))
     if not 0 < crf <= 51:
