@@ -144,23 +144,30 @@ def rotate_clip(src: Path, out: Path) -> Path:
     return out
 
 
-def write_chroma_ramp(path: Path, *, size=(64, 16), frames: int = 2) -> Path:
-    """A lossless 4:2:0 clip of flat grey luma and a left-to-right red-difference ramp: decoded with
+def chroma_ramp_frame(w: int, h: int, pts: int):
+    """A 4:2:0 av.VideoFrame of flat grey luma and a left-to-right red-difference ramp: decoded with
     each chroma sample repeated over 2x2 pixels (swscale's default), its red channel is a staircase."""
+    import av
+
+    y, u = np.full((h, w), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
+    v = np.tile(np.linspace(60, 200, w // 2).round().astype(np.uint8), (h // 2, 1))
+    f = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(f.planes, (y, u, v)):
+        plane.update(np.ascontiguousarray(data))
+    f.pts = pts
+    return f
+
+
+def write_chroma_ramp(path: Path, *, size=(64, 16), frames: int = 2) -> Path:
+    """A lossless clip of chroma_ramp_frame."""
     import av
 
     w, h = size
     with av.open(str(path), "w") as c:
         s = c.add_stream("ffv1", rate=25)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        y, u = np.full((h, w), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
-        v = np.tile(np.linspace(60, 200, w // 2).round().astype(np.uint8), (h // 2, 1))
         for i in range(frames):
-            f = av.VideoFrame(w, h, "yuv420p")
-            for plane, data in zip(f.planes, (y, u, v)):
-                plane.update(np.ascontiguousarray(data))
-            f.pts = i
-            for p in s.encode(f):
+            for p in s.encode(chroma_ramp_frame(w, h, i)):
                 c.mux(p)
         for p in s.encode(None):
             c.mux(p)
@@ -168,7 +175,7 @@ def write_chroma_ramp(path: Path, *, size=(64, 16), frames: int = 2) -> Path:
 
 
 def serve_mpegts(*, frames: int, size=(64, 16), fps: int = 25, stall_s: float = 0.0) -> tuple[str, threading.Thread]:
-    """A live stream: a thread sends ``frames`` frames of write_chroma_ramp's picture as MPEG-TS
+    """A live stream: a thread sends ``frames`` frames of chroma_ramp_frame as MPEG-TS
     over TCP to the first client, at ``fps``, then goes silent for ``stall_s`` and hangs up.
     Returns the stream's URL and the thread."""
     import socket
@@ -178,8 +185,6 @@ def serve_mpegts(*, frames: int, size=(64, 16), fps: int = 25, stall_s: float = 
 
     listener = socket.create_server(("127.0.0.1", 0))
     w, h = size
-    y, u = np.full((h, w), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
-    v = np.tile(np.linspace(60, 200, w // 2).round().astype(np.uint8), (h // 2, 1))
 
     def send() -> None:
         with listener, listener.accept()[0] as conn, conn.makefile("wb") as pipe:
@@ -189,11 +194,7 @@ def serve_mpegts(*, frames: int, size=(64, 16), fps: int = 25, stall_s: float = 
                     st.width, st.height, st.pix_fmt = w, h, "yuv420p"
                     st.options = {"qp": "0", "tune": "zerolatency"}
                     for i in range(frames):
-                        f = av.VideoFrame(w, h, "yuv420p")
-                        for plane, data in zip(f.planes, (y, u, v)):
-                            plane.update(np.ascontiguousarray(data))
-                        f.pts = i
-                        for p in st.encode(f):
+                        for p in st.encode(chroma_ramp_frame(w, h, i)):
                             c.mux(p)
                         pipe.flush()
                         time.sleep(1 / fps)

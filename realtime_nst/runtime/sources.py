@@ -60,6 +60,7 @@ class VideoFileSource:
         self.url = str(path) if is_stream_url(path) else None
         self.path = None if self.url else Path(path)
         self.name = self.url or str(self.path)  # what messages call it
+        self._short_name = self.url or self.path.name  # what log lines call it
         self.timeout_s = timeout_s
         if self.path is not None and not self.path.exists():
             raise InputError(f"input {self.path} does not exist")
@@ -91,8 +92,7 @@ class VideoFileSource:
         self.frames_read = 0
         self._frames: Iterator = self._decode()
         self._told_rotation = False
-        self._colour = FrameConverter(self.path.name if self.path else self.url,
-                                      key=str(self.path.resolve()) if self.path else self.url)
+        self._colour = FrameConverter(self._short_name, key=self.url or str(self.path.resolve()))
         self._turned = False
         # The first frame is decoded now: only a decoded frame tells whether the clip is stored
         # rotated (a phone's display matrix), and so the size it is delivered at.
@@ -169,7 +169,7 @@ class VideoFileSource:
         if not self._told_rotation:
             self._told_rotation = True
             log.info("rtnst: %s is stored rotated by %d degrees; its frames are turned upright as players show them",
-                     self.path.name if self.path else self.url, (360 - angle) % 360)
+                     self._short_name, (360 - angle) % 360)
         turn = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}[angle]
         return cv2.rotate(image, turn)
 
