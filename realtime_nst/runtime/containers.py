@@ -22,7 +22,8 @@ _AUDIO_MP4_SUFFIXES = {".m4a", ".m4b"}
 
 def check_video_output(path: str | os.PathLike) -> None:
     """Fail before any work if ``path``'s suffix names no video format that can be written here.
-    FFmpeg itself tells, as it will when the file is written: no list of suffixes of our own."""
+    FFmpeg itself tells, as it will when the file is written; our lists only mend where its answer is
+    wrong for video (_ALSO_TAKEN, _AUDIO_MP4_SUFFIXES)."""
     import tempfile
 
     from .gif import GIF_SUFFIX
