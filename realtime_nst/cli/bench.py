@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{VIDEO_SMOOTH}, as `rtnst video` runs)")
     p.add_argument("--threads", type=int, help="onnxruntime threads per frame (default: one per core for the model "
                    "alone; end to end as `rtnst video` runs: one each, a frame per core at once)")
+    p.add_argument("--graph", choices=["tuned", "stored", "both"], default="tuned",
+                   help="on the CPU, run each model's graph rewritten for this CPU's kernels, as every rtnst command "
+                        "does (tuned), as the file stores it (stored), or both side by side (default: tuned)")
     p.add_argument("--max-side", type=int, metavar="PX", dest="max_side_px",
                    help="run every model on a copy with this long side, output at the frame size (default: the "
                         "model's native size if it declares one, else the frame size)")
@@ -66,21 +69,26 @@ def run(args: argparse.Namespace) -> int:
     foreign = dict(input_range=args.input_range, channel_order=args.channel_order, pad_multiple=args.pad_multiple)
     paths = [resolve_model(m) for m in args.model or [None]]
     opts = {path: {**(foreign if is_foreign(path) else {}), "max_side_px": args.max_side_px} for path in paths}
-    print(f"{'model':28} {'provider':22} {'size':>10} {'runs at':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}"
+    print(f"{'model':36} {'provider':22} {'size':>10} {'runs at':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}"
           + ("  model fps range" if args.rounds > 1 else ""))
     if not args.model_only:
         logging.getLogger("rtnst").info("rtnst: end-to-end: `rtnst video --smooth %s` of %s at each size", args.smooth,
                                         args.clip or "a synthetic clip")
+    forms = {"tuned": [True], "stored": [False], "both": [False, True]}[args.graph]
     rows: dict[tuple, list] = {}
     for i in range(args.rounds):
         for path in paths:
             for device in args.device or ["auto"]:
-                for r in bench(str(path), sizes, device=device, frames=args.frames, warmup=args.warmup,
-                               end_to_end=not args.model_only, threads=args.threads, clip=clip,
-                               smooth=args.smooth, **opts[path]):
-                    if args.rounds == 1:
-                        _print_row(r.model, r.provider, r.size, r.inference_size, 1000 / r.model_ms, 1000 / r.frame_ms, r.end_to_end_fps)
-                    rows.setdefault((str(path), device, r.size), []).append(r)
+                for tuned in forms:
+                    for r in bench(str(path), sizes, device=device, frames=args.frames, warmup=args.warmup,
+                                   end_to_end=not args.model_only, threads=args.threads, clip=clip,
+                                   smooth=args.smooth, cpu_form=tuned, **opts[path]):
+                        if len(forms) > 1:
+                            r.model = f"{r.model} ({'tuned' if tuned else 'stored'})"
+                        if args.rounds == 1:
+                            _print_row(r.model, r.provider, r.size, r.inference_size, 1000 / r.model_ms,
+                                       1000 / r.frame_ms, r.end_to_end_fps)
+                        rows.setdefault((str(path), device, tuned, r.size), []).append(r)
         if args.rounds > 1:
             print(f"rtnst: round {i + 1} of {args.rounds} done", file=sys.stderr, flush=True)
     if args.rounds > 1:
@@ -97,5 +105,5 @@ def _print_row(model: str, provider: str, size: tuple[int, int], inference: tupl
                frame_fps: float, e2e_fps: float | None, *, extra: str = "") -> None:
     e2e = f"{e2e_fps:8.1f} fps" if e2e_fps else "         -"
     runs_at = f"{inference[0]}x{inference[1]}"
-    print(f"{model[:28]:28} {provider[:22]:22} {size[0]:>5}x{size[1]:<4} {runs_at:>10} {model_fps:10.1f} {frame_fps:10.1f} "
+    print(f"{model[:36]:36} {provider[:22]:22} {size[0]:>5}x{size[1]:<4} {runs_at:>10} {model_fps:10.1f} {frame_fps:10.1f} "
           f"{e2e:>11}{extra}", flush=True)

@@ -37,6 +37,7 @@ class FrameConverter:
     def __init__(self, name: str, *, key: str) -> None:
         """``name``: the source as messages call it; ``key``: the same source however it was named."""
         self.name, self._path_key = name, key
+        self._scale = sws.Scaler()
         self._graph = None
         self._graph_key: tuple | None = None
         self._unmapped = False
@@ -56,8 +57,8 @@ class FrameConverter:
         width, height = size if shrink else (frame.width, frame.height)
         # untagged HD: decode as players do (BT.709); tagged, PyAV follows the tag; SD is BT.601 either way
         matrix = video_matrix(frame.height) if frame.colorspace in (0, 2) and frame.height >= 720 else None
-        return frame.reformat(width=width, height=height, format="bgr24", src_colorspace=matrix,
-                              interpolation=_SWS_DECODE_SHRINK if shrink else _SWS_DECODE).to_ndarray()
+        return self._scale(frame, width=width, height=height, format="bgr24", src_colorspace=matrix,
+                           interpolation=_SWS_DECODE_SHRINK if shrink else _SWS_DECODE).to_ndarray()
 
     def _to_sdr(self, frame, what: str) -> np.ndarray | None:
         import av

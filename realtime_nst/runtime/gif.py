@@ -55,6 +55,7 @@ class GifFileSink(KeptIfFinished):
         self.fps = Fraction(fps)
         self._tb = Fraction(time_base) if time_base else None
         self._progress = progress
+        self._scale = sws.Scaler()
         if audio_from is not None:
             _say_sound_left_out(Path(audio_from))
         self._file = AtomicFile(self.path)
@@ -104,7 +105,7 @@ class GifFileSink(KeptIfFinished):
         try:
             self._stats.push(sampled)
             spooled = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
-            spooled = spooled.reformat(format=_SPOOL_PIX_FMT)
+            spooled = self._scale(spooled, format=_SPOOL_PIX_FMT)
             spooled.pts = len(self._delays_at_cs)
             for packet in self._spool_video.encode(spooled):
                 self._spool.mux(packet)
@@ -190,8 +191,8 @@ class GifFileSink(KeptIfFinished):
                     tqdm(total=self.frames_written, unit="frame", disable=not self._progress, dynamic_ncols=True,
                          desc=f"writing {self.path.name}") as bar:
                 for i, spooled in enumerate(spool.decode(video=0)):
-                    frame = spooled.reformat(width=self.width, height=self.height, format="bgr24",
-                                             interpolation=sws.BICUBIC)
+                    frame = self._scale(spooled, width=self.width, height=self.height, format="bgr24",
+                                        interpolation=sws.BICUBIC)
                     frame.pts, frame.time_base = self._delays_at_cs[i], Fraction(1, 100)
                     frames_in.push(frame)
                     for done in _pull_all(sink):

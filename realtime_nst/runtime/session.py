@@ -96,18 +96,50 @@ def _session_options(threads: int | None, *, spin: bool):
     return opts
 
 
+# The graph rewrite for the CPU kernels (cpu_layout) is for small nets, whose time goes into layout
+# reorders and separate adds; a large model's goes into its convs, and reading it twice costs.
+CPU_FORM_MAX_BYTES = 64 << 20
+
+
+def _cpu_form_session(path: Path, opts, providers: list[str]):
+    """A session of the model rewritten for the CPU kernels (cpu_layout.for_cpu), if that changes
+    anything and gives the model's own outputs on a test image; else None."""
+    import onnxruntime as ort
+
+    from .cpu_layout import for_cpu, nchwc_block, same_function
+
+    if providers[0] != PROVIDERS[Device.CPU] or path.stat().st_size > CPU_FORM_MAX_BYTES:
+        return None
+    form = for_cpu(path.read_bytes(), block=nchwc_block())
+    if form is None:
+        return None
+    try:
+        fast = ort.InferenceSession(form, opts, providers=providers)
+        plain = ort.InferenceSession(str(path), _session_options(1, spin=False), providers=providers)
+        if same_function(plain, fast):
+            return fast
+    except Exception:  # noqa: BLE001 - the model as it is decides what the user hears
+        pass
+    log.debug("rtnst: %s runs as it is (its rewritten form did not match it)", path.name)
+    return None
+
+
 def open_session(path: str | os.PathLike, *, device: str = "auto", threads: int | None = None, spin: bool = True,
-                 announce: bool = True):
+                 announce: bool = True, cpu_form: bool = True):
     """An onnxruntime InferenceSession with typed errors; ``announce`` logs one line naming the
-    provider actually used."""
+    provider actually used. On the CPU the graph runs in the form its kernels run fastest
+    (``cpu_form``; cpu_layout.py), checked against the model's own outputs."""
     import onnxruntime as ort
 
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
     providers, note = choose_providers(device, ort.get_available_providers())
+    opts = _session_options(threads, spin=spin)
     try:
-        session = ort.InferenceSession(str(path), _session_options(threads, spin=spin), providers=providers)
+        session = _cpu_form_session(path, opts, providers) if cpu_form else None
+        if session is None:
+            session = ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, NoSuchFile, RuntimeException...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path} is not a usable ONNX model: {first[:200]}") from None

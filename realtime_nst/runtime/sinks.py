@@ -105,6 +105,7 @@ class VideoFileSink(KeptIfFinished):
         # Frames become YUV by the matrix players assume for this size, and the stream says so
         # (BT.709 or BT.601, limited range): swscale's BT.601 default, untagged, shifted HD colours.
         self._matrix = video_matrix(height)
+        self._scale = sws.Scaler()
         cc = self._video.codec_context
         # FFmpeg's enums: 1 = BT.709, 6 = SMPTE 170M (BT.601); range 1 = limited ("MPEG").
         cc.colorspace = cc.color_primaries = cc.color_trc = 1 if self._matrix == "ITU709" else 6
@@ -230,8 +231,8 @@ class VideoFileSink(KeptIfFinished):
             frame, flags = np.ascontiguousarray(frame[: self.height, : self.width]), _SWS_FLAGS
         else:
             flags = _SWS_FLAGS
-        vf = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(
-            width=self.width, height=self.height, format=self._video.pix_fmt, dst_colorspace=self._matrix,
+        vf = self._scale(
+            av.VideoFrame.from_ndarray(frame, format="bgr24"), width=self.width, height=self.height, format=self._video.pix_fmt, dst_colorspace=self._matrix,
             dst_color_range="MPEG", interpolation=flags)
         if pts is None or self._numbered:
             vf.pts = round(self.frames_written / self.fps / self._tb)

@@ -87,7 +87,8 @@ class OnnxStylizer:
 
     Frames are scaled so the long side is at most ``max_side_px`` for inference (default: the size
     the model was made for, when its metadata says), padded (reflected) to the model's multiple, run,
-    cropped, and scaled back to the source size (or ``output_size``). ``input_range``,
+    cropped, and scaled back to the source size (or ``output_size``). On the CPU the graph runs
+    rewritten for the kernels (``cpu_form``, see session.open_session). ``input_range``,
     ``channel_order`` and ``pad_multiple`` describe a foreign model (a model exported by rtnst says
     them in its metadata; given, they override it).
     """
@@ -106,11 +107,12 @@ class OnnxStylizer:
         strength: float = 1.0,
         threads: int | None = None,
         spin: bool = True,
+        cpu_form: bool = True,
     ) -> None:
         for param, value in (("max_side_px", max_side_px), ("pad_multiple", pad_multiple), ("threads", threads)):
             if value is not None and value < 1:  # 0 would otherwise mean "not given" further down
                 raise OptionError(f"{param} must be a positive whole number, got {value}", param=param)
-        self._session = open_session(model, device=device, threads=threads, spin=spin)
+        self._session = open_session(model, device=device, threads=threads, spin=spin, cpu_form=cpu_form)
         self.info = inspect_model(self._session, Path(model), input_range=input_range,
                                   channel_order=channel_order, pad_multiple=pad_multiple)
         self.provider = self._session.get_providers()[0]

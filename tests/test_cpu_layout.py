@@ -1,0 +1,126 @@
+"""The graph rewrite for onnxruntime's CPU kernels: same function, wider blocks, stated add shapes."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from realtime_nst.runtime.cpu_layout import WIDE_BLOCK, for_cpu, same_function
+from realtime_nst.runtime.session import open_session
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _u_net(*, after_skip: str = "Relu", add_constant: bool = False) -> bytes:
+    """A small U-Net in the shape of the realtime net: 8 channels at full size, a stride-2 level, a
+    nearest upsampling, a skip add, a depthwise and a pointwise conv, a 3-channel head.
+    ``after_skip`` is the op after the skip add; ``add_constant`` adds a constant to the stem."""
+    rng = np.random.default_rng(1)
+    inits, nodes = [], []
+
+    def conv(name: str, x: str, cout: int, cin: int, k: int, *, group: int = 1, stride: int = 1) -> str:
+        inits.append(numpy_helper.from_array(rng.standard_normal((cout, cin // group, k, k)).astype(np.float32) * 0.3,
+                                             f"{name}.w"))
+        inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32) * 0.1, f"{name}.b"))
+        nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [name], group=group,
+                                      pads=[k // 2] * 4, strides=[stride] * 2))
+        return name
+
+    def op(kind: str, *inputs: str, name: str, **attrs) -> str:
+        nodes.append(helper.make_node(kind, list(inputs), [name], **attrs))
+        return name
+
+    s0 = op("Relu", conv("stem", "input", 8, 3, 3), name="s0")
+    if add_constant:
+        inits.append(numpy_helper.from_array(np.full((1, 8, 1, 1), 0.5, np.float32), "half"))
+        s0 = op("Add", s0, "half", name="s0c")
+    y = op("Relu", conv("down", s0, 16, 8, 3, stride=2), name="y")
+    y = conv("narrow", y, 8, 16, 1)
+    inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
+    y = conv("tied", op("Resize", y, "", "scales", name="up", mode="nearest"), 8, 8, 3, group=8)
+    y = op(after_skip, op("Add", y, s0, name="skip"), name="act")
+    y = op("Relu", conv("pw", conv("dw", y, 8, 8, 3, group=8), 8, 8, 1), name="refined")
+    conv("output", y, 3, 8, 1)
+    graph = helper.make_graph(nodes, "u", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.metadata_props.append(onnx.StringStringEntryProto(key="rtnst.pad_multiple", value="4"))
+    return model.SerializeToString()
+
+
+def _session(data: bytes, path: Path | None = None):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    if path is not None:
+        opts.optimized_model_filepath = str(path)
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def _conv_widths(data: bytes) -> dict[str, int]:
+    model = onnx.load_from_string(data)
+    weights = {i.name: i.dims[0] for i in model.graph.initializer}
+    return {n.output[0]: weights[n.input[1]] for n in model.graph.node if n.op_type == "Conv"}
+
+
+def test_with_wide_blocks_the_8_channel_layers_are_widened_and_compute_the_same_function():
+    original = _u_net()
+    tuned = for_cpu(original, block=WIDE_BLOCK)
+    assert tuned is not None
+    widths = _conv_widths(tuned)
+    assert widths["stem"] == widths["tied"] == widths["dw"] == widths["pw"] == widths["narrow"] == 16
+    assert widths["output"] == 3 and widths["down"] == 16  # the output keeps its channels
+    assert same_function(_session(original), _session(tuned))
+    x = np.random.default_rng(2).random((1, 3, 36, 52), dtype=np.float32)  # a size the test did not use
+    a, b = (_session(d).run(None, {"input": x})[0] for d in (original, tuned))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_with_8_wide_blocks_only_the_add_shapes_are_stated_and_onnxruntime_fuses_the_add(tmp_path):
+    original = _u_net()
+    tuned = for_cpu(original, block=8)
+    assert tuned is not None and _conv_widths(tuned) == _conv_widths(original)
+    stated = {vi.name: [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+              for vi in onnx.load_from_string(tuned).graph.value_info}
+    assert stated["tied"] == stated["s0"] == stated["skip"] and stated["skip"][2].startswith("rtnst_h")
+    assert same_function(_session(original), _session(tuned))
+    kept = {}
+    for name, data in (("original", original), ("tuned", tuned)):
+        _session(data, tmp_path / f"{name}.onnx")
+        kept[name] = [n.op_type for n in onnx.load(str(tmp_path / f"{name}.onnx")).graph.node]
+    if not any(op.startswith("Reorder") for op in kept["original"]):
+        pytest.skip("onnxruntime runs no blocked layout on this CPU")
+    assert kept["original"].count("Add") == 1 and kept["tuned"].count("Add") == 0  # fused into the conv
+
+
+@pytest.mark.parametrize("variant", [dict(after_skip="Sigmoid"), dict(add_constant=True)])
+def test_a_layer_that_would_fill_the_new_channels_keeps_its_tensors_as_they_are(variant):
+    original = _u_net(**variant)
+    tuned = for_cpu(original, block=WIDE_BLOCK)
+    widths = _conv_widths(tuned)
+    # Sigmoid(0) and 0 + 0.5 are not zero: the stem and the skip's tensors stay at 8 channels
+    assert widths["stem"] == widths["tied"] == 8
+    assert same_function(_session(original), _session(tuned))
+
+
+def test_graphs_it_does_not_understand_are_left_alone():
+    assert for_cpu(b"not a model", block=WIDE_BLOCK) is None
+    fixed = onnx.load_from_string(_u_net())
+    for d, v in zip(fixed.graph.input[0].type.tensor_type.shape.dim[2:], (64, 64)):
+        d.Clear()
+        d.dim_value = v
+    assert for_cpu(fixed.SerializeToString(), block=WIDE_BLOCK) is None
+
+
+@pytest.mark.parametrize("name", ["great_wave-realtime", "udnie-realtime"])
+def test_shipped_models_give_the_same_frames_in_the_tuned_form(name):
+    path = MODELS / f"{name}.onnx"
+    x = np.random.default_rng(3).random((1, 3, 72, 128), dtype=np.float32)
+    outs = [open_session(path, device="cpu", announce=False, cpu_form=form).run(None, {"input": x})[0]
+            for form in (False, True)]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4)
+    for block in (8, WIDE_BLOCK):
+        tuned = for_cpu(path.read_bytes(), block=block)
+        assert tuned is not None and same_function(_session(path.read_bytes()), _session(tuned))
