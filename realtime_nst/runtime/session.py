@@ -97,8 +97,9 @@ def _session_options(threads: int | None, *, spin: bool):
 
 
 # The graph rewrite for the CPU kernels (cpu_layout) is for small nets, whose time goes into layout
-# reorders and separate adds; a large model's goes into its convs, and reading it twice costs.
-CPU_FORM_MAX_BYTES = 64 << 20
+# reorders and separate adds. A large model's goes into its convs: the quality nets (6.7 MB) ran no
+# faster rewritten, and the rewrite and its check added ~100 ms to loading them.
+CPU_FORM_MAX_BYTES = 2 << 20
 
 
 def _cpu_form_session(path: Path, opts, providers: list[str]):
