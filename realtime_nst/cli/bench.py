@@ -35,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="onnxruntime threads per frame (default: one per core for the model "
                    "alone; end to end as `rtnst video` runs: one each, a frame per core at once)")
     p.add_argument("--graph", choices=["tuned", "stored", "both"], default="tuned",
-                   help="on the CPU, run each model's graph rewritten for this CPU's kernels, as every rtnst command "
-                        "does (tuned), as the file stores it (stored), or both side by side (default: tuned)")
+                   help="on the CPU, run each model's graph as every rtnst command does (tuned: a small net's rewritten "
+                        "for the kernels where the CPU has AVX-512), as the file stores it (stored), or both side by "
+                        "side (default: tuned)")
     p.add_argument("--max-side", type=int, metavar="PX", dest="max_side_px",
                    help="run every model on a copy with this long side, output at the frame size (default: the "
                         "model's native size if it declares one, else the frame size)")

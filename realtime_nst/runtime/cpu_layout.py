@@ -13,10 +13,11 @@ the model's outputs:
   same shape, which it cannot through an upsampling or a norm when the image size is free. The shapes
   are stated in the graph (value_info), found by shape inference at two concrete sizes.
 
-Both only where every layer that touches a tensor is one whose zero channels stay zero (convs,
-depthwise convs, ReLU, Add, nearest upsampling); anything else leaves the tensor as it is. Measured
-on the realtime net at 648x368, one thread (Intel Xeon, AVX-512): 35.5 ms -> 29.0 ms; with AVX2's
-kernels the Add fusion alone, 26.1-28.4 -> 26.1-27.8 ms. Needs the ``onnx`` package.
+Widening only where every layer that touches a tensor is one whose zero channels stay zero (convs,
+depthwise convs, ReLU, Add, nearest upsampling); anything else leaves the tensor as it is. The six
+realtime nets at 648x368, one thread (Intel Xeon, AVX-512): 17-21% less time. Only with AVX-512:
+with AVX2's kernels (8-wide blocks; no widening) the stated adds alone made the nets 0-7% faster on
+one thread, 2-5% slower on two, and the same end to end. Needs the ``onnx`` package.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ _PASS_THROUGH = {"Relu", "Add", "Resize"}  # zero channels in, zero channels out
 WIDE_BLOCK = 16  # onnxruntime's NCHWc block with AVX-512F
 
 
-def nchwc_block() -> int:
-    """The channel block onnxruntime's CPU kernels use here: 16 where the CPU and OS run AVX-512
-    (the kernels' own test: AVX512F and its register state enabled), else 8 (or no blocked layout)."""
+def wide_blocks() -> bool:
+    """Whether onnxruntime's CPU kernels here hold 16 channels a block: where the CPU and OS run
+    AVX-512 (the kernels' own test: AVX512F and its register state enabled)."""
     import cv2
 
     # OpenCV checks CPUID and the OS's register state as the kernels do; OpenCV 5 no longer names
     # its feature ids in Python (cv::CPU_AVX_512F is 13).
-    return WIDE_BLOCK if cv2.checkHardwareSupport(getattr(cv2, "CPU_AVX_512F", 13)) else 8
+    return bool(cv2.checkHardwareSupport(getattr(cv2, "CPU_AVX_512F", 13)))
 
 
 def _attr(node, name: str, default=None):
@@ -204,8 +205,8 @@ def _state_add_shapes(model, first: dict, second: dict) -> int:
     return count
 
 
-def for_cpu(data: bytes, *, block: int) -> bytes | None:
-    """``data`` (an ONNX model) in the form the CPU kernels run fastest, or None when nothing would
+def for_cpu(data: bytes) -> bytes | None:
+    """``data`` (an ONNX model) in the form AVX-512's kernels run fastest, or None when nothing would
     change or the graph is not one this understands (the model is then run as it is): one NCHW image
     input of free height and width, weights inside the file."""
     try:
@@ -222,9 +223,7 @@ def for_cpu(data: bytes, *, block: int) -> bytes | None:
         meta = {p.key: p.value for p in model.metadata_props}
         m = max(1, int(meta.get(META_PAD_MULTIPLE, DEFAULT_PAD_MULTIPLE)))
         sizes = ((8 * m, 12 * m), (12 * m, 20 * m))
-        widened = 0
-        if block == WIDE_BLOCK:
-            widened = _widen(model, _channels(_concrete_shapes(model, sizes[:1])[0]), block)
+        widened = _widen(model, _channels(_concrete_shapes(model, sizes[:1])[0]), WIDE_BLOCK)
         first, second = _concrete_shapes(model, sizes)  # after widening: the shapes stated below
         stated = _state_add_shapes(model, first, second)
         if not (widened or stated):
@@ -233,7 +232,7 @@ def for_cpu(data: bytes, *, block: int) -> bytes | None:
     except Exception as exc:  # noqa: BLE001 - any surprise in a foreign graph: run it as it is
         log.debug("rtnst: the model's graph was left as it is (%s)", exc)
         return None
-    log.debug("rtnst: %d tensors widened to %d channels, %d adds stated for fusion", widened, block, stated)
+    log.debug("rtnst: %d tensors widened to %d channels, %d adds stated for fusion", widened, WIDE_BLOCK, stated)
     return out
 
 

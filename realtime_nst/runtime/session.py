@@ -103,15 +103,15 @@ CPU_FORM_MAX_BYTES = 2 << 20
 
 
 def _cpu_form_session(path: Path, opts, providers: list[str]):
-    """A session of the model rewritten for the CPU kernels (cpu_layout.for_cpu), if that changes
-    anything and gives the model's own outputs on a test image; else None."""
+    """A session of the model rewritten for AVX-512's kernels (cpu_layout.for_cpu), if this CPU runs
+    them, the rewrite changes anything, and it gives the model's own outputs on a test image; else None."""
     import onnxruntime as ort
 
-    from .cpu_layout import for_cpu, nchwc_block, same_function
+    from .cpu_layout import for_cpu, same_function, wide_blocks
 
-    if providers[0] != PROVIDERS[Device.CPU] or path.stat().st_size > CPU_FORM_MAX_BYTES:
+    if providers[0] != PROVIDERS[Device.CPU] or path.stat().st_size > CPU_FORM_MAX_BYTES or not wide_blocks():
         return None
-    form = for_cpu(path.read_bytes(), block=nchwc_block())
+    form = for_cpu(path.read_bytes())
     if form is None:
         return None
     try:
@@ -128,8 +128,8 @@ def _cpu_form_session(path: Path, opts, providers: list[str]):
 def open_session(path: str | os.PathLike, *, device: str = "auto", threads: int | None = None, spin: bool = True,
                  announce: bool = True, cpu_form: bool = True):
     """An onnxruntime InferenceSession with typed errors; ``announce`` logs one line naming the
-    provider actually used. On the CPU the graph runs in the form its kernels run fastest
-    (``cpu_form``; cpu_layout.py), checked against the model's own outputs."""
+    provider actually used. On a CPU with AVX-512 a small net's graph runs in the form those kernels
+    run fastest (``cpu_form``; cpu_layout.py), checked against the model's own outputs."""
     import onnxruntime as ort
 
     path = Path(path)
