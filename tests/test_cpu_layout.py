@@ -14,10 +14,12 @@ from realtime_nst.runtime.session import open_session
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
-def _u_net(*, after_skip: str = "Relu", add_constant: bool = False) -> bytes:
+def _u_net(*, after_skip: str = "Relu", add_constant: bool = False, shapes_stated: bool = False) -> bytes:
     """A small U-Net in the shape of the realtime net: 8 channels at full size, a stride-2 level, a
     nearest upsampling, a skip add, a depthwise and a pointwise conv, a 3-channel head.
-    ``after_skip`` is the op after the skip add; ``add_constant`` adds a constant to the stem."""
+    ``after_skip`` is the op after the skip add; ``add_constant`` adds a constant to the stem;
+    ``shapes_stated``: every tensor's shape in the file, as some exporters write them (height and
+    width unknown)."""
     rng = np.random.default_rng(1)
     inits, nodes = [], []
 
@@ -44,10 +46,14 @@ def _u_net(*, after_skip: str = "Relu", add_constant: bool = False) -> bytes:
     y = op(after_skip, op("Add", y, s0, name="skip"), name="act")
     y = op("Relu", conv("pw", conv("dw", y, 8, 8, 3, group=8), 8, 8, 1), name="refined")
     conv("output", y, 3, 8, 1)
-    graph = helper.make_graph(nodes, "u", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])], inits)
+    image = ["N", 3, "H", "W"]
+    graph = helper.make_graph(nodes, "u", [helper.make_tensor_value_info("input", TensorProto.FLOAT, image)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, image)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.metadata_props.append(onnx.StringStringEntryProto(key="rtnst.pad_multiple", value="4"))
+    if shapes_stated:
+        model = onnx.shape_inference.infer_shapes(model)
+        assert {"s0", "tied", "skip"} <= {vi.name for vi in model.graph.value_info}
     return model.SerializeToString()
 
 
@@ -78,8 +84,9 @@ def test_the_8_channel_layers_are_widened_to_a_16_channel_block_and_compute_the_
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_the_add_shapes_are_stated_and_onnxruntime_fuses_the_add_into_its_conv(tmp_path):
-    original = _u_net()
+@pytest.mark.parametrize("shapes_stated", [False, True])
+def test_the_add_shapes_are_stated_and_onnxruntime_fuses_the_add_into_its_conv(tmp_path, shapes_stated):
+    original = _u_net(shapes_stated=shapes_stated)
     tuned = for_cpu(original)
     stated = {vi.name: [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
               for vi in onnx.load_from_string(tuned).graph.value_info}

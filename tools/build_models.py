@@ -64,7 +64,7 @@ def measured_sha256(path: Path) -> str:
 def describe(path: Path, folder: Path) -> dict:
     from realtime_nst.runtime.session import open_session
 
-    meta = dict(open_session(path, device="cpu").get_modelmeta().custom_metadata_map)
+    meta = dict(open_session(path, device="cpu", cpu_form=False).get_modelmeta().custom_metadata_map)
     if "rtnst.tier" not in meta:
         raise RtnstError(f"{path} has no rtnst metadata; export it with `rtnst export`")
     training = json.loads(meta.get("rtnst.training") or "{}")

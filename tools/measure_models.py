@@ -60,7 +60,8 @@ def style_image(path: Path, styles: Path, given: str | None) -> Path:
     from realtime_nst.modelfile import META_STYLE_IMAGE
     from realtime_nst.runtime.session import open_session
 
-    found = given or open_session(path, device="cpu").get_modelmeta().custom_metadata_map.get(META_STYLE_IMAGE)
+    meta = open_session(path, device="cpu", cpu_form=False).get_modelmeta().custom_metadata_map
+    found = given or meta.get(META_STYLE_IMAGE)
     if not found:
         raise RtnstError(f"{path.name} does not name its style image; give it as NAME=FILE:STYLE.jpg")
     return styles / found

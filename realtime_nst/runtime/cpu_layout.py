@@ -184,7 +184,7 @@ def _state_add_shapes(model, first: dict, second: dict) -> int:
     g = model.graph
     batch = g.input[0].type.tensor_type.shape.dim[0]
     n_dim = batch.dim_param or batch.dim_value or 1
-    stated = {vi.name for vi in g.value_info}
+    ours: dict = {}
     count = 0
     for n in g.node:
         if n.op_type != "Add" or len(n.input) != 2:
@@ -198,10 +198,12 @@ def _state_add_shapes(model, first: dict, second: dict) -> int:
         (a, b), = shapes
         dims = [n_dim, a[1], f"rtnst_h_{a[2]}_{b[2]}", f"rtnst_w_{a[3]}_{b[3]}"]
         for x in names:
-            if x not in stated:
-                g.value_info.append(helper.make_tensor_value_info(x, TensorProto.FLOAT, dims))
-                stated.add(x)
+            ours.setdefault(x, helper.make_tensor_value_info(x, TensorProto.FLOAT, dims))
         count += 1
+    # in place of what the file says of these tensors (an exporter's unknown height and width)
+    kept = [vi for vi in g.value_info if vi.name not in ours]
+    del g.value_info[:]
+    g.value_info.extend(kept + list(ours.values()))
     return count
 
 

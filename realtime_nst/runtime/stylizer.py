@@ -230,5 +230,5 @@ class OnnxStylizer:
 
 def is_foreign(path: str | os.PathLike) -> bool:
     """True for a model that does not carry rtnst's conventions in its metadata (not exported by rtnst)."""
-    session = open_session(path, device="cpu", announce=False)
+    session = open_session(path, device="cpu", announce=False, cpu_form=False)  # its metadata only
     return META_TIER not in session.get_modelmeta().custom_metadata_map
