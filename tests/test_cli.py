@@ -186,6 +186,14 @@ def test_bench_rounds_alternate_models_and_report_median_and_range(identity, tmp
     assert "--rounds" in capsys.readouterr().err
 
 
+def test_bench_graph_both_times_each_model_as_stored_and_as_run(capsys):
+    args = ["-q", "bench", "--model", "udnie-realtime", "--sizes", "64x48", "--frames", "2", "--warmup", "0",
+            "--model-only", "--graph", "both", "--rounds", "2"]
+    assert main(args) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert [r.split()[:2] for r in rows] == [["udnie-realtime.onnx", "(stored)"], ["udnie-realtime.onnx", "(tuned)"]]
+
+
 def test_public_api_is_pinned_and_lazy():
     import realtime_nst
 
