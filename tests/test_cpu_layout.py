@@ -131,3 +131,11 @@ def test_shipped_models_give_the_same_frames_in_the_tuned_form(name):
     assert tuned is not None and max(_conv_widths(tuned).values()) == 64
     assert min(w for w in _conv_widths(tuned).values() if w != 3) == WIDE_BLOCK
     assert same_function(_session(path.read_bytes()), _session(tuned))
+
+
+def test_a_float16_net_is_stated_in_its_own_types():
+    from realtime_nst.training.variants import to_fp16
+
+    half = to_fp16(onnx.load(str(MODELS / "udnie-realtime.onnx"))).SerializeToString()
+    tuned = for_cpu(half)
+    assert tuned is not None and same_function(_session(half), _session(tuned))

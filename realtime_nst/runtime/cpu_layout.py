@@ -71,7 +71,8 @@ class _Sets:
 
 
 def _concrete_shapes(model, sizes: tuple[tuple[int, int], ...]) -> list[dict[str, tuple[int, ...]]]:
-    """Every 4-D tensor's shape, by ONNX shape inference with the input fixed at each (h, w)."""
+    """Every 4-D tensor's shape and, last, its element type, by ONNX shape inference with the input
+    fixed at each (h, w)."""
     import onnx
     from onnx import shape_inference
 
@@ -89,7 +90,7 @@ def _concrete_shapes(model, sizes: tuple[tuple[int, int], ...]) -> list[dict[str
         for vi in list(m.graph.value_info) + list(m.graph.output) + list(m.graph.input):
             d = vi.type.tensor_type.shape.dim
             if len(d) == 4 and all(x.HasField("dim_value") for x in d):
-                shapes[vi.name] = tuple(x.dim_value for x in d)
+                shapes[vi.name] = (*(x.dim_value for x in d), vi.type.tensor_type.elem_type)
         found.append(shapes)
     return found
 
@@ -179,7 +180,7 @@ def _widen(model, channels: dict[str, int], block: int) -> int:
 def _state_add_shapes(model, first: dict, second: dict) -> int:
     """value_info for each Add whose inputs have the same shape at both sizes (so at any size the
     net takes): the same symbolic dims on both, which lets onnxruntime fuse the Add into a conv."""
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     g = model.graph
     batch = g.input[0].type.tensor_type.shape.dim[0]
@@ -198,7 +199,7 @@ def _state_add_shapes(model, first: dict, second: dict) -> int:
         (a, b), = shapes
         dims = [n_dim, a[1], f"rtnst_h_{a[2]}_{b[2]}", f"rtnst_w_{a[3]}_{b[3]}"]
         for x in names:
-            ours.setdefault(x, helper.make_tensor_value_info(x, TensorProto.FLOAT, dims))
+            ours.setdefault(x, helper.make_tensor_value_info(x, a[4], dims))
         count += 1
     # in place of what the file says of these tensors (an exporter's unknown height and width)
     kept = [vi for vi in g.value_info if vi.name not in ours]
