@@ -313,3 +313,30 @@ def test_frames_stylised_ahead_are_shown_in_order_and_restyled_on_a_model_switch
     assert [f for f, _ in written] == list(range(20)) and n == 20  # no frame lost
     with pytest.raises(OptionError, match="workers"):
         run_live(FakeSource(lambda i: np.zeros((8, 8, 3), np.uint8), 1), [Tagger(1)], window=False, workers=0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_live_loop_smooths_at_the_size_the_model_runs_at_as_video_does(tmp_path, workers):
+    model = onnx_model(tmp_path / "native.onnx", metadata={"rtnst.max_side_px": "32"})
+    seen, written = [], []
+
+    class Smoother:
+        def __call__(self, source, stylized):
+            seen.append((source.shape, stylized.shape))
+            return stylized
+
+        def reset(self):
+            pass
+
+    class Sink:
+        def write(self, f):
+            written.append(f.shape)
+
+    source = FakeSource(lambda i: np.full((48, 64, 3), 10 * i, np.uint8), 4)
+    with OnnxStylizer(model) as st:
+        assert run_live(source, [st], window=False, sinks=[Sink()], smoother=Smoother(), workers=workers) == 4
+        st.strength = 0.5  # blended with the full-size frame: smoothed at full size
+        run_live(FakeSource(lambda i: np.zeros((48, 64, 3), np.uint8), 1), [st], window=False, sinks=[Sink()],
+                 smoother=Smoother(), workers=workers)
+    assert seen == [((24, 32, 3), (24, 32, 3))] * 4 + [((48, 64, 3), (48, 64, 3))]
+    assert written == [(48, 64, 3)] * 5  # what the window, recording and virtual camera get

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from .. import frames as fr
 from ..errors import OptionError
 from .sinks import FrameSink
 from .sources import FrameSource
@@ -66,6 +67,17 @@ def handle_key(key: int, state: LiveState, stylizers: Sequence[Stylizer], *, on_
         st = stylizers[state.index]
         step = 0.1 if ch in ("+", "=") else -0.1
         st.strength = round(min(1.0, max(0.0, getattr(st, "strength", 1.0) + step)), 2)
+
+
+def _stylise(stylizer: Stylizer, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the frame as the smoother sees it, the stylised frame). When the output is no more than the
+    model's output scaled up (OnnxStylizer.scaled_only_size), both stay at the size the model runs at,
+    as `rtnst video` smooths them, and the caller scales the result up: the smoother costs ~4x as much
+    on a 1280x720 frame (18.8 against 6.6 ms of CPU)."""
+    small = getattr(stylizer, "scaled_only_size", lambda w, h: None)(frame.shape[1], frame.shape[0])
+    if small:
+        frame = fr.resize(frame, small)
+    return frame, stylizer.stylize(frame)
 
 
 def run_live(
@@ -125,7 +137,7 @@ def run_live(
                     # page's latency, which pairs frames read with frames shown) keeps every frame.
                     for future, _ in ahead:
                         future.cancel()  # one already running finishes unseen
-                    ahead = deque((pool.submit(stylizers[state.index].stylize, f), f) for _, f in ahead)
+                    ahead = deque((pool.submit(_stylise, stylizers[state.index], f), f) for _, f in ahead)
                 current = (state.index, state.smooth)
                 switch()
             if not state.paused:
@@ -134,16 +146,17 @@ def run_live(
                     if item is None:
                         break
                     frame = item.frame
-                    out = stylizers[state.index].stylize(frame)
+                    seen, out = _stylise(stylizers[state.index], frame)
                 else:
                     while len(ahead) < workers and (item := source.read()) is not None:
-                        ahead.append((pool.submit(stylizers[state.index].stylize, item.frame), item.frame))
+                        ahead.append((pool.submit(_stylise, stylizers[state.index], item.frame), item.frame))
                     if not ahead:
                         break
                     future, frame = ahead.popleft()
-                    out = future.result()
+                    seen, out = future.result()
                 if smoother is not None and state.smooth:
-                    out = smoother(frame, out)
+                    out = smoother(seen, out)
+                out = fr.resize(out, (frame.shape[1], frame.shape[0]))
                 last = out
                 for sink in sinks:
                     sink.write(out)
