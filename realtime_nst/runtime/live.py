@@ -69,12 +69,13 @@ def handle_key(key: int, state: LiveState, stylizers: Sequence[Stylizer], *, on_
         st.strength = round(min(1.0, max(0.0, getattr(st, "strength", 1.0) + step)), 2)
 
 
-def _stylise(stylizer: Stylizer, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the frame as the smoother sees it, the stylised frame). When the output is no more than the
-    model's output scaled up (OnnxStylizer.scaled_only_size), both stay at the size the model runs at,
-    as `rtnst video` smooths them, and the caller scales the result up: the smoother costs ~4x as much
-    on a 1280x720 frame (18.8 against 6.6 ms of CPU)."""
-    small = getattr(stylizer, "scaled_only_size", lambda w, h: None)(frame.shape[1], frame.shape[0])
+def _stylise(stylizer: Stylizer, frame: np.ndarray, smoothed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(the frame as the smoother sees it, the stylised frame). For a frame to be ``smoothed``, when
+    the output is no more than the model's output scaled up (OnnxStylizer.scaled_only_size), both
+    stay at the size the model runs at, as `rtnst video` smooths them, and the caller scales the
+    result up: the smoother costs ~3x as much on a 1280x720 frame (18.8 against 6.6 ms of CPU).
+    Otherwise the scaling is done here, in the stylising thread."""
+    small = smoothed and getattr(stylizer, "scaled_only_size", lambda w, h: None)(frame.shape[1], frame.shape[0])
     if small:
         frame = fr.resize(frame, small)
     return frame, stylizer.stylize(frame)
@@ -131,13 +132,14 @@ def run_live(
     try:
         while not (stop.is_set() or state.quit or (max_frames is not None and shown >= max_frames)):
             state.run_calls()
+            smoothing = smoother is not None and state.smooth
             if (state.index, state.smooth) != current:  # by a key or a remote control
                 if state.index != current[0] and ahead:
                     # Frames read ahead go to the new model again, not dropped: a recording (or the
                     # page's latency, which pairs frames read with frames shown) keeps every frame.
                     for future, _ in ahead:
                         future.cancel()  # one already running finishes unseen
-                    ahead = deque((pool.submit(_stylise, stylizers[state.index], f), f) for _, f in ahead)
+                    ahead = deque((pool.submit(_stylise, stylizers[state.index], f, smoothing), f) for _, f in ahead)
                 current = (state.index, state.smooth)
                 switch()
             if not state.paused:
@@ -146,17 +148,17 @@ def run_live(
                     if item is None:
                         break
                     frame = item.frame
-                    seen, out = _stylise(stylizers[state.index], frame)
+                    seen, out = _stylise(stylizers[state.index], frame, smoothing)
                 else:
                     while len(ahead) < workers and (item := source.read()) is not None:
-                        ahead.append((pool.submit(_stylise, stylizers[state.index], item.frame), item.frame))
+                        ahead.append((pool.submit(_stylise, stylizers[state.index], item.frame, smoothing), item.frame))
                     if not ahead:
                         break
                     future, frame = ahead.popleft()
                     seen, out = future.result()
                 if smoother is not None and state.smooth:
                     out = smoother(seen, out)
-                out = fr.resize(out, (frame.shape[1], frame.shape[0]))
+                out = fr.resize(out, (frame.shape[1], frame.shape[0]))  # stylised small to be smoothed
                 last = out
                 for sink in sinks:
                     sink.write(out)
