@@ -139,3 +139,75 @@ def test_a_float16_net_is_stated_in_its_own_types():
     half = to_fp16(onnx.load(str(MODELS / "udnie-realtime.onnx"))).SerializeToString()
     tuned = for_cpu(half)
     assert tuned is not None and same_function(_session(half), _session(tuned))
+
+
+def _random_net(seed: int) -> bytes:
+    """A random small graph of the layers the rewrite knows and some it must leave alone: convs of
+    3-20 channels (dense, depthwise, stride 2), ReLU, Sigmoid, Adds of equal tensors, a constant Add,
+    nearest upsampling back to a level already seen."""
+    rng = np.random.default_rng(seed)
+    inits, nodes = [], []
+    tensors = [("input", 3, 0)]  # (name, channels, level: how many stride-2 convs from the input)
+
+    def conv(x, cin, cout, *, group=1, stride=1) -> str:
+        name = f"t{len(nodes)}"
+        inits.append(numpy_helper.from_array(rng.standard_normal((cout, cin // group, 3, 3)).astype(np.float32) * 0.3,
+                                             f"{name}.w"))
+        inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32) * 0.1, f"{name}.b"))
+        nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [name], group=group, pads=[1] * 4,
+                                      strides=[stride] * 2))
+        return name
+
+    for _ in range(int(rng.integers(6, 14))):
+        x, c, level = tensors[int(rng.integers(len(tensors)))]
+        kind = rng.choice(["conv", "dw", "down", "relu", "sigmoid", "add", "const", "up"])
+        name = f"t{len(nodes)}"
+        if kind == "conv":
+            tensors.append((conv(x, c, int(rng.integers(3, 21))), None, level))
+        elif kind == "dw":
+            tensors.append((conv(x, c, c, group=c), c, level))
+        elif kind == "down" and level < 2:
+            tensors.append((conv(x, c, int(rng.integers(3, 21)), stride=2), None, level + 1))
+        elif kind in ("relu", "sigmoid"):
+            nodes.append(helper.make_node("Relu" if kind == "relu" else "Sigmoid", [x], [name]))
+            tensors.append((name, c, level))
+        elif kind == "add":
+            same = [t for t in tensors if t[1] == c and t[2] == level and t[0] != x]
+            if same:
+                nodes.append(helper.make_node("Add", [x, same[int(rng.integers(len(same)))][0]], [name]))
+                tensors.append((name, c, level))
+        elif kind == "const":
+            inits.append(numpy_helper.from_array(np.full((1, c, 1, 1), 0.25, np.float32), f"{name}.k"))
+            nodes.append(helper.make_node("Add", [x, f"{name}.k"], [name]))
+            tensors.append((name, c, level))
+        elif kind == "up" and level > 0:
+            inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), f"{name}.s"))
+            nodes.append(helper.make_node("Resize", [x, "", f"{name}.s"], [name], mode="nearest"))
+            tensors.append((name, c, level - 1))
+        if tensors[-1][1] is None:  # a conv's channels: read back from its weights
+            tensors[-1] = (tensors[-1][0], inits[-2].dims[0], tensors[-1][2])
+    # the output: a 3-channel conv of the last full-size tensor
+    last = [t for t in tensors if t[2] == 0][-1]
+    out = conv(last[0], last[1], 3)
+    nodes[-1].output[0] = "output"
+    del out
+    image = ["N", 3, "H", "W"]
+    graph = helper.make_graph(nodes, "r", [helper.make_tensor_value_info("input", TensorProto.FLOAT, image)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, image)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.metadata_props.append(onnx.StringStringEntryProto(key="rtnst.pad_multiple", value="4"))
+    return model.SerializeToString()
+
+
+def test_random_graphs_keep_their_function_when_rewritten():
+    rewritten = 0
+    x = np.random.default_rng(5).random((1, 3, 40, 56), dtype=np.float32)
+    for seed in range(40):
+        original = _random_net(seed)
+        tuned = for_cpu(original)
+        if tuned is None:
+            continue
+        rewritten += 1
+        a, b = (_session(d).run(None, {"input": x})[0] for d in (original, tuned))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=f"seed {seed}")
+    assert rewritten >= 20  # most random graphs have something to widen or an add to state
