@@ -71,6 +71,7 @@ def _has_display() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runtime.background import BackgroundSink
     from ..errors import OptionError, OutputError
     from ..files import check_output_path
     from ..frames import parse_size
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
             if args.record:
                 recorder = open_file_sink(args.record, width=w, height=h, fps=Fraction(round(source.fps)),
                                           time_base=Fraction(1, 1000), overwrite=args.overwrite, progress=not args.quiet)
-                sinks.append(_TimedRecorder(recorder))
+                # encoded on a thread of its own: the live loop's thread hands the frame over and goes on
+                sinks.append(_TimedRecorder(BackgroundSink(recorder)))
             if args.vcam:
                 sinks.append(VirtualCameraSink(w, h, source.fps, device=args.vcam_device, backend=args.vcam_backend))
             stop = threading.Event()
