@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,14 +32,6 @@ from build_models import MEASUREMENTS, measured_sha256  # noqa: E402  (this fold
 from realtime_nst.errors import RtnstError  # noqa: E402
 from realtime_nst.files import atomic_write  # noqa: E402
 
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def parse(spec: str) -> tuple[str, Path, str | None]:
@@ -73,7 +63,7 @@ PART_KEYS = {"quality": "S", "flicker": "e_warp", "fps": "fps"}
 
 def measure(path: Path, part: str, args, *, style: Path | None = None) -> dict:
     """One part of a model's figures: quality (S, C, shift), flicker (E_warp per clip) or fps."""
-    from realtime_nst.evaluation.bench import bench
+    from realtime_nst.evaluation.bench import bench, cpu_model
     from realtime_nst.evaluation.flicker import INPUT, contrast_floor, evaluate_flicker, read_video
     from realtime_nst.evaluation.quality import content_paths, evaluate_quality
     from realtime_nst.runtime.choices import VIDEO_SMOOTH

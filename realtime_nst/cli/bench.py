@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import OptionError
-    from ..evaluation.bench import bench, clip_frames
+    from ..evaluation.bench import bench, clip_frames, cpu_model
+    from ..runtime.cpu_layout import wide_blocks
     from ..frames import parse_size
     from ..registry import resolve_model
     from ..runtime.stylizer import is_foreign
@@ -70,11 +72,14 @@ def run(args: argparse.Namespace) -> int:
     foreign = dict(input_range=args.input_range, channel_order=args.channel_order, pad_multiple=args.pad_multiple)
     paths = [resolve_model(m) for m in args.model or [None]]
     opts = {path: {**(foreign if is_foreign(path) else {}), "max_side_px": args.max_side_px} for path in paths}
+    log = logging.getLogger("rtnst")
+    log.info("rtnst: CPU: %s, %d cores; onnxruntime's kernels: %s", cpu_model(), os.cpu_count() or 1,
+             "AVX-512 (small nets' graphs rewritten for them, see --graph)" if wide_blocks() else "not AVX-512")
     print(f"{'model':36} {'provider':22} {'size':>10} {'runs at':>10} {'model fps':>10} {'+pre/post':>10} {'end-to-end':>11}"
           + ("  model fps range" if args.rounds > 1 else ""))
     if not args.model_only:
-        logging.getLogger("rtnst").info("rtnst: end-to-end: `rtnst video --smooth %s` of %s at each size", args.smooth,
-                                        args.clip or "a synthetic clip")
+        log.info("rtnst: end-to-end: `rtnst video --smooth %s` of %s at each size", args.smooth,
+                 args.clip or "a synthetic clip")
     forms = {"tuned": [True], "stored": [False], "both": [False, True]}[args.graph]
     rows: dict[tuple, list] = {}
     for i in range(args.rounds):

@@ -26,6 +26,19 @@ class BenchRow:
     end_to_end_fps: float | None  # decode + stylise + encode a clip, through the threaded pipeline
 
 
+def cpu_model() -> str:
+    """The CPU's model name as `lscpu` gives it (else what ``platform`` knows): speeds mean little
+    without it, and these VMs change CPU from one day to the next."""
+    import platform
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
 def synthetic_frames(size: tuple[int, int], count: int, *, seed: int = 0) -> list[np.ndarray]:
     """Moving textured frames: real-looking content for codecs (not flat, not pure noise)."""
     import cv2
