@@ -125,10 +125,12 @@ def test_image_bad_inputs(tmp_path, identity, capsys):
     assert src.read_bytes() == before
 
 
-def test_bench_prints_rows(identity, capsys):
-    assert main(["bench", "--model", str(identity), "--sizes", "64x48", "--frames", "3", "--warmup", "1"]) == 0
+def test_bench_prints_rows(identity, capsys, caplog):
+    with caplog.at_level("INFO", logger="rtnst"):
+        assert main(["bench", "--model", str(identity), "--sizes", "64x48", "--frames", "3", "--warmup", "1"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and "64x48" in out[1] and "fps" in out[1]
+    assert "rtnst: CPU: " in caplog.text and "cores; onnxruntime's kernels: " in caplog.text  # beside every figure
     values = out[1].split()
     assert float(values[-4]) > 0 and float(values[-2]) > 0  # model fps and end-to-end fps
 
