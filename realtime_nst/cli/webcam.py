@@ -71,10 +71,10 @@ def _has_display() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime.background import BackgroundSink
     from ..errors import OptionError, OutputError
     from ..files import check_output_path
     from ..frames import parse_size
+    from ..runtime.background import BackgroundSink
     from ..runtime.live import run_live
     from ..runtime.containers import check_video_output
     from ..runtime.sinks import open_file_sink
