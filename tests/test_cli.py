@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -340,3 +341,37 @@ def test_bench_compares_a_shipped_model_and_a_foreign_one_in_one_run(tmp_path, c
                  "--pad-multiple", "3", "--sizes", "48x32", "--frames", "1", "--warmup", "1", "--model-only"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()[1:]
     assert [r.split()[0] for r in rows] == ["starry_night-realtime.onnx", "foreign.onnx"]
+
+
+def test_a_folder_is_stylised_one_image_per_core_and_fail_fast_one_at_a_time(tmp_path, identity, monkeypatch):
+    import threading
+
+    from realtime_nst.cli import image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(photos / f"{i}.png"), gradient_frame(64, 48, index=i))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    seen, lock, at_once, busy = [], threading.Lock(), [], [0]
+    stylise = image._stylise_file
+
+    def spy(*a, **kw):
+        with lock:
+            busy[0] += 1
+            at_once.append(busy[0])
+        time.sleep(0.02)
+        try:
+            return stylise(*a, **kw)
+        finally:
+            with lock:
+                busy[0] -= 1
+                seen.append(threading.current_thread().name)
+
+    monkeypatch.setattr(image, "_stylise_file", spy)
+    assert main(["-q", "image", str(photos), str(tmp_path / "out"), "--model", str(identity)]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i}.png" for i in range(8)]
+    assert max(at_once) == 2 and len(set(seen)) == 2  # two images at once, each on a worker thread
+    at_once.clear()
+    assert main(["-q", "image", str(photos), str(tmp_path / "ff"), "--model", str(identity), "--fail-fast"]) == 0
+    assert max(at_once) == 1

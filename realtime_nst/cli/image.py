@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suffix", default="", help="added to output file names in folder mode, e.g. _mosaic")
     p.add_argument("--recursive", "-r", action="store_true",
                    help="also the images in subfolders of a folder input (written to the same subfolders of OUT)")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first image that cannot be stylised")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first image that cannot be stylised (images are then done one at a time)")
     add_model_options(p)
     p.set_defaults(handler=run)
 
@@ -68,11 +69,26 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
     return pairs
 
 
+def _stylise_file(stylizer, src: Path, dst: Path, *, overwrite: bool) -> tuple[int, int]:
+    """Read, stylise and write one image; returns its (width, height)."""
+    from ..imageio import ALPHA_SUFFIXES, read_image_with_alpha, write_image
+
+    frame, alpha = read_image_with_alpha(src)
+    if alpha is not None and dst.suffix.lower() not in ALPHA_SUFFIXES:
+        log.warning("rtnst: %s has transparency, which %s cannot hold: written opaque (write %s to "
+                    "keep it)", src, dst.name, "/".join(sorted(ALPHA_SUFFIXES)))
+        alpha = None
+    write_image(dst, stylizer.stylize(frame), alpha=alpha, overwrite=overwrite)
+    return frame.shape[1], frame.shape[0]
+
+
 def run(args: argparse.Namespace) -> int:
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     from tqdm import tqdm
 
     from ..files import check_outputs
-    from ..imageio import ALPHA_SUFFIXES, read_image_with_alpha, write_image
+    from ..runtime.session import plan_threads
     from ..signals import stop_on_signals
 
     pairs = plan(args.inputs, args.output, suffix=args.suffix, recursive=args.recursive)
@@ -88,27 +104,48 @@ def run(args: argparse.Namespace) -> int:
     failed: list[tuple[Path, RtnstError]] = []
     done, noted = 0, False
     stop = threading.Event()
-    with make_stylizer(args) as stylizer, stop_on_signals(stop):
-        for src, dst in tqdm(pairs, unit="image", disable=args.quiet or len(pairs) == 1):
-            if stop.is_set():
-                break
-            try:
-                frame, alpha = read_image_with_alpha(src)
-                if alpha is not None and dst.suffix.lower() not in ALPHA_SUFFIXES:
-                    log.warning("rtnst: %s has transparency, which %s cannot hold: written opaque (write %s to "
-                                "keep it)", src, dst.name, "/".join(sorted(ALPHA_SUFFIXES)))
-                    alpha = None
-                write_image(dst, stylizer.stylize(frame), alpha=alpha, overwrite=args.overwrite)
-                done += 1
-                if not noted:
-                    noted = note_native_size(stylizer, frame.shape[1], frame.shape[0], args)
-            except (InputError, OutputError) as exc:
-                if args.fail_fast or len(pairs) == 1:
-                    if done:
-                        raise type(exc)(f"{exc} ({done} of {len(pairs)} images were written before it)") from None
-                    raise
-                failed.append((src, exc))
-                log.error("rtnst: skipped %s: %s", src, exc)
+    # Several images: one per core at once, each with one onnxruntime thread, as `rtnst video` runs
+    # frames (reading and writing a photo take as long as stylising it, on one core each). 24 photos
+    # of 12 MP, Intel Xeon, 2 cores: 4.0 s one at a time, 2.6 s two at once.
+    thread_plan = plan_threads(threads=args.threads) if len(pairs) > 1 else None
+    with make_stylizer(args, threads=thread_plan.threads if thread_plan else None) as stylizer, stop_on_signals(stop):
+        # --fail-fast: one at a time and none queued, so that nothing after the failing image is written
+        workers = thread_plan.workers_for(stylizer) if thread_plan and not args.fail_fast else 1
+        depth = workers if args.fail_fast else 2 * workers  # one queued beyond each worker: none waits for a read
+        todo, running = iter(pairs), {}
+        with ThreadPoolExecutor(workers, thread_name_prefix="rtnst-image") as pool, \
+                tqdm(total=len(pairs), unit="image", disable=args.quiet or len(pairs) == 1) as bar:
+
+            def top_up() -> None:
+                while not stop.is_set() and len(running) < depth and (pair := next(todo, None)):
+                    running[pool.submit(_stylise_file, stylizer, *pair, overwrite=args.overwrite)] = pair[0]
+
+            top_up()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                if stop.is_set():
+                    for other in running:
+                        other.cancel()  # the ones not started; those started are finished and written
+                for future in finished:
+                    src = running.pop(future)
+                    if future.cancelled():
+                        continue
+                    try:
+                        size = future.result()
+                    except (InputError, OutputError) as exc:
+                        if args.fail_fast or len(pairs) == 1:  # then nothing else is running or queued
+                            if done:
+                                written = f"{done} of {len(pairs)} images were written before it"
+                                raise type(exc)(f"{exc} ({written})") from None
+                            raise
+                        failed.append((src, exc))
+                        log.error("rtnst: skipped %s: %s", src, exc)
+                    else:
+                        done += 1
+                        if not noted:
+                            noted = note_native_size(stylizer, *size, args)
+                    bar.update(1)
+                top_up()
     if stop.is_set():
         print(f"rtnst: interrupted: {done} of {len(pairs)} images written to {out}", flush=True)
         return 130
