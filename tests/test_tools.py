@@ -189,3 +189,15 @@ def test_avx2_only_hides_avx512_from_what_libraries_see(tmp_path):
                              env={**os.environ, "LD_PRELOAD": str(lib)})
     assert json.loads(native.stdout)[:2] == [True, True]
     assert json.loads(shimmed.stdout) == [True, False, False]
+
+
+def test_bench_webcam_counts_the_frames_a_stand_in_camera_gave_and_the_loop_stylised(tmp_path, capsys):
+    bench_webcam = load_tool("bench_webcam")
+    clip = write_clip(tmp_path / "src.mp4", frames=6, size=(64, 48), audio=None)
+    assert bench_webcam.main(["--video", str(clip), "--sizes", "64x48", "--fps", "10", "--seconds", "1.5",
+                              "--smooth", "none,flow", "--model", str(onnx_model(tmp_path / "m.onnx"))]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("round")]
+    assert len(rows) == 2 and "--smooth none" in rows[0] and "--smooth flow" in rows[1]
+    for row in rows:
+        done, given = (int(v) for v in row.split()[5].split("/"))
+        assert given == 15 and 0 < done <= 15  # 1.5 s at 10 fps; a tiny identity model keeps up with most
