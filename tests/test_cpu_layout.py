@@ -14,43 +14,54 @@ from realtime_nst.runtime.session import open_session
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
+class _Graph:
+    """A small ONNX image-to-image graph built layer by layer: random conv weights, input "input"."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.inits, self.nodes = [], []
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(value.astype(np.float32), name))
+        return name
+
+    def conv(self, name: str, x: str, cout: int, cin: int, k: int = 3, *, group: int = 1, stride: int = 1) -> str:
+        w = self.const(f"{name}.w", self.rng.standard_normal((cout, cin // group, k, k)) * 0.3)
+        b = self.const(f"{name}.b", self.rng.standard_normal(cout) * 0.1)
+        return self.op("Conv", x, w, b, name=name, group=group, pads=[k // 2] * 4, strides=[stride] * 2)
+
+    def op(self, kind: str, *inputs: str, name: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(kind, list(inputs), [name], **attrs))
+        return name
+
+    def model(self, output: str):
+        """The graph as a model whose output is the 3-channel tensor ``output`` (renamed "output")."""
+        assert self.nodes[-1].output[0] == output, "the last layer added is the output"
+        self.nodes[-1].output[0] = "output"
+        image = ["N", 3, "H", "W"]
+        graph = helper.make_graph(self.nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, image)],
+                                  [helper.make_tensor_value_info("output", TensorProto.FLOAT, image)], self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        model.metadata_props.append(onnx.StringStringEntryProto(key="rtnst.pad_multiple", value="4"))
+        return model
+
+
 def _u_net(*, after_skip: str = "Relu", add_constant: bool = False, shapes_stated: bool = False) -> bytes:
     """A small U-Net in the shape of the realtime net: 8 channels at full size, a stride-2 level, a
     nearest upsampling, a skip add, a depthwise and a pointwise conv, a 3-channel head.
     ``after_skip`` is the op after the skip add; ``add_constant`` adds a constant to the stem;
     ``shapes_stated``: every tensor's shape in the file, as some exporters write them (height and
     width unknown)."""
-    rng = np.random.default_rng(1)
-    inits, nodes = [], []
-
-    def conv(name: str, x: str, cout: int, cin: int, k: int, *, group: int = 1, stride: int = 1) -> str:
-        inits.append(numpy_helper.from_array(rng.standard_normal((cout, cin // group, k, k)).astype(np.float32) * 0.3,
-                                             f"{name}.w"))
-        inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32) * 0.1, f"{name}.b"))
-        nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [name], group=group,
-                                      pads=[k // 2] * 4, strides=[stride] * 2))
-        return name
-
-    def op(kind: str, *inputs: str, name: str, **attrs) -> str:
-        nodes.append(helper.make_node(kind, list(inputs), [name], **attrs))
-        return name
-
-    s0 = op("Relu", conv("stem", "input", 8, 3, 3), name="s0")
+    g = _Graph(1)
+    s0 = g.op("Relu", g.conv("stem", "input", 8, 3), name="s0")
     if add_constant:
-        inits.append(numpy_helper.from_array(np.full((1, 8, 1, 1), 0.5, np.float32), "half"))
-        s0 = op("Add", s0, "half", name="s0c")
-    y = op("Relu", conv("down", s0, 16, 8, 3, stride=2), name="y")
-    y = conv("narrow", y, 8, 16, 1)
-    inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
-    y = conv("tied", op("Resize", y, "", "scales", name="up", mode="nearest"), 8, 8, 3, group=8)
-    y = op(after_skip, op("Add", y, s0, name="skip"), name="act")
-    y = op("Relu", conv("pw", conv("dw", y, 8, 8, 3, group=8), 8, 8, 1), name="refined")
-    conv("output", y, 3, 8, 1)
-    image = ["N", 3, "H", "W"]
-    graph = helper.make_graph(nodes, "u", [helper.make_tensor_value_info("input", TensorProto.FLOAT, image)],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, image)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.metadata_props.append(onnx.StringStringEntryProto(key="rtnst.pad_multiple", value="4"))
+        s0 = g.op("Add", s0, g.const("half", np.full((1, 8, 1, 1), 0.5)), name="s0c")
+    y = g.op("Relu", g.conv("down", s0, 16, 8, stride=2), name="y")
+    y = g.conv("narrow", y, 8, 16, 1)
+    up = g.op("Resize", y, "", g.const("scales", np.array([1, 1, 2, 2])), name="up", mode="nearest")
+    y = g.op(after_skip, g.op("Add", g.conv("tied", up, 8, 8, group=8), s0, name="skip"), name="act")
+    y = g.op("Relu", g.conv("pw", g.conv("dw", y, 8, 8, group=8), 8, 8, 1), name="refined")
+    model = g.model(g.conv("output", y, 3, 8, 1))
     if shapes_stated:
         model = onnx.shape_inference.infer_shapes(model)
         assert {"s0", "tied", "skip"} <= {vi.name for vi in model.graph.value_info}
@@ -145,58 +156,34 @@ def _random_net(seed: int) -> bytes:
     """A random small graph of the layers the rewrite knows and some it must leave alone: convs of
     3-20 channels (dense, depthwise, stride 2), ReLU, Sigmoid, Adds of equal tensors, a constant Add,
     nearest upsampling back to a level already seen."""
-    rng = np.random.default_rng(seed)
-    inits, nodes = [], []
+    g = _Graph(seed)
+    rng = g.rng
     tensors = [("input", 3, 0)]  # (name, channels, level: how many stride-2 convs from the input)
-
-    def conv(x, cin, cout, *, group=1, stride=1) -> str:
-        name = f"t{len(nodes)}"
-        inits.append(numpy_helper.from_array(rng.standard_normal((cout, cin // group, 3, 3)).astype(np.float32) * 0.3,
-                                             f"{name}.w"))
-        inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32) * 0.1, f"{name}.b"))
-        nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [name], group=group, pads=[1] * 4,
-                                      strides=[stride] * 2))
-        return name
-
     for _ in range(int(rng.integers(6, 14))):
         x, c, level = tensors[int(rng.integers(len(tensors)))]
         kind = rng.choice(["conv", "dw", "down", "relu", "sigmoid", "add", "const", "up"])
-        name = f"t{len(nodes)}"
+        name = f"t{len(g.nodes)}"
         if kind == "conv":
-            tensors.append((conv(x, c, int(rng.integers(3, 21))), None, level))
+            cout = int(rng.integers(3, 21))
+            tensors.append((g.conv(name, x, cout, c), cout, level))
         elif kind == "dw":
-            tensors.append((conv(x, c, c, group=c), c, level))
+            tensors.append((g.conv(name, x, c, c, group=c), c, level))
         elif kind == "down" and level < 2:
-            tensors.append((conv(x, c, int(rng.integers(3, 21)), stride=2), None, level + 1))
+            cout = int(rng.integers(3, 21))
+            tensors.append((g.conv(name, x, cout, c, stride=2), cout, level + 1))
         elif kind in ("relu", "sigmoid"):
-            nodes.append(helper.make_node("Relu" if kind == "relu" else "Sigmoid", [x], [name]))
-            tensors.append((name, c, level))
+            tensors.append((g.op("Relu" if kind == "relu" else "Sigmoid", x, name=name), c, level))
         elif kind == "add":
             same = [t for t in tensors if t[1] == c and t[2] == level and t[0] != x]
             if same:
-                nodes.append(helper.make_node("Add", [x, same[int(rng.integers(len(same)))][0]], [name]))
-                tensors.append((name, c, level))
+                tensors.append((g.op("Add", x, same[int(rng.integers(len(same)))][0], name=name), c, level))
         elif kind == "const":
-            inits.append(numpy_helper.from_array(np.full((1, c, 1, 1), 0.25, np.float32), f"{name}.k"))
-            nodes.append(helper.make_node("Add", [x, f"{name}.k"], [name]))
-            tensors.append((name, c, level))
+            tensors.append((g.op("Add", x, g.const(f"{name}.k", np.full((1, c, 1, 1), 0.25)), name=name), c, level))
         elif kind == "up" and level > 0:
-            inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), f"{name}.s"))
-            nodes.append(helper.make_node("Resize", [x, "", f"{name}.s"], [name], mode="nearest"))
-            tensors.append((name, c, level - 1))
-        if tensors[-1][1] is None:  # a conv's channels: read back from its weights
-            tensors[-1] = (tensors[-1][0], inits[-2].dims[0], tensors[-1][2])
-    # the output: a 3-channel conv of the last full-size tensor
-    last = [t for t in tensors if t[2] == 0][-1]
-    out = conv(last[0], last[1], 3)
-    nodes[-1].output[0] = "output"
-    del out
-    image = ["N", 3, "H", "W"]
-    graph = helper.make_graph(nodes, "r", [helper.make_tensor_value_info("input", TensorProto.FLOAT, image)],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, image)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.metadata_props.append(onnx.StringStringEntryProto(key="rtnst.pad_multiple", value="4"))
-    return model.SerializeToString()
+            scales = g.const(f"{name}.s", np.array([1, 1, 2, 2]))
+            tensors.append((g.op("Resize", x, "", scales, name=name, mode="nearest"), c, level - 1))
+    last = [t for t in tensors if t[2] == 0][-1]  # the output: a 3-channel conv of the last full-size tensor
+    return g.model(g.conv("out", last[0], 3, last[1])).SerializeToString()
 
 
 def test_random_graphs_keep_their_function_when_rewritten():

@@ -95,10 +95,6 @@ def _concrete_shapes(model, sizes: tuple[tuple[int, int], ...]) -> list[dict[str
     return found
 
 
-def _channels(shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
-    return {name: s[1] for name, s in shapes.items()}
-
-
 def _widen(model, channels: dict[str, int], block: int) -> int:
     """Pad every tensor of fewer than ``block`` channels whose layers all keep zero channels zero;
     returns how many tensors were widened."""
@@ -226,7 +222,8 @@ def for_cpu(data: bytes) -> bytes | None:
         meta = {p.key: p.value for p in model.metadata_props}
         m = max(1, int(meta.get(META_PAD_MULTIPLE, DEFAULT_PAD_MULTIPLE)))
         sizes = ((8 * m, 12 * m), (12 * m, 20 * m))
-        widened = _widen(model, _channels(_concrete_shapes(model, sizes[:1])[0]), WIDE_BLOCK)
+        channels = {name: shape[1] for name, shape in _concrete_shapes(model, sizes[:1])[0].items()}
+        widened = _widen(model, channels, WIDE_BLOCK)
         first, second = _concrete_shapes(model, sizes)  # after widening: the shapes stated below
         stated = _state_add_shapes(model, first, second)
         if not (widened or stated):
