@@ -32,6 +32,20 @@ def test_an_equivariant_net_has_no_temporal_loss_and_a_position_dependent_one_ha
     assert temporal_loss(x + pattern, x_moved + pattern, theta, mask) > 0.1
 
 
+def test_l2_weighs_a_few_large_jumps_above_many_small_changes():
+    """The flicker metric (E_warp) is a mean square: l2 ranks two outputs as it does, l1 the other way."""
+    x = torch.full((1, 3, 32, 48), 0.5)
+    theta = _shift(1, 32, 48, 1, 0)
+    x_moved, mask = warp(x, theta)
+    spread = x_moved + 0.02  # every pixel a little off
+    edge = x_moved.clone()
+    edge[..., 10:12, 10:40] += 0.4  # two rows far off
+    l1 = [temporal_loss(x, y, theta, mask) for y in (spread, edge)]
+    l2 = [temporal_loss(x, y, theta, mask, norm="l2") for y in (spread, edge)]
+    assert l1[0] > l1[1] and l2[0] < l2[1]
+    torch.testing.assert_close(l2[0], torch.tensor(0.02 ** 2), rtol=1e-3, atol=0)
+
+
 def test_changes_beyond_white_or_black_are_not_flicker():
     x = torch.rand(1, 3, 32, 48)
     theta = _shift(1, 32, 48, 1, 0)

@@ -372,7 +372,8 @@ def test_init_from_an_exported_onnx_model(photo_dir, tiny_vgg16_file, tmp_path):
         load_checkpoint(foreign)
 
 
-def test_temporal_loss_term_is_trained(photo_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+def test_temporal_loss_term_is_trained(photo_dir, tmp_path, monkeypatch, norm):
     """--temporal-weight adds a 'temporal' term (distillation here: no VGG) that the run lowers."""
     from realtime_nst import cli
     from realtime_nst.training import nets
@@ -383,10 +384,11 @@ def test_temporal_loss_term_is_trained(photo_dir, tmp_path, monkeypatch):
     out = tmp_path / "student.pt"
     assert cli.main(["-q", "train", "--teacher", str(tmp_path / "t.pt"), "--data", str(photo_dir), "--out", str(out),
                      "--image-size", "32", "--batch-size", "4", "--steps", "30", "--lr", "0.01", "--workers", "0",
-                     "--temporal-weight", "5", "--checkpoint-every", "30", "--preview-every", "30"]) == 0
+                     "--temporal-weight", "5", "--temporal-norm", norm, "--checkpoint-every", "30",
+                     "--preview-every", "30"]) == 0
     state = torch.load(out, weights_only=True)
     h = torch.tensor(state["history"])  # step, total, pixel, edges, temporal
-    assert h.shape == (30, 5) and state["config"]["temporal_weight"] == 5
+    assert h.shape == (30, 5) and state["config"]["temporal_weight"] == 5 and state["config"]["temporal_norm"] == norm
     assert torch.allclose(h[:, 1], h[:, 2] + h[:, 3] + 5 * h[:, 4], rtol=1e-4)
     assert h[-5:, 4].mean() < h[:5, 4].mean()
 
@@ -425,6 +427,8 @@ def test_teacher_and_style_anchor_the_vgg_loss(photo_dir, tiny_vgg16_file, tmp_p
         before = np.array(other.targets)
     with pytest.raises(OptionError, match="teacher_weight"):
         tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", teacher_weight=-1.0).check()
+    with pytest.raises(OptionError, match="temporal_norm must be l1 or l2, got 'l3'"):
+        tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", temporal_norm="l3").check()
 
 
 def test_border_term_off_for_quality_and_old_checkpoints(photo_dir, tiny_vgg16_file, tmp_path):

@@ -34,7 +34,7 @@ FIGURES_START, FIGURES_END = "<!-- models-figures:start -->", "<!-- models-figur
 MEASUREMENTS = "measurements.json"  # written by tools/measure_models.py
 TRAINING_KEYS = ("block_norm", "teacher", "teacher_weight", "steps", "epochs", "image_size_px", "style_size_px", "batch_size",
                  "lr", "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers", "vgg", "seed", "amp",
-                 "temporal_weight", "border_weight")
+                 "temporal_weight", "temporal_norm", "border_weight")
 
 
 def sha256(path: Path) -> str:

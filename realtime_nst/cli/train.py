@@ -10,7 +10,8 @@ log = logging.getLogger("rtnst")
 
 # Options that change what a resumed run computes: changing them breaks the exact continuation.
 _TRAINING = ("style", "teacher", "init", "data", "tier", "width", "block_norm", "image_size_px", "photo_side_px", "style_size_px", "batch_size", "lr", "content_weight",
-             "style_weight", "tv_weight", "temporal_weight", "border_weight", "teacher_weight", "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
+             "style_weight", "tv_weight", "temporal_weight", "temporal_norm", "border_weight", "teacher_weight",
+             "content_layers", "style_layers", "vgg", "vgg_weights", "seed", "amp")
 
 
 def _layers(text: str) -> list[str]:
@@ -62,6 +63,10 @@ def register(sub) -> None:
     n.add_argument("--temporal-weight", type=float, metavar="W",
                    help="steadier video: also make the output of each crop moved by a small random motion (plus "
                         "noise) match the moved output (ReCoNet-style temporal loss on still photos); 0 = off (default)")
+    n.add_argument("--temporal-norm", choices=["l1", "l2"],
+                   help="how --temporal-weight weighs a difference: l1 (mean absolute, default) or l2 (mean square, "
+                        "as the flicker metric E_warp: large jumps at edges count most; its values are ~20x smaller, "
+                        "so give a ~20x larger weight)")
     n.add_argument("--border-weight", type=float, metavar="W",
                    help="no painted frame: make the output of each crop without its 16 px border match the full "
                         "output there (default: 10 for the realtime tier, whose zero padding lets it find the "

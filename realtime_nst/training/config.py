@@ -52,6 +52,7 @@ class TrainConfig:
     teacher_weight: float = 10.0  # with a style as well: how strongly the teacher's outputs anchor the VGG loss
     init: str | None = None  # start from these weights (fine-tuning) instead of random ones
     temporal_weight: float = 0.0  # steadiness under small motion and noise (temporal.py); 0 = off
+    temporal_norm: str = "l1"  # l1 | l2: how the temporal term weighs a difference (temporal.temporal_loss)
     border_weight: float | None = None  # no painted frame (losses.border_distance); None: the tier's default
 
     @property
@@ -104,6 +105,8 @@ class TrainConfig:
         for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "border_weight", "teacher_weight", "lr"):
             if (getattr(self, name) or 0) < 0 or (name == "lr" and self.lr == 0):
                 raise OptionError(f"{name} must be positive, got {getattr(self, name)}", param=name)
+        if self.temporal_norm not in ("l1", "l2"):
+            raise OptionError(f"temporal_norm must be l1 or l2, got {self.temporal_norm!r}", param="temporal_norm")
         if self.amp not in ("auto", "none", "bf16", "fp16"):
             raise OptionError(f"amp must be auto, none, bf16 or fp16, got {self.amp!r}", param="amp")
         if self.device not in ("auto", "cpu", "cuda"):

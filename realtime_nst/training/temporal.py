@@ -9,7 +9,7 @@ Here every training crop gets a second view: a small random affine motion (shift
 plus a little noise. The loss asks the net's output of the moved view to equal its output of the
 original moved the same way:
 
-    temporal = mean over valid pixels of |f(W(x) + n) − W(f(x))|
+    temporal = mean over valid pixels of |f(W(x) + n) − W(f(x))|      (or its square: ``norm="l2"``)
 
 with W the motion, n the noise, and the pixels W brought in from outside the crop left out. The
 motion is known exactly, so no flow estimate adds its own errors. It needs one more pass of the
@@ -59,11 +59,19 @@ def moved_view(x01: torch.Tensor, *, generator: torch.Generator | None = None) -
     return (moved + noise).clamp(0, 1), theta, mask
 
 
-def temporal_loss(y: torch.Tensor, y_moved: torch.Tensor, theta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between the output of the moved view and the moved output (0..1 units).
-    Both are clamped to 0..1 first, as the runtime shows them: a change beyond white or black is not
-    flicker, and penalising it would spend the net's capacity on values nobody sees."""
+NORMS = ("l1", "l2")
+
+
+def temporal_loss(y: torch.Tensor, y_moved: torch.Tensor, theta: torch.Tensor, mask: torch.Tensor, *,
+                  norm: str = "l1") -> torch.Tensor:
+    """Mean absolute (``l1``) or squared (``l2``) difference between the output of the moved view and
+    the moved output (0..1 units). The video metric, E_warp, is a mean square: dominated by the few
+    large jumps at edges, which ``l2`` weighs the same way, where ``l1`` spreads the net's effort over
+    the many small changes of flat areas. Both are clamped to 0..1 first, as the runtime shows them: a
+    change beyond white or black is not flicker, and penalising it would spend the net's capacity on
+    values nobody sees."""
     y, y_moved = y.clamp(0, 1), y_moved.clamp(0, 1)
     target, inside = warp(y, theta)
     m = mask * inside
-    return ((y_moved - target).abs() * m).sum() / (m.sum() * y.shape[1]).clamp_min(1)
+    diff = (y_moved - target).abs() if norm == "l1" else (y_moved - target).square()
+    return (diff * m).sum() / (m.sum() * y.shape[1]).clamp_min(1)

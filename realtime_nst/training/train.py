@@ -219,7 +219,7 @@ class Trainer:
 
             x_moved, theta, mask = moved_view(x)
             y_moved = self._stylize(x_moved.contiguous(memory_format=torch.channels_last))
-            terms["temporal"] = temporal_loss(y.float(), y_moved.float(), theta, mask)
+            terms["temporal"] = temporal_loss(y.float(), y_moved.float(), theta, mask, norm=cfg.temporal_norm)
             terms["total"] = terms["total"] + cfg.temporal_weight * terms["temporal"]
         return terms
 
