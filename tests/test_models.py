@@ -142,10 +142,15 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     settled = next(ln for ln in proc.stdout.splitlines() if "the_scream-realtime.sw3.settled.pt" in ln)
     assert f"--init {runs / 'the_scream-realtime.sw3.anchor.pt'}" in settled and "--lr 5e-05" in settled
     assert "--temporal-weight 15.0" in settled and "--steps 250" in settled and "--style-weight" not in settled
+    t0a = next(ln for ln in proc.stdout.splitlines() if "the_scream-realtime.sw3.t0a.pt" in ln)
+    assert f"--init {runs / 'the_scream-realtime.sw3.t0p.pt'}" in t0a and "--teacher-weight 20.0" in t0a
     assert "--steps 7" in stage and "--style-weight 3.0" in stage and "--lr 0.0005" in stage
-    assert f"--init {runs / 'the_scream-realtime.sw3.t0p.pt'}" in last and "--teacher-weight 20.0" in last
+    assert "--temporal-norm l2" in stage and f"--init {runs / 'the_scream-realtime.sw3.t0a.pt'}" in stage
+    assert f"--init {runs / 'the_scream-realtime.sw3.l2p.pt'}" in last
     for polish in (again, last):
-        assert "--steps 250" in polish and "--style-weight 3.0" in polish and "--lr 5e-05" in polish
+        assert "--steps 250" in polish and "--lr 5e-05" in polish and "--temporal-norm l2" in polish
+    # The last polish carries its own style weight, over the one --style-weights gave the stage.
+    assert "--style-weight 3.0" in again and "--style-weight 13.0" in last
     bad = subprocess.run(base + ["--only", "nope-quality", "--dry-run"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown model" in bad.stderr
 
