@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import OptionError
-from . import nets
+from . import nets, temporal
 
 
 # The term is smallest for a flat output, so a strong one fades the style: at 40, VGG fine-tunes of
@@ -105,8 +105,9 @@ class TrainConfig:
         for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "border_weight", "teacher_weight", "lr"):
             if (getattr(self, name) or 0) < 0 or (name == "lr" and self.lr == 0):
                 raise OptionError(f"{name} must be positive, got {getattr(self, name)}", param=name)
-        if self.temporal_norm not in ("l1", "l2"):
-            raise OptionError(f"temporal_norm must be l1 or l2, got {self.temporal_norm!r}", param="temporal_norm")
+        if self.temporal_norm not in temporal.NORMS:
+            raise OptionError(f"temporal_norm must be {' or '.join(temporal.NORMS)}, got {self.temporal_norm!r}",
+                              param="temporal_norm")
         if self.amp not in ("auto", "none", "bf16", "fp16"):
             raise OptionError(f"amp must be auto, none, bf16 or fp16, got {self.amp!r}", param="amp")
         if self.device not in ("auto", "cpu", "cuda"):

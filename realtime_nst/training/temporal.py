@@ -73,5 +73,5 @@ def temporal_loss(y: torch.Tensor, y_moved: torch.Tensor, theta: torch.Tensor, m
     y, y_moved = y.clamp(0, 1), y_moved.clamp(0, 1)
     target, inside = warp(y, theta)
     m = mask * inside
-    diff = (y_moved - target).abs() if norm == "l1" else (y_moved - target).square()
+    diff = {"l1": torch.abs, "l2": torch.square}[norm](y_moved - target)
     return (diff * m).sum() / (m.sum() * y.shape[1]).clamp_min(1)
