@@ -59,7 +59,8 @@ def moved_view(x01: torch.Tensor, *, generator: torch.Generator | None = None) -
     return (moved + noise).clamp(0, 1), theta, mask
 
 
-NORMS = ("l1", "l2")
+_DIFFERENCE = {"l1": torch.abs, "l2": torch.square}
+NORMS = tuple(_DIFFERENCE)
 
 
 def temporal_loss(y: torch.Tensor, y_moved: torch.Tensor, theta: torch.Tensor, mask: torch.Tensor, *,
@@ -73,5 +74,5 @@ def temporal_loss(y: torch.Tensor, y_moved: torch.Tensor, theta: torch.Tensor, m
     y, y_moved = y.clamp(0, 1), y_moved.clamp(0, 1)
     target, inside = warp(y, theta)
     m = mask * inside
-    diff = {"l1": torch.abs, "l2": torch.square}[norm](y_moved - target)
+    diff = _DIFFERENCE[norm](y_moved - target)
     return (diff * m).sum() / (m.sum() * y.shape[1]).clamp_min(1)
