@@ -145,8 +145,8 @@ def test_train_models_tool_plans_one_resumable_run_per_model(tmp_path):
     t0a = next(ln for ln in proc.stdout.splitlines() if "the_scream-realtime.sw3.t0a.pt" in ln)
     assert f"--init {runs / 'the_scream-realtime.sw3.t0p.pt'}" in t0a and "--teacher-weight 20.0" in t0a
     assert "--steps 7" in stage and "--style-weight 3.0" in stage and "--lr 0.0005" in stage
-    assert "--temporal-norm l2" in stage and f"--init {runs / 'the_scream-realtime.sw3.r2s.pt'}" in stage
-    assert f"--init {runs / 'the_scream-realtime.sw3.r3p.pt'}" in last
+    assert "--temporal-norm l2" in stage and f"--init {runs / 'the_scream-realtime.sw3.r4s.pt'}" in stage
+    assert f"--init {runs / 'the_scream-realtime.sw3.r5p.pt'}" in last
     # Rounds of the l2 stage, its polish and a polish at style weight 13, each from the one before.
     l2s = next(ln for ln in proc.stdout.splitlines() if "--out " + str(runs / "the_scream-realtime.sw3.l2s.pt") in ln)
     assert f"--init {runs / 'the_scream-realtime.sw3.l2p.pt'}" in l2s and "--style-weight 13.0" in l2s

@@ -143,7 +143,8 @@ REALTIME: dict[str, list[tuple[str, dict]]] = {
     # as a mean square (E_warp is one; weight 800 ~ l1's 40), polished, and a polish at style weight 13
     # that spends some of it on style: S 0.1226 -> 0.1328 -> 0.1260, C 0.525 -> 0.499 -> 0.522, bunny
     # 2.7x -> 1.8x -> 2.0x, people_walking 1.5x -> 1.1x -> 1.2x. Each such round from the last moves the
-    # frontier a little: S 0.1260 -> 0.1243 -> 0.1232 at C 0.522 -> 0.524 -> 0.525, bunny 1.96x -> 1.94x.
+    # frontier a little: S 0.1260 -> 0.1243 -> 0.1232 -> 0.1215 -> 0.1201 at C 0.522 -> 0.524 -> 0.525 ->
+    # 0.525 -> 0.528, bunny 1.94-1.96x.
     "the_scream": [("distil", _distil("the_scream", 600)),
                    ("vgg", _vgg("the_scream", 1500, "distil", temporal_weight=5.0)),
                    ("anchor", _anchored("the_scream", 400, "vgg", teacher_weight=10.0, border_weight=20.0)),
@@ -155,7 +156,9 @@ REALTIME: dict[str, list[tuple[str, dict]]] = {
                    *_spend_steadiness("the_scream", "t2a", "t0", last="t0a", temporal_weight=0.0, border_weight=20.0),
                    *_l2_round("the_scream", "t0a", "l2", last="l2s"),
                    *_l2_round("the_scream", "l2s", "r2", last="r2s"),
-                   *_l2_round("the_scream", "r2s", "r3", last="")],
+                   *_l2_round("the_scream", "r2s", "r3", last="r3s"),
+                   *_l2_round("the_scream", "r3s", "r4", last="r4s"),
+                   *_l2_round("the_scream", "r4s", "r5", last="")],
     # An instance norm in every residual block (--block-norm) took S 0.1085 -> 0.0833 at the same C, for
     # more flicker (people_walking 8.0x -> 10.6x the clip's own E_warp); anchored stages at a rising
     # temporal weight, as udnie's, spend some of that style on steadiness, and the polish settles the
