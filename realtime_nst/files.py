@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -33,14 +34,15 @@ def check_outputs(paths: Iterable[str | os.PathLike], *, overwrite: bool,
     and removed there) read-only."""
     paths = [Path(p) for p in paths]
     check_not_input(paths, inputs)
+    for path in paths:
+        if path.is_dir():  # before "exists": --overwrite would not help
+            raise OutputError(f"output {path} is a folder")
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise OutputError(f"{existing[0]} exists{more}; pass overwrite=True to replace it", param="overwrite")
     probed: set[Path] = set()
     for path in paths:
-        if path.is_dir():
-            raise OutputError(f"output {path} is a folder")
         parent = path.parent if str(path.parent) else Path(".")
         if not parent.is_dir():
             raise OutputError(f"cannot write {path}: folder {parent} does not exist")
@@ -82,18 +84,32 @@ class KeptIfFinished:
 
 class AtomicFile:
     """A temporary path (``tmp``) beside ``path``: ``commit()`` renames it into place, ``discard()``
-    removes it. Both are safe to call more than once; after a commit, discard does nothing."""
+    removes it. Both are safe to call more than once; after a commit, discard does nothing.
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    The temporary name is unique (two runs writing one output do not share it), and with
+    ``overwrite`` off the commit refuses a file that appeared at ``path`` after the checks at start.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self._overwrite = overwrite
+        # Not made with mkstemp: its file is private (0600), and the writers create the file with
+        # the user's umask. A random token is enough to keep two runs apart.
+        self.tmp = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.part{self.path.suffix}")
         self._done = False
 
     def commit(self) -> None:
         if self._done:
             return
         try:
-            os.replace(self.tmp, self.path)
+            if self._overwrite:
+                os.replace(self.tmp, self.path)
+            else:
+                _rename_no_clobber(self.tmp, self.path)
+        except FileExistsError:
+            self.discard()
+            raise OutputError(f"{self.path} appeared while it was being written (another run?); "
+                              "it was left as it is", param="overwrite") from None
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
@@ -105,11 +121,27 @@ class AtomicFile:
             self.tmp.unlink(missing_ok=True)
 
 
+def _rename_no_clobber(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``, raising FileExistsError if ``dst`` exists (a hard link fails on an
+    existing name; file systems without hard links get a check and a rename)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:
+        if dst.exists():
+            raise FileExistsError(dst) from None
+        os.replace(src, dst)
+        return
+    src.unlink()
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_write(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Yields the temporary path to write ``path``'s data to; renamed into place when the block ends
-    normally, removed when it raises. An OSError while writing becomes OutputError."""
-    f = AtomicFile(path)
+    normally, removed when it raises. An OSError while writing becomes OutputError. ``overwrite``
+    off: a file that appeared at ``path`` meanwhile is kept, and OutputError raised."""
+    f = AtomicFile(path, overwrite=overwrite)
     try:
         yield f.tmp
     except OSError as exc:

@@ -107,7 +107,7 @@ def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray
     ok, buf = cv2.imencode(suffix, frame)
     if not ok:
         raise OutputError(f"OpenCV could not encode {path}")
-    with atomic_write(path) as tmp:
+    with atomic_write(path, overwrite=overwrite) as tmp:
         buf.tofile(tmp)
 
 

@@ -46,10 +46,11 @@ def shipped_models(folder: Path | None = None) -> list[ShippedModel]:
         return []
     try:
         entries = json.loads(manifest.read_text())["models"]
-    except (ValueError, KeyError) as exc:
-        raise ModelError(f"{manifest} is not a valid model manifest ({exc})") from None
-    return [ShippedModel(e["name"], folder / e["file"], e.get("style", e["name"]), e.get("tier", "?"),
-                         bool(e.get("default")), e) for e in entries]
+        return [ShippedModel(str(e["name"]), folder / str(e["file"]), str(e.get("style", e["name"])),
+                             str(e.get("tier", "?")), bool(e.get("default")), e) for e in entries]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # bad JSON, or JSON of another shape
+        raise ModelError(f"{manifest} is not a valid model manifest (expected {{\"models\": [{{\"name\": ..., "
+                         f"\"file\": ...}}, ...]}}; {type(exc).__name__}: {exc})") from None
 
 
 def resolve_model(model: str | os.PathLike | None) -> Path:
@@ -87,6 +88,8 @@ def verify(model: ShippedModel, *, cache: Path | None = None) -> None:
     try:
         known = json.loads(cache.read_text())
     except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):  # a cache of another shape only costs a new check
         known = {}
     if known.get(key) == stamp:
         return

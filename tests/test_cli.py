@@ -97,6 +97,9 @@ def test_image_bad_inputs(tmp_path, identity, capsys):
     cv2.imwrite(str(src), gradient_frame(8, 8))
     assert main(["image", str(src), str(tmp_path / "o.xyz"), "--model", str(identity)]) == 2
     assert "format" in capsys.readouterr().err
+    # before the model loads: a model that does not exist is not what it reports
+    assert main(["image", str(src), str(tmp_path / "o.xyz"), "--model", str(tmp_path / "missing.onnx")]) == 2
+    assert "format" in capsys.readouterr().err
     assert main(["image", str(src), str(tmp_path / "o.png"), "--model", str(identity), "--strength", "2"]) == 2
     assert "strength" in capsys.readouterr().err
     # Options argparse converts (sizes) and numbers where 0 would silently mean "not given".

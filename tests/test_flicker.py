@@ -196,6 +196,26 @@ def test_cli_eval_quality(tmp_path, identity, tiny_vgg16_file, photo_dir, capsys
     assert float(lines[1].split()[4]) == 0.0
 
 
+def test_cli_eval_quality_leaves_out_images_too_small_to_measure(tmp_path, identity, tiny_vgg16_file, photo_dir,
+                                                                caplog, capsys):
+    import shutil
+
+    folder = tmp_path / "content"
+    folder.mkdir()
+    shutil.copy(photo_dir / "p1.png", folder / "p1.png")
+    cv2.imwrite(str(folder / "tiny.png"), np.full((3, 3, 3), 90, np.uint8))
+    cv2.imwrite(str(folder / "thin.png"), np.full((16, 4000, 3), 90, np.uint8))  # 512x2 at the metric's size
+    args = ["-q", "eval", "quality", "--model", str(identity), "--style", str(photo_dir.parent / "style.png"),
+            "--vgg-weights", str(tiny_vgg16_file)]
+    assert main(args + ["--content", str(folder)]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert [r.split()[0] for r in rows] == ["image", "p1.png", "mean"] and "thin.png, tiny.png" in caplog.text
+    assert main(args + ["--content", str(folder / "tiny.png")]) == 2
+    assert "too small or too thin" in capsys.readouterr().err
+    assert main(args + ["--content", str(folder), "--input-side", "1"]) == 2
+    assert "--input-side" in capsys.readouterr().err
+
+
 def test_edge_line_flags_a_line_painted_along_one_edge():
     from realtime_nst.evaluation.quality import edge_line
 
@@ -253,6 +273,19 @@ def test_cli_eval_flicker_scores_a_finished_output_video(tmp_path, identity, cap
     header = next(line for line in lines if "(floor)" in line)
     floor = float(header.split("(floor) ")[1].split(";")[0])
     assert e_file < 4 * floor + 1e-4  # the identity model's encoded output flickers about as its input
+    preview = tmp_path / "preview.mp4"
+    assert main(["-q", "video", str(clip), str(preview), "--model", str(identity), "--max-frames", "4",
+                 "--output-size", "32x24"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "eval", "flicker", str(clip), "--output", str(preview)]) == 0
+    out = capsys.readouterr().out
+    assert "scored the first 4 frames only: the video holds more" in out and ": 4 frames" in out
+
+
+def test_cli_eval_flicker_refuses_frames_too_small_to_measure(tmp_path, identity, capsys):
+    clip = write_clip(tmp_path / "c.mp4", frames=3, size=(8, 6), audio=None)
+    assert main(["-q", "eval", "flicker", str(clip), "--model", str(identity)]) == 2
+    assert "16 px or more" in capsys.readouterr().err
 
 
 def test_eval_quality_stylises_at_the_users_size_and_measures_at_512(tmp_path, tiny_vgg16_file):

@@ -44,11 +44,14 @@ def test_table_marks_default_and_missing_files(models_cli, tmp_path, monkeypatch
     assert [e["name"] for e in json.loads(capsys.readouterr().out)] == ["a-realtime", "b-quality"]
 
 
-def test_bad_manifest_is_one_line_error(models_cli, tmp_path, monkeypatch, capsys):
-    (tmp_path / "manifest.json").write_text("{not json")
+@pytest.mark.parametrize("text", ["{not json", '{"models": [{"file": "x.onnx"}]}', '{"models": "abc"}', "[1, 2]",
+                                  '{"models": [1]}'])
+def test_bad_manifest_is_one_line_error(models_cli, tmp_path, monkeypatch, capsys, text):
+    (tmp_path / "manifest.json").write_text(text)
     monkeypatch.setenv(ENV_MODELS_DIR, str(tmp_path))
     assert models_cli(["models"]) == 2
-    assert capsys.readouterr().err.startswith("rtnst: error:")
+    err = capsys.readouterr().err
+    assert err.startswith("rtnst: error:") and "not a valid model manifest" in err and len(err.splitlines()) == 1
 
 
 def test_build_models(realtime_export, photo_dir, tmp_path, monkeypatch, capsys):
@@ -224,6 +227,9 @@ def test_a_damaged_shipped_model_is_refused_and_a_good_one_checked_once(tmp_path
     (folder / "m.onnx").write_bytes(bytes(data))
     with pytest.raises(ModelError, match="m-realtime is damaged"):
         registry.resolve_model(None)
+    (folder / "m.onnx").write_bytes(src.read_bytes())
+    registry.VERIFIED_CACHE.write_text("[]")  # a cache of another shape: checked again, not an error
+    assert registry.resolve_model("m") == folder / "m.onnx"
 
 
 def test_measure_models_feeds_the_figures_table(realtime_export, photo_dir, tiny_vgg16_file, tmp_path):

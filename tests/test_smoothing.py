@@ -207,6 +207,16 @@ def test_reset_and_size_change_start_afresh(kind):
     assert np.array_equal(sm(small, sty_small), sty_small)
 
 
+@pytest.mark.parametrize("h, w", [(2, 2), (6, 8), (1, 40)])
+def test_flow_smooths_frames_smaller_than_opencvs_flow_takes(h, w):
+    rng = np.random.default_rng(3)
+    sm = FlowSmoother()
+    for _ in range(3):
+        src = rng.integers(0, 255, (h, w, 3), np.uint8)
+        out = sm(src, src)
+        assert out.shape == src.shape and out.dtype == np.uint8
+
+
 def test_flow_handles_output_larger_than_source():
     """The flow is computed on the source and scaled to the output size."""
     frames = panning(6, step=(2, 0))

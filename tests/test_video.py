@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fakes import probe, write_chroma_ramp, write_clip
+from fakes import gradient_frame, probe, write_chroma_ramp, write_clip
 from realtime_nst.cli import main
 from realtime_nst.runtime.sinks import VideoFileSink
 from realtime_nst.runtime.stylizer import OnnxStylizer
@@ -108,7 +108,7 @@ def test_sigint_in_a_real_process(tmp_path, identity):
     proc = subprocess.Popen([sys.executable, "-c", code, "video", str(src), str(out), "--model", str(identity)],
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.time() + 60
-    while not list(tmp_path.glob(".out.part.mp4")) and time.time() < deadline:
+    while not list(tmp_path.glob(".out.*.part.mp4")) and time.time() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
@@ -578,3 +578,32 @@ def test_hdr_frames_wanted_smaller_are_shrunk_before_they_are_mapped(tmp_path, i
     assert main(["-q", "video", str(clip), str(out), "--model", str(identity), "--max-side", "64"]) == 0
     frame = probe(out)["frames"][-1].astype(float)
     assert frame.shape == (32, 128, 3) and np.abs(frame - sdr)[8:24, [8, 24, 40, 56, 72, 88, 104, 120]].mean() < 6
+
+
+def test_the_video_not_a_one_frame_thumbnail_stream_is_stylised(tmp_path, identity):
+    import av
+
+    src = tmp_path / "thumb_first.mkv"
+    with av.open(str(src), "w") as out:
+        thumb = out.add_stream("mjpeg", rate=1)  # a cover picture stored as the first video stream
+        thumb.width, thumb.height, thumb.pix_fmt = 64, 48, "yuvj420p"
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for stream, n in ((thumb, 1), (video, 12)):
+            for i in range(n):
+                frame = av.VideoFrame.from_ndarray(gradient_frame(64, 48, index=i), format="bgr24")
+                frame.pts = i
+                for packet in stream.encode(frame.reformat(format=stream.pix_fmt)):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    out = tmp_path / "o.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity)]) == 0
+    assert probe(out)["count"] == 12
+
+
+def test_an_existing_folder_as_output_is_named_as_such(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    (tmp_path / "o.mp4").mkdir()
+    assert main(["-q", "video", str(src), str(tmp_path / "o.mp4"), "--model", str(identity)]) == 2
+    assert "is a folder" in capsys.readouterr().err  # not "exists; pass --overwrite", which would not help

@@ -100,9 +100,11 @@ def _progress(args: argparse.Namespace, total: int | None, desc: str):
 
 def run_quality(args: argparse.Namespace) -> int:
     from ..errors import InputError, require
-    from ..evaluation.quality import content_paths, evaluate_quality
+    from ..evaluation.quality import MIN_METRIC_SIDE_PX, content_paths, evaluate_quality
 
     require("torch", extra="train")
+    if args.input_max_side_px is not None and args.input_max_side_px < MIN_METRIC_SIDE_PX:
+        raise OptionError(f"--input-side must be at least {MIN_METRIC_SIDE_PX} px, got {args.input_max_side_px}")
 
     paths = content_paths(args.content)
     if not paths:
@@ -145,9 +147,26 @@ def run_flicker(args: argparse.Namespace) -> int:
     frames, count = read_video(args.video, max_frames=args.max_frames)
     if args.output:  # the frames of a finished output stand in for the model
         styled, _ = read_video(args.output, max_frames=args.max_frames)
+        made: list = []
+        longer: list[str] = []  # which of the two holds frames the other lacks
+
+        def paired():  # frame t of the video with frame t of the output, as far as both go
+            for out in styled:
+                frame = next(frames, None)
+                if frame is None:
+                    longer.append("output")
+                    return
+                made.append(out)
+                yield frame
+            if next(frames, None) is not None:
+                longer.append("video")
+
         with _progress(args, count, "flicker") as bar:
-            results = evaluate_flicker(lambda frame: next(styled, frame), frames, {"file": None}, meter=meter,
+            results = evaluate_flicker(lambda frame: made.pop(), paired(), {"file": None}, meter=meter,
                                        style_every=args.style_every, progress=bar)
+        if longer:
+            print(f"rtnst: scored the first {results['file'].frames} frames only: the {longer[0]} holds more "
+                  "(an output made with --max-frames, or from another clip?)")
         strengths = []
     else:
         with make_stylizer(args, spin=False) as stylizer, _progress(args, count, "flicker") as bar:

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import check_outputs
+    from ..imageio import IMAGE_SUFFIXES
     from ..runtime.session import plan_threads
     from ..signals import stop_on_signals
 
@@ -99,8 +100,11 @@ def run(args: argparse.Namespace) -> int:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"cannot make the output folder {folder}: {exc.strerror}") from None
-    # Before the model loads: outputs that are inputs, that exist, or whose folder is missing.
+    # Before the model loads: outputs that are inputs, that exist, whose folder is missing, or whose
+    # format cannot be told from the name.
     check_outputs([dst for _, dst in pairs], overwrite=args.overwrite, inputs=[src for src, _ in pairs])
+    if pairs[0][1] == out and out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise OutputError(f"cannot tell the image format of {out}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     failed: list[tuple[Path, RtnstError]] = []
     done, noted = 0, False
     stop = threading.Event()

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from .. import frames as fr
-from ..errors import OutputError
+from ..errors import InputError, OutputError
 from ..files import atomic_write
 from ..runtime.smoothing import Smoother
 from .quality import EVAL_SIDE_PX
@@ -75,6 +75,9 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tup
     return frames(), count
 
 
+MIN_SIDE_PX = 16
+
+
 class MetricFlow:
     """Accurate flow for the metric: DIS "medium" (variational refinement on) at full resolution."""
 
@@ -83,6 +86,9 @@ class MetricFlow:
 
     def __call__(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(backward flow cur->prev, non-occlusion mask) for two input frames of the same size."""
+        if min(cur.shape[:2]) < MIN_SIDE_PX:  # OpenCV's DIS flow needs 12 px; E_warp means little below this
+            raise InputError(f"flicker is measured on frames of {MIN_SIDE_PX} px or more a side, got "
+                             f"{cur.shape[1]}x{cur.shape[0]}")
         g0 = cv2.cvtColor(prev, cv2.COLOR_BGR2GRAY)
         g1 = cv2.cvtColor(cur, cv2.COLOR_BGR2GRAY)
         back = self._dis.calc(g1, g0, None)   # cur(x) ~ prev(x + back(x))

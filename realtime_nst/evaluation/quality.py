@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import frames as fr
+from ..errors import InputError
 from ..imageio import list_images, read_image
 from ..runtime.stylizer import Stylizer
 
@@ -17,6 +19,10 @@ SHIFTS_PX = (1, 2, 3)
 SHIFT_BORDER_PX = 16
 EDGE_PX = 3  # edge_line: the outer strip ...
 EDGE_BAND_PX = (4, 12)  # ... against the band just inside it
+# VGG16 reaches relu4_3 at 1/8 of the size: a side shorter than this leaves no Gram matrix worth the name.
+MIN_METRIC_SIDE_PX = 16
+
+log = logging.getLogger("rtnst")
 
 
 @dataclass
@@ -38,8 +44,12 @@ class QualityMeter:
         from ..perceptual.tensors import to_batch
         from ..perceptual.vgg import load_vgg
 
-        self.vgg = load_vgg("vgg16", weights=vgg_weights)
         style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], EVAL_SIDE_PX))
+        if not measurable(style):
+            raise InputError(f"the style image is too small or too thin to measure: {style.shape[1]}x"
+                             f"{style.shape[0]} at a long side of {EVAL_SIDE_PX}, where both sides must be "
+                             f"{MIN_METRIC_SIDE_PX} px or more")
+        self.vgg = load_vgg("vgg16", weights=vgg_weights)
         with torch.no_grad():
             feats = self.vgg(to_batch(style), EVAL_STYLE_LAYERS)
         self.style_grams = {k: gram(v) for k, v in feats.items()}
@@ -58,6 +68,11 @@ class QualityMeter:
             s = style_distance(out, self.style_grams)
             c = content_distance(out[self.content_layer], ref[self.content_layer])
         return float(s[0]), float(c[0])
+
+
+def measurable(image: np.ndarray) -> bool:
+    """Whether an image at the metric's size is large enough for the VGG distances."""
+    return min(image.shape[:2]) >= MIN_METRIC_SIDE_PX
 
 
 def shift_sensitivity(stylize, frame: np.ndarray, *, output: np.ndarray | None = None, shifts_px=SHIFTS_PX,
@@ -106,16 +121,29 @@ def evaluate_quality(stylizer: Stylizer, content: list[Path], style_image: Path,
     users see it."""
     meter = QualityMeter(read_image(style_image), vgg_weights=vgg_weights)
     rows = []
+    skipped = []
     for path in content:
         img = read_image(path)
         img = fr.resize(img, fr.fit_max_side(img.shape[1], img.shape[0], input_max_side_px))
-        out = stylizer.stylize(img)
         metric_size = fr.fit_max_side(img.shape[1], img.shape[0], EVAL_SIDE_PX)
+        if min(metric_size) < MIN_METRIC_SIDE_PX:
+            skipped.append(path.name)
+            if progress:
+                progress.update(1)
+            continue
+        out = stylizer.stylize(img)
         s, c = meter.measure(fr.resize(img, metric_size), fr.resize(out, metric_size))
         rows.append(QualityRow(path.name, s, c, shift_sensitivity(stylizer.stylize, img, output=out),
                                edge_line(img, out)))
         if progress:
             progress.update(1)
+    if skipped:
+        note = (f"{len(skipped)} image{'s' if len(skipped) > 1 else ''} too small or too thin to measure "
+                f"(both sides must be {MIN_METRIC_SIDE_PX} px or more at a long side of {EVAL_SIDE_PX}): "
+                f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+        if not rows:
+            raise InputError(note)
+        log.warning("rtnst: left out %s", note)
     return rows
 
 

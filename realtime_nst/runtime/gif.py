@@ -58,7 +58,7 @@ class GifFileSink(KeptIfFinished):
         self._scale = sws.Scaler()
         if audio_from is not None:
             _say_sound_left_out(Path(audio_from))
-        self._file = AtomicFile(self.path)
+        self._file = AtomicFile(self.path, overwrite=overwrite)
         self.tmp = self._file.tmp
         self._spool_path = self.tmp.with_name(self.tmp.name + ".frames.mkv")
         try:

@@ -16,7 +16,8 @@ from ..files import AtomicFile, KeptIfFinished, check_output_path
 from ..frames import video_matrix
 from . import swscale as sws
 from .choices import DEFAULT_PRESET, X264_PRESETS
-from .containers import open_container, takes
+from .containers import open_container
+from .passthrough import JOIN_S, Passthrough
 
 log = logging.getLogger("rtnst")
 
@@ -34,8 +35,8 @@ _QSCALE_CODECS = {"mpeg4", "mpeg2video", "mpeg1video"}
 # MPEG-1/2 video stores a frame rate, not a time base: frames are numbered at it, as in AVI, and a
 # rate outside the standard table (10 or 15 fps, say) takes FFmpeg's extension codes, which it reads back.
 _FRAME_RATE_CODECS = {"mpeg2video", "mpeg1video"}
-_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 _FRAME_NUMBERED = {".avi"}  # containers that store a frame rate, not per-frame timestamps
+
 
 
 @runtime_checkable
@@ -47,6 +48,10 @@ class FrameSink(Protocol):
     def write(self, frame: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
+
+    def _mux_tracks_until(self, time_s: float | None) -> None:
+        if self._tracks is not None:
+            self._tracks.mux_until(time_s)
 
     def abort(self) -> None: ...
 
@@ -65,11 +70,10 @@ def open_file_sink(path: str | os.PathLike, *, crf: int = 18, preset: str = DEFA
 class VideoFileSink(KeptIfFinished):
     """Encodes frames to a temporary file beside ``path`` and renames it when closed.
 
-    Audio streams of ``audio_from`` are copied packet by packet (remuxed, not re-encoded) when the
-    output container can hold their codec, else re-encoded to its default audio codec, and said so;
-    subtitle streams are copied where the container takes them, else left out, and said so. Both
-    are muxed alongside the video up to the last video timestamp, so a file closed early
-    (interrupt, corrupt input) still has audio and video of the same length.
+    The audio and subtitle tracks of ``audio_from`` are carried over (passthrough.py), muxed alongside
+    the video up to the last video timestamp, so a file closed early (interrupt, corrupt input)
+    still has audio and video of the same length. With ``overwrite`` off, a file that appears at
+    ``path`` while this one is written is kept and the close fails.
     """
 
     def __init__(self, path: str | os.PathLike, *, width: int, height: int, fps: Fraction,
@@ -83,7 +87,7 @@ class VideoFileSink(KeptIfFinished):
         if preset not in X264_PRESETS:
             raise OptionError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}", param="preset")
         check_output_path(self.path, overwrite=overwrite)
-        self._file = AtomicFile(self.path)
+        self._file = AtomicFile(self.path, overwrite=overwrite)
         self.tmp = self._file.tmp
         self._out, codec = open_container(self.path, self.tmp)
         self.fps = Fraction(fps)
@@ -127,92 +131,21 @@ class VideoFileSink(KeptIfFinished):
         tb = Fraction(time_base) if time_base and not self._numbered else 1 / self.fps
         self._video.time_base = self._video.codec_context.time_base = tb
         self._tb = tb  # the muxer may change the stream's time base when it writes the header
+        self._src_tb = Fraction(time_base) if time_base else None
         self.frames_written = 0
         self._pts0: int | None = None
         self._last_pts = -1
         self._restamped = 0
+        self._joins = 0  # the source's timeline started again (joined clips)
         self._last_time_s = 0.0
-        self._passthrough: list[tuple] = []  # (in_stream, out_stream, reencode): audio and subtitle tracks
-        self._demux = None
-        self._pending: list = []
         self._closed = False
+        self._tracks: Passthrough | None = None
         if audio_from is not None:
-            self._open_passthrough(Path(audio_from))
-
-    # -- audio and subtitles ---------------------------------------------------------------------
-    def _open_passthrough(self, source: Path) -> None:
-        import av
-
-        self._src = av.open(str(source), "r")
-        # The file's own tags (title, creation_time, ...; what the muxer writes itself is left to it)
-        # and the video's language stay: photo and video libraries sort and label by them.
-        own = {k: v for k, v in self._src.metadata.items() if k not in _MUXER_TAGS}
-        self._out.metadata.update(own)
-        language = self._src.streams.video[0].metadata.get("language") if self._src.streams.video else None
-        if language:
-            self._video.metadata["language"] = language
-        for s in self._src.streams.audio:
-            if s.codec_context is None:  # a codec FFmpeg does not know: neither copied nor decoded
-                log.warning("rtnst: audio track %d has a codec FFmpeg does not know: left out", s.index)
-                continue
-            name = s.codec_context.name
-            if takes(self._out, name):
-                self._passthrough.append((s, self._out.add_stream_from_template(s), False))
-                continue
-            target = self._out.default_audio_codec
             try:
-                encoder = av.codec.Codec(target, "w")
-            except (av.codec.codec.UnknownCodecError, av.error.FFmpegError, ValueError):
-                log.warning("rtnst: audio track %d (%s) cannot go into %s, which has no audio encoder here: "
-                            "left out (.mp4 and .mkv keep it)", s.index, name, self.path.suffix)
-                continue
-            # Opus, say, has no 44.1 kHz: take the next rate the encoder has (PyAV resamples to it).
-            rate, rates = s.codec_context.sample_rate, encoder.audio_rates
-            if rates and rate not in rates:
-                rate = min((r for r in rates if r >= rate), default=max(rates))
-            log.info("rtnst: audio %s cannot go into %s as is; re-encoding it to %s", name, self.path.suffix, target)
-            self._passthrough.append((s, self._out.add_stream(target, rate=rate), True))
-        # Subtitle tracks are copied where the container takes their format (SRT/ASS into .mkv);
-        # converting them (SRT into .mp4's mov_text) is not done, and said.
-        for s in self._src.streams.subtitles:
-            name = s.codec_context.name if s.codec_context else "unknown"
-            if takes(self._out, name):
-                self._passthrough.append((s, self._out.add_stream_from_template(s), False))
-            else:
-                log.warning("rtnst: subtitle track %d (%s) cannot go into %s: left out (.mkv keeps it)",
-                            s.index, name, self.path.suffix)
-        if self._passthrough:
-            self._demux = self._src.demux([s for s, _, _ in self._passthrough])
-
-    def _mux_passthrough_until(self, time_s: float | None) -> None:
-        """Copy audio and subtitle packets whose start is before ``time_s`` (None: all that remain)."""
-        if self._demux is None:
-            return
-        streams = {s.index: (s, out, re) for s, out, re in self._passthrough}
-        while True:
-            if not self._pending:
-                packet = next(self._demux, None)
-                if packet is None:
-                    self._demux = None
-                    break
-                self._pending.append(packet)
-            packet = self._pending[0]
-            if packet.pts is not None and time_s is not None and packet.pts * packet.time_base >= time_s:
-                return
-            self._pending.pop(0)
-            if packet.dts is None and packet.size == 0:
-                continue  # the demuxer's flush packet
-            src, out, reencode = streams[packet.stream.index]
-            if reencode:
-                for frame in packet.decode():
-                    frame.pts = None
-                    self._out.mux(out.encode(frame))
-            else:
-                packet.stream = out
-                self._out.mux(packet)
-        for _, out, reencode in self._passthrough:
-            if reencode:
-                self._out.mux(out.encode(None))
+                self._tracks = Passthrough(self._out, Path(audio_from), video=self._video, label=self.path.suffix)
+            except BaseException:
+                self._discard()
+                raise
 
     # -- video ---------------------------------------------------------------------------------
     def write(self, frame: np.ndarray, pts: int | None = None) -> None:
@@ -227,20 +160,28 @@ class VideoFileSink(KeptIfFinished):
                 raise OutputError(f"{self.path}: expected {self.frame_size[0]}x{self.frame_size[1]} frames, "
                                   f"got {frame.shape[1]}x{frame.shape[0]}")
             flags = _SWS_FLAGS_ENLARGE
-        elif frame.shape[:2] != (self.height, self.width):
-            frame, flags = np.ascontiguousarray(frame[: self.height, : self.width]), _SWS_FLAGS
-        else:
-            flags = _SWS_FLAGS
+        elif frame.shape[:2] != (self.height, self.width) and all(
+                0 <= got - want <= 1 for got, want in zip(frame.shape[:2], (self.height, self.width))):
+            frame, flags = np.ascontiguousarray(frame[: self.height, : self.width]), _SWS_FLAGS  # odd side
+        else:  # a source whose frame size changes part way is scaled to the video's size
+            flags = _SWS_FLAGS if frame.shape[:2] == (self.height, self.width) else _SWS_FLAGS_ENLARGE
         vf = self._scale(
             av.VideoFrame.from_ndarray(frame, format="bgr24"), width=self.width, height=self.height, format=self._video.pix_fmt, dst_colorspace=self._matrix,
             dst_color_range="MPEG", interpolation=flags)
+        if pts is not None and self._pts0 is None:
+            self._pts0 = pts  # the source's start: time 0 of the output, for its audio too
+            if self._tracks is not None and self._src_tb is not None:
+                self._tracks.start_s = pts * self._src_tb
         if pts is None or self._numbered:
             vf.pts = round(self.frames_written / self.fps / self._tb)
         else:
-            if self._pts0 is None:
-                self._pts0 = pts
             vf.pts = pts - self._pts0
-            if vf.pts <= self._last_pts:  # a damaged source repeats or reorders timestamps: the encoder
+            if (self._last_pts - vf.pts) * self._tb > JOIN_S:
+                step = max(1, round(1 / self.fps / self._tb))
+                self._pts0 = pts - (self._last_pts + step)
+                vf.pts = self._last_pts + step
+                self._joins += 1
+            elif vf.pts <= self._last_pts:  # a damaged source repeats or reorders timestamps: the encoder
                 vf.pts = self._last_pts + 1  # and muxer need them increasing, so the frame takes the next
                 self._restamped += 1
         self._last_pts = vf.pts
@@ -249,7 +190,7 @@ class VideoFileSink(KeptIfFinished):
         try:
             for packet in self._video.encode(vf):
                 self._out.mux(packet)
-            self._mux_passthrough_until(self._last_time_s + float(1 / self.fps))
+            self._mux_tracks_until(self._last_time_s + float(1 / self.fps))
         except av.error.FFmpegError as exc:
             raise OutputError(f"writing {self.path} failed: {exc.strerror or exc}") from None
         self.frames_written += 1
@@ -257,8 +198,13 @@ class VideoFileSink(KeptIfFinished):
     def close(self, *, complete: bool = True) -> None:
         """Finish the file and move it into place. ``complete=False`` (interrupted, corrupt input)
         still gives a playable file with the frames written so far, and audio of the same length."""
+        import av
+
         if self._closed:
             return
+        if self._joins:
+            log.warning("rtnst: the source's timestamps started again %d time%s (joined clips?); each part "
+                        "continues the one before", self._joins, "" if self._joins == 1 else "s")
         if self._restamped:
             log.warning("rtnst: %d frame%s of the source had a repeated or out-of-order timestamp; "
                         "each was given the next one", self._restamped, "" if self._restamped == 1 else "s")
@@ -270,15 +216,22 @@ class VideoFileSink(KeptIfFinished):
             for packet in self._video.encode(None):
                 self._out.mux(packet)
             end = None if complete else self._last_time_s + float(1 / self.fps)
-            self._mux_passthrough_until(end)
+            self._mux_tracks_until(end)
             self._out.close()
+        except av.error.FFmpegError as exc:
+            self._discard()
+            raise OutputError(f"writing {self.path} failed: {exc.strerror or exc}") from None
         except Exception:
             self._discard()
             raise
         finally:
-            if getattr(self, "_src", None) is not None:
-                self._src.close()
+            if self._tracks is not None:
+                self._tracks.close()
         self._file.commit()
+
+    def _mux_tracks_until(self, time_s: float | None) -> None:
+        if self._tracks is not None:
+            self._tracks.mux_until(time_s)
 
     def abort(self) -> None:
         """Drop the temporary file: for failures where nothing useful was written."""
@@ -286,8 +239,8 @@ class VideoFileSink(KeptIfFinished):
             return
         self._closed = True
         self._discard()
-        if getattr(self, "_src", None) is not None:
-            self._src.close()
+        if self._tracks is not None:
+            self._tracks.close()
 
     def _discard(self) -> None:
         try:

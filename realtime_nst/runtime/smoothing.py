@@ -72,6 +72,10 @@ def _gray(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return g if (g.shape[1], g.shape[0]) == size else cv2.resize(g, size, interpolation=cv2.INTER_AREA)
 
 
+# OpenCV's DIS flow refuses images under 12 px a side: tiny frames are enlarged for the flow alone.
+_MIN_FLOW_PX = 16
+
+
 class EmaSmoother:
     """out_t = (1 - a)·stylized_t + a·out_{t-1}: cheap, but ghosts on motion; resets on cuts."""
 
@@ -147,7 +151,7 @@ class FlowSmoother:
     def _work_size(self, source: np.ndarray) -> tuple[int, int]:
         h, w = source.shape[:2]
         scale = min(1.0, self.flow_side_px / max(w, h))
-        return max(8, round(w * scale)), max(8, round(h * scale))
+        return max(_MIN_FLOW_PX, round(w * scale)), max(_MIN_FLOW_PX, round(h * scale))
 
     def _start(self, gray: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         self._prev_gray, self._prev_out = gray, stylized

@@ -78,7 +78,9 @@ class VideoFileSource:
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"{self.name} has no video stream")
-        self.stream = self._container.streams.video[0]
+        # FFmpeg's pick (as ffmpeg and players make it): not an attached cover picture, else the stream
+        # with the most to show, where the first video stream may be a one-frame thumbnail.
+        self.stream = self._container.streams.best("video") or self._container.streams.video[0]
         if self.stream.codec_context is None:
             self._container.close()
             raise InputError(f"{self.name}: its video is in a format FFmpeg cannot decode")

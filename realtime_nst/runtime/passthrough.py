@@ -1,0 +1,154 @@
+"""A source's audio and subtitle tracks carried into the video being written, on that video's timeline."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+from .containers import takes
+
+log = logging.getLogger("rtnst")
+
+_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+# A timestamp this far behind the last one is the source's timeline starting again (clips joined by
+# `cat`, a stream that restarted): what follows continues from the last one instead of being squeezed in.
+JOIN_S = 0.5
+
+
+class Passthrough:
+    """The audio and subtitle streams of ``source``, added to the output container ``out``.
+
+    Audio is copied packet by packet (remuxed, not re-encoded) where ``out`` can hold its codec, else
+    re-encoded to its default audio codec, and said so; subtitles are copied where ``out`` takes
+    their format, else left out, and said so. ``label`` names the output in those messages.
+
+    Timestamps follow the video: ``start_s``, the source time of the video's first frame, is time 0
+    (set it before the first ``mux_until``), and where a track's timestamps start again (joined
+    clips) it continues from where it was, as the video does. Damaged packets that FFmpeg refuses are
+    left out and counted; ``close()`` says how many.
+    """
+
+    def __init__(self, out, source: Path, *, video, label: str) -> None:
+        import av
+
+        self._out = out
+        self._label = label
+        self._src = av.open(str(source), "r")
+        self.start_s: Fraction = Fraction(0)
+        self._streams: dict[int, tuple] = {}  # source stream index -> (out_stream, reencode)
+        self._shifts: dict[int, int] = {}  # ticks taken off each stream's timestamps
+        self._last: dict[int, tuple[int, int]] = {}  # each stream's last (dts, duration) on our timeline
+        self._pending: list = []
+        self._skipped = 0
+        self._closed = False
+        try:
+            self._add_streams(video)
+        except BaseException:
+            self._src.close()
+            raise
+        wanted = [self._src.streams[i] for i in self._streams]
+        self._demux = self._src.demux(wanted) if wanted else None
+
+    def _add_streams(self, video) -> None:
+        import av
+
+        # The file's own tags (title, creation_time, ...; what the muxer writes itself is left to it)
+        # and the video's language stay: photo and video libraries sort and label by them.
+        self._out.metadata.update({k: v for k, v in self._src.metadata.items() if k not in _MUXER_TAGS})
+        shown = self._src.streams.best("video") if self._src.streams.video else None  # as sources.py picks it
+        language = shown.metadata.get("language") if shown is not None else None
+        if language:
+            video.metadata["language"] = language
+        for s in self._src.streams.audio:
+            if s.codec_context is None:  # a codec FFmpeg does not know: neither copied nor decoded
+                log.warning("rtnst: audio track %d has a codec FFmpeg does not know: left out", s.index)
+                continue
+            name = s.codec_context.name
+            if takes(self._out, name):
+                self._streams[s.index] = (self._out.add_stream_from_template(s), False)
+                continue
+            target = self._out.default_audio_codec
+            try:
+                encoder = av.codec.Codec(target, "w")
+            except (av.codec.codec.UnknownCodecError, av.error.FFmpegError, ValueError):
+                log.warning("rtnst: audio track %d (%s) cannot go into %s, which has no audio encoder here: "
+                            "left out (.mp4 and .mkv keep it)", s.index, name, self._label)
+                continue
+            # Opus, say, has no 44.1 kHz: take the next rate the encoder has (PyAV resamples to it).
+            rate, rates = s.codec_context.sample_rate, encoder.audio_rates
+            if rates and rate not in rates:
+                rate = min((r for r in rates if r >= rate), default=max(rates))
+            log.info("rtnst: audio %s cannot go into %s as is; re-encoding it to %s", name, self._label, target)
+            self._streams[s.index] = (self._out.add_stream(target, rate=rate), True)
+        # Subtitle tracks are copied where the container takes their format (SRT/ASS into .mkv);
+        # converting them (SRT into .mp4's mov_text) is not done, and said.
+        for s in self._src.streams.subtitles:
+            name = s.codec_context.name if s.codec_context else "unknown"
+            if takes(self._out, name):
+                self._streams[s.index] = (self._out.add_stream_from_template(s), False)
+            else:
+                log.warning("rtnst: subtitle track %d (%s) cannot go into %s: left out (.mkv keeps it)",
+                            s.index, name, self._label)
+
+    def mux_until(self, time_s: float | None) -> None:
+        """Mux the packets that start before ``time_s`` on the video's timeline (None: all that remain)."""
+        import av
+
+        if self._demux is None:
+            return
+        while True:
+            if not self._pending:
+                packet = next(self._demux, None)
+                if packet is None:
+                    self._demux = None
+                    break
+                if packet.dts is None and packet.size == 0:
+                    continue  # the demuxer's flush packet
+                self._to_our_timeline(packet)
+                self._pending.append(packet)
+            packet = self._pending[0]
+            if packet.pts is not None and time_s is not None and packet.pts * packet.time_base >= time_s:
+                return
+            self._pending.pop(0)
+            out, reencode = self._streams[packet.stream.index]
+            try:
+                if reencode:
+                    for frame in packet.decode():
+                        frame.pts = None
+                        self._out.mux(out.encode(frame))
+                else:
+                    packet.stream = out
+                    self._out.mux(packet)
+            except (av.error.ArgumentError, av.error.InvalidDataError):
+                self._skipped += 1  # bad data, or timestamps the muxer refuses: the rest of the track goes on
+        for out, reencode in self._streams.values():
+            if reencode:
+                self._out.mux(out.encode(None))
+
+    def _to_our_timeline(self, packet) -> None:
+        key, tb = packet.stream.index, packet.time_base
+        if key not in self._shifts:
+            self._shifts[key] = round(self.start_s / tb)
+        dts = packet.dts if packet.dts is not None else packet.pts
+        if dts is None:
+            return
+        last = self._last.get(key)
+        if last is not None and (last[0] - (dts - self._shifts[key])) * tb > JOIN_S:
+            self._shifts[key] = dts - (last[0] + max(1, last[1]))
+        shift = self._shifts[key]
+        if packet.pts is not None:
+            packet.pts -= shift
+        if packet.dts is not None:
+            packet.dts -= shift
+        self._last[key] = (dts - shift, packet.duration or 0)
+
+    def close(self) -> None:
+        """Close the source; safe twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._src.close()
+        if self._skipped:
+            log.warning("rtnst: %d damaged audio or subtitle packet%s of the source left out", self._skipped,
+                        "" if self._skipped == 1 else "s")

@@ -1,0 +1,151 @@
+"""The output's timeline: sound in step with the picture whatever the source's timestamps look like."""
+
+import logging
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakes import probe
+from realtime_nst.cli import main
+from realtime_nst.errors import OutputError
+from realtime_nst.runtime.sinks import VideoFileSink
+
+FPS = 24
+FLASH_FRAME = 12  # a white frame, with a click in the sound at the same moment
+RATE = 48000
+
+
+def flash_clip(path: Path, *, start_s: float = 0.0, frames: int = 24, fmt: str | None = None) -> Path:
+    """Grey frames with one white one, and silence with one click at its time; both tracks start at ``start_s``."""
+    import av
+
+    with av.open(str(path), "w", format=fmt) as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=RATE)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 250 if i == FLASH_FRAME else 60, np.uint8),
+                                               format="bgr24")
+            frame.pts, frame.time_base = i + round(start_s * FPS), Fraction(1, FPS)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        sound = np.zeros(RATE * frames // FPS + 1024, np.float32)
+        at = RATE * FLASH_FRAME // FPS
+        sound[at:at + 480] = 0.8 * np.sin(np.arange(480) * 2 * np.pi * 1000 / RATE)
+        for k in range(0, len(sound) - 1024, 1024):
+            chunk = av.AudioFrame.from_ndarray(sound[None, k:k + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = RATE, k + round(start_s * RATE), Fraction(1, RATE)
+            for packet in audio.encode(chunk):
+                out.mux(packet)
+        for packet in audio.encode(None):
+            out.mux(packet)
+    return path
+
+
+def flash_and_click_s(path: Path) -> tuple[list[float], list[float], float]:
+    """Times of the white frames and of the clicks' starts in a file, and its last frame's time."""
+    import av
+
+    with av.open(str(path)) as c:
+        times = [(float(f.pts * f.time_base), f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        parts = [(float(f.pts * f.time_base), f.to_ndarray()[0]) for f in c.decode(audio=0)]
+    sound = np.concatenate([p for _, p in parts])
+    loud = np.flatnonzero(np.abs(sound) > 0.3)
+    starts = loud[np.r_[True, np.diff(loud) > RATE // 10]] if len(loud) else []
+    return ([t for t, level in times if level > 200], [parts[0][0] + s / RATE for s in starts], times[-1][0])
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".ts", "mpegts"), (".mkv", None)])
+def test_sound_stays_with_the_picture_when_the_source_does_not_start_at_zero(tmp_path, identity, suffix, fmt):
+    src = flash_clip(tmp_path / f"in{suffix}", start_s=5.0, fmt=fmt)  # camcorders and broadcasts start late
+    out = tmp_path / "out.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", "none"]) == 0
+    flashes, clicks, _ = flash_and_click_s(out)
+    assert flashes == pytest.approx([FLASH_FRAME / FPS], abs=1e-3)
+    assert clicks == pytest.approx(flashes, abs=0.03)
+
+
+def test_joined_clips_play_one_after_the_other_in_step(tmp_path, identity, caplog):
+    part = flash_clip(tmp_path / "part.ts", frames=48, fmt="mpegts")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)  # `cat part.ts part.ts`: the timestamps start again halfway
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING, logger="rtnst"):
+        assert main(["-q", "video", str(joined), str(out), "--model", str(identity), "--smooth", "none"]) == 0
+    assert "started again" in caplog.text
+    flashes, clicks, last_s = flash_and_click_s(out)
+    assert probe(out)["count"] == 96 and last_s == pytest.approx(95 / FPS, abs=0.01)
+    assert flashes == pytest.approx([FLASH_FRAME / FPS, (48 + FLASH_FRAME) / FPS], abs=0.01)
+    assert clicks == pytest.approx(flashes, abs=0.05)
+
+
+def test_damaged_sound_is_left_out_and_the_video_finished(tmp_path, identity, caplog):
+    import av
+
+    src = flash_clip(tmp_path / "in.ts", fmt="mpegts")
+    with av.open(str(src)) as c:
+        pid = c.streams.audio[0].id
+    data = bytearray(src.read_bytes())
+    hit = 0
+    for at in range(0, len(data) - 188, 188):  # MPEG-TS packets: 188 bytes, the PID in bytes 1-2
+        if data[at] == 0x47 and ((data[at + 1] & 0x1F) << 8 | data[at + 2]) == pid:
+            hit += 1
+            if hit % 2:
+                data[at + 20:at + 60] = bytes(b ^ 0xFF for b in data[at + 20:at + 60])
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING, logger="rtnst"):
+        code = main(["-q", "video", str(damaged), str(out), "--model", str(identity), "--smooth", "none"])
+    with av.open(str(out)) as c:
+        assert code == 0 and sum(1 for _ in c.decode(video=0)) == 24  # (its sound is still damaged: not decoded)
+    assert "damaged audio or subtitle packet" in caplog.text
+
+
+def test_a_source_whose_frames_change_size_is_scaled_not_cropped(tmp_path):
+    out = tmp_path / "o.mp4"
+    half_white = np.zeros((48, 64, 3), np.uint8)
+    half_white[:, 32:] = 255
+    with VideoFileSink(out, width=32, height=24, fps=Fraction(FPS), time_base=Fraction(1, FPS)) as sink:
+        sink.write(np.full((24, 32, 3), 60, np.uint8), 0)
+        sink.write(half_white, 1)  # twice the size: cropping would keep its black left half only
+    import av
+
+    with av.open(str(out)) as c:
+        last = [f.to_ndarray(format="gray") for f in c.decode(video=0)][-1]
+    assert last.shape == (24, 32) and last[:, :12].mean() < 30 and last[:, 20:].mean() > 225
+
+
+def test_a_file_made_meanwhile_by_another_run_is_kept(tmp_path):
+    out = tmp_path / "o.mp4"
+    sink = VideoFileSink(out, width=32, height=24, fps=Fraction(FPS))
+    sink.write(np.full((24, 32, 3), 60, np.uint8))
+    out.write_bytes(b"the other run's video")  # it started after our checks and finished first
+    with pytest.raises(OutputError, match="appeared while"):
+        sink.close()
+    assert out.read_bytes() == b"the other run's video"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]  # our temporary file is gone
+
+
+def test_two_sinks_on_one_name_use_their_own_temporary_files(tmp_path):
+    out = tmp_path / "o.mp4"
+    sinks = [VideoFileSink(out, width=32, height=24, fps=Fraction(FPS), overwrite=True) for _ in range(2)]
+    assert sinks[0].tmp != sinks[1].tmp
+
+    def fill(sink, level):
+        for _ in range(5):
+            sink.write(np.full((24, 32, 3), level, np.uint8))
+        sink.close()
+
+    workers = [threading.Thread(target=fill, args=(s, v)) for s, v in zip(sinks, (40, 200))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert probe(out)["count"] == 5 and [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
