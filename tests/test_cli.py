@@ -155,6 +155,8 @@ def test_bench_end_to_end_on_a_clip_scaled_to_each_size(identity, tmp_path, caps
     assert len(frames) == 6 and frames[0].shape == (48, 64, 3) and np.array_equal(frames[4], frames[0])
     assert main(["bench", "--model", str(identity), "--clip", str(tmp_path / "none.mp4")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["bench", "--model", str(identity), "--sizes", ","]) == 2  # nothing to measure is no success
+    assert "--sizes" in capsys.readouterr().err
 
 
 def test_video_files_are_smoothed_along_the_flow_unless_told_otherwise(identity, tmp_path, monkeypatch):

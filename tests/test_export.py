@@ -99,6 +99,11 @@ def test_parity_failure_is_an_error(realtime_export):
     other = nets.build("realtime").eval()  # not the exported weights
     with pytest.raises(ModelError, match="differs from PyTorch"):
         onnxcheck.check_parity(folder / "mosaic-realtime.onnx", other, "realtime", ((1, 24, 24),), min_db=45)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.fill_(float("nan"))  # a NaN PSNR is no pass either
+    with pytest.raises(ModelError, match="nan dB"):
+        onnxcheck.check_parity(folder / "mosaic-realtime.onnx", other, "realtime", ((1, 24, 24),), min_db=45)
 
 
 def test_reexport_of_an_older_form_keeps_the_function_and_the_record(realtime_export, tmp_path, monkeypatch):
@@ -139,6 +144,9 @@ def test_refusals(realtime_export, tmp_path):
         ex.export(folder / "mosaic.pt", tmp_path / "m.onnx", int8=True)
     with pytest.raises(OptionError, match="not a folder"):
         ex.export(folder / "mosaic.pt", tmp_path / "m.onnx", int8=True, calib=tmp_path / "no_photos")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OptionError, match="no photos"):
+        ex.export(folder / "mosaic.pt", tmp_path / "m.onnx", int8=True, calib=tmp_path / "empty")
     assert not (tmp_path / "m.onnx").exists()  # refused before the fp32 model was written
     with pytest.raises(OptionError, match=".onnx"):
         ex.export(folder / "mosaic.pt", tmp_path / "m.pb")

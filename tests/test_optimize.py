@@ -104,6 +104,12 @@ def test_init_style_starts_away_from_the_content(assets):
     assert r.history[0]["content"] > 0.05
 
 
+def test_a_style_image_too_thin_for_the_layers_is_named(assets):
+    thin = np.full((1, 400, 3), 128, np.uint8)
+    with pytest.raises(InputError, match="the style image at this pass's size"):
+        optimize(assets["content"], [thin], _cfg(assets, iterations=1))
+
+
 def test_layer_and_term_weights(assets):
     assert parse_layers("relu1_1, relu2_1:0.5", "style") == {"relu1_1": 1.0, "relu2_1": 0.5}
     kw = dict(init="style", iterations=1, content_layers={"relu3_1": 1.0})

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 from realtime_nst.training.data import PhotoCrops, ResumableSampler  # noqa: E402
-from realtime_nst.errors import OptionError, OutputError  # noqa: E402
+from realtime_nst.errors import InputError, ModelError, OptionError, OutputError  # noqa: E402
 from realtime_nst.training.config import TrainConfig
 from realtime_nst.training.train import Trainer  # noqa: E402
 
@@ -459,3 +459,42 @@ def test_border_distance_sees_a_painted_frame():
     for f, zero in ((pointwise, True), (framed, False)):
         d = float(border_distance(f(x[..., 8:-8, 8:-8]), f(x), 8))
         assert (d < 1e-7) == zero, d
+
+
+@pytest.mark.parametrize("damage", ["text", "truncated", "list", "bad step", "bad optimizer"])
+def test_resuming_a_damaged_checkpoint_is_one_error_naming_it(photo_dir, tiny_vgg16_file, tmp_path, damage):
+    out = tmp_path / "run.pt"
+    Trainer(tiny_config(photo_dir, tiny_vgg16_file, out, steps=1)).fit(progress=False, plot=False)
+    state = torch.load(out, weights_only=True)
+    if damage == "text":
+        out.write_text("not a checkpoint")
+    elif damage == "truncated":
+        out.write_bytes(out.read_bytes()[:2000])
+    elif damage == "list":
+        torch.save([1, 2, 3], out)
+    else:
+        state.update({"step": "abc"} if damage == "bad step" else {"optimizer": {"state": {}}})
+        torch.save(state, out)
+    with pytest.raises(ModelError, match="run.pt"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, out, steps=2), resume=True)
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_training(photo_dir, tiny_vgg16_file, tmp_path):
+    with pytest.raises(OutputError, match="does not exist"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "missing" / "run.pt"))
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "folder.pt"), overwrite=True)
+
+
+def test_a_style_image_too_small_for_vgg_and_a_tiny_preview(photo_dir, tiny_vgg16_file, tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "dot.png"), np.full((1, 1, 3), 200, np.uint8))
+    with pytest.raises(InputError, match="style image"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "a.pt", style=str(tmp_path / "dot.png")))
+    cv2.imwrite(str(tmp_path / "thin.png"), np.full((2, 5, 3), 200, np.uint8))
+    run = Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "b.pt", steps=1, preview_every=1,
+                              preview_image=str(tmp_path / "thin.png")))
+    run.fit(progress=False, plot=False)
+    assert [p.name for p in (tmp_path / "b.previews").iterdir()] == ["step_000001.jpg"]

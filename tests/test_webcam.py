@@ -71,6 +71,10 @@ def test_camera_that_does_not_open(capsys, identity):
     assert main(["webcam", "--camera", "/dev/video99", "--no-window", "--model", str(identity)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "could not open camera" in err[0]
+    for index in ("99999999999999999999", "²"):  # larger than OpenCV takes; a digit that is no number
+        assert main(["webcam", "--camera", index, "--no-window", "--model", str(identity)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "camera" in err[0]
 
 
 class FakeCapture:
@@ -338,5 +342,8 @@ def test_the_live_loop_smooths_at_the_size_the_model_runs_at_as_video_does(tmp_p
         st.strength = 0.5  # blended with the full-size frame: smoothed at full size
         run_live(FakeSource(lambda i: np.zeros((48, 64, 3), np.uint8), 1), [st], window=False, sinks=[Sink()],
                  smoother=Smoother(), workers=workers)
-    assert seen == [((24, 32, 3), (24, 32, 3))] * 4 + [((48, 64, 3), (48, 64, 3))]
-    assert written == [(48, 64, 3)] * 5  # what the window, recording and virtual camera get
+        st.strength, st.output_size = 1.0, (40, 30)  # --output-size: every sink gets that size
+        run_live(FakeSource(lambda i: np.zeros((48, 64, 3), np.uint8), 2), [st], window=False, sinks=[Sink()],
+                 smoother=Smoother(), workers=workers)
+    assert seen[:5] == [((24, 32, 3), (24, 32, 3))] * 4 + [((48, 64, 3), (48, 64, 3))]
+    assert written == [(48, 64, 3)] * 5 + [(30, 40, 3)] * 2  # what the window, recording and virtual camera get

@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.frames <= 0 or args.warmup < 0 or args.rounds <= 0:
         raise OptionError("--frames and --rounds must be positive and --warmup not negative")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    if not sizes:
+        raise OptionError(f"--sizes needs at least one WxH, got {args.sizes!r}")
     clip = None
     if args.clip and not args.model_only:
         clip = Path(args.clip)

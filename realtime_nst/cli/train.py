@@ -118,7 +118,9 @@ def build_config(args: argparse.Namespace):
     values.update(given)
     missing = [f"--{k}" for k in ("style", "data") if not values.get(k) and not (k == "style" and values.get("teacher"))]
     if missing:
-        raise OptionError(f"{' and '.join(missing)} required (unless --resume finds a checkpoint at --out)")
+        why = (f"{args.out} holds no settings to resume with" if args.resume and Path(args.out).is_file()
+               else "unless --resume finds a checkpoint at --out")
+        raise OptionError(f"{' and '.join(missing)} required ({why})")
     values.setdefault("style", None)
     return TrainConfig(**values)
 

@@ -108,12 +108,6 @@ def _device(name: str) -> torch.device:
     return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 
-def _min_side_px(vgg: VGGFeatures, layers: list[str]) -> int:
-    """Each pooling layer before the deepest used layer halves the image: it must not reach 0 px."""
-    deepest = max(vgg.names.index(n) for n in layers)
-    return 2 ** sum(1 for n in vgg.names[:deepest] if n.startswith("pool"))
-
-
 def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig | None = None, *,
              callback: Callable[[StepInfo], None] | None = None, stop: threading.Event | None = None) -> OptimizeResult:
     """Stylise ``content`` (a BGR frame) with ``styles`` (frames); returns the image at ``cfg.max_side_px``.
@@ -128,7 +122,7 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig 
     precision = resolve_precision(cfg.precision, device)
     vgg, layout = speed_up(load_vgg(cfg.vgg, weights=cfg.vgg_weights, pool=cfg.pool), device, cfg.winograd, precision)
     sizes = scale_sizes(content.shape[1], content.shape[0], cfg.max_side_px, cfg.scales)
-    need = _min_side_px(vgg, list(cfg.content_layers) + list(cfg.style_layers))
+    need = vgg.min_side_px(list(cfg.content_layers) + list(cfg.style_layers))
     if min(sizes[0]) < need:
         raise OptionError(f"the {'coarsest pass' if cfg.scales > 1 else 'image'} would be {sizes[0][0]}x{sizes[0][1]} px, "
                           f"but the layers used need at least {need} px per side; use fewer --scales or a larger --max-side")
@@ -141,7 +135,11 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], cfg: OptimizeConfig 
     for scale, (w, h) in enumerate(sizes, 1):
         c_frame = fr.resize(content, (w, h))
         # Styles are seen at the pass's long side, so brush strokes keep their size relative to the image.
-        s_batches = [to_batch(fr.resize(s, fr.fit_max_side(s.shape[1], s.shape[0], max(w, h)))).to(device) for s in styles]
+        s_frames = [fr.resize(s, fr.fit_max_side(s.shape[1], s.shape[0], max(w, h))) for s in styles]
+        for i, s in enumerate(s_frames, 1):
+            name = f"style image {i}" if len(styles) > 1 else "the style image"
+            vgg.check_size(s.shape[1], s.shape[0], list(cfg.style_layers), what=f"{name} at this pass's size")
+        s_batches = [to_batch(s).to(device) for s in s_frames]
         objective = Objective(vgg, to_batch(c_frame).to(device), s_batches, blend, cfg, memory_format=layout,
                               precision=precision)
         if x is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ModelError, OptionError
+from ..errors import InputError, ModelError, OptionError
 
 # "M" is a pooling layer; numbers are conv output channels. Indices match torchvision's features.
 _CFG = {
@@ -96,9 +96,22 @@ class VGGFeatures(nn.Module):
         if bad:
             raise OptionError(f"unknown {self.arch} layer(s) {', '.join(bad)}; valid: conv1_1 ... {self.names[-2]}")
 
+    def min_side_px(self, layers: list[str]) -> int:
+        """Each pooling layer before the deepest of ``layers`` halves the image: it must not reach 0 px."""
+        deepest = max(self.names.index(n) for n in layers)
+        return 2 ** sum(1 for n in self.names[:deepest] if n.startswith("pool"))
+
+    def check_size(self, width: int, height: int, layers: list[str], *, what: str) -> None:
+        """InputError when ``what`` (an image of ``width`` x ``height``) is too small for ``layers``."""
+        need = self.min_side_px(layers)
+        if min(width, height) < need:
+            raise InputError(f"{what} is {width}x{height} px: too small or too thin for VGG's "
+                             f"{max(layers, key=self.names.index)}, which needs {need} px or more a side")
+
     def forward(self, rgb01: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         wanted = set(layers)
         last = max(self.names.index(n) for n in wanted)
+        self.check_size(rgb01.shape[-1], rgb01.shape[-2], layers, what="an image")  # never pooled to nothing
         x = rgb01 * self._mul + self._add
         out: dict[str, torch.Tensor] = {}
         for i, module in enumerate(self.features[: last + 1]):

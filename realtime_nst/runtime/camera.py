@@ -17,7 +17,13 @@ from .sources import TimedFrame, VideoFileSource, is_stream_url
 def _parse_camera(camera: str | int) -> str | int:
     if isinstance(camera, int):
         return camera
-    return int(camera) if camera.isdigit() else camera
+    # isdecimal, not isdigit: "²" is a digit int() refuses. An index OpenCV cannot hold is no camera.
+    if camera.isascii() and camera.isdecimal():
+        index = int(camera)
+        if index > 2**31 - 1:
+            raise CameraError(f"camera {camera} does not exist (camera indices are small numbers: 0, 1, ...)")
+        return index
+    return camera
 
 
 class CameraSource:

@@ -158,7 +158,9 @@ def run_live(
                     seen, out = future.result()
                 if smoother is not None and state.smooth:
                     out = smoother(seen, out)
-                out = fr.resize(out, (frame.shape[1], frame.shape[0]))  # stylised small to be smoothed
+                # stylised small to be smoothed: scaled to the size asked for (output_size), else the camera's
+                size = getattr(stylizers[state.index], "output_size", None) or (frame.shape[1], frame.shape[0])
+                out = fr.resize(out, size)
                 last = out
                 for sink in sinks:
                     sink.write(out)

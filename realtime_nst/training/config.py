@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import OptionError
+from ..errors import ModelError, OptionError
 from . import nets, temporal
 
 
@@ -114,11 +114,25 @@ class TrainConfig:
             raise OptionError(f"device must be auto, cpu or cuda, got {self.device!r}", param="device")
 
 
+def read_state(path: str | Path) -> dict:
+    """A training checkpoint's saved dict; ModelError, naming the file, for anything else."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable training checkpoint ({type(exc).__name__}); move it "
+                         "away to start afresh") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: expected a training checkpoint (a dict), got {type(state).__name__}")
+    return state
+
+
 def saved_config(path: str | Path) -> dict:
     """The TrainConfig fields a checkpoint was trained with ({} for an older file without them)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    config = read_state(path).get("config") or {}
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: its saved settings are damaged; move it away to start afresh")
     known = TrainConfig.__dataclass_fields__
-    saved = {k: v for k, v in (state.get("config") or {}).items() if k in known}
+    saved = {k: v for k, v in config.items() if k in known}
     if saved and "border_weight" not in saved:
         saved["border_weight"] = 0.0  # trained before the term existed: continue exactly as it was
     return saved

@@ -21,6 +21,7 @@ from .. import __version__
 from .. import modelfile as mf
 from ..errors import ModelError, OptionError
 from ..files import atomic_write, check_outputs
+from ..imageio import list_images
 from . import cost, export_form, nets
 from .onnxcheck import check_parity, quiet
 
@@ -170,6 +171,8 @@ def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8:
         raise OptionError("int8=True needs calib DIR (a folder of photos for calibration)", param=("int8", "calib"))
     if int8 and not Path(calib).is_dir():  # before anything is written, not after the fp32 export
         raise OptionError(f"calib {calib} is not a folder", param="calib")
+    if int8 and not list_images(calib):
+        raise OptionError(f"calib {calib} holds no photos to calibrate with", param="calib")
     if opset < 17:
         raise OptionError(f"opset must be at least 17, got {opset}", param="opset")
     targets = [out] + [out.with_suffix(f".{p}.onnx") for p, on in (("fp16", fp16), ("int8", int8)) if on]
@@ -188,7 +191,8 @@ def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8:
         raise ModelError(f"the exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
     with atomic_write(out) as tmp:
         onnx.save(model, str(tmp))
-        report = ExportReport(out, info["tier"], check_parity(tmp, net, info["tier"], sizes, min_db=min_db))
+        parity = check_parity(tmp, net, info["tier"], sizes, min_db=min_db, name=out)
+        report = ExportReport(out, info["tier"], parity)
     from .variants import check_fp16, quantize_int8, to_fp16
 
     if fp16:

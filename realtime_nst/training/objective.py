@@ -40,6 +40,8 @@ class PerceptualLoss:
         self.vgg.check_layers(cfg.content_layers + cfg.style_layers)
         style = read_image(cfg.style)
         style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], cfg.style_size_px))
+        self.vgg.check_size(style.shape[1], style.shape[0], cfg.style_layers,
+                            what=f"the style image at --style-size {cfg.style_size_px}")
         with torch.no_grad():
             feats = self.vgg(to_batch(style).to(device), cfg.style_layers)
         self.style_grams = {k: gram(v) for k, v in feats.items()}

@@ -61,15 +61,18 @@ def quiet_session(path: Path, *, device: str = "cpu", threads: int | None = None
     return open_session(path, device=device, threads=threads, spin=threads is not None, announce=False)
 
 
-def check_parity(path: Path, net: torch.nn.Module, tier: str, sizes, *, min_db: float) -> list[tuple[str, float]]:
+def check_parity(path: Path, net: torch.nn.Module, tier: str, sizes, *, min_db: float,
+                 name: Path | None = None) -> list[tuple[str, float]]:
+    """PSNR of onnxruntime against PyTorch at each size; ModelError below ``min_db`` (``name``: the
+    output's own name, where ``path`` is its temporary file)."""
     session = quiet_session(path)
     rows = []
     for n, h, w in sizes:
         got, ref = run_both(session, net, sample_images(n, h, w), tier)
         rows.append((f"{n}x{h}x{w}", round(psnr(got, ref), 2)))
         log.info("rtnst: parity %s onnxruntime vs PyTorch: %.1f dB", rows[-1][0], rows[-1][1])
-        if rows[-1][1] < min_db:
-            raise ModelError(f"{path}: onnxruntime output differs from PyTorch at {rows[-1][0]} "
+        if not rows[-1][1] >= min_db:  # NaN weights give a NaN PSNR, which no comparison with < catches
+            raise ModelError(f"{name or path}: onnxruntime output differs from PyTorch at {rows[-1][0]} "
                              f"({rows[-1][1]:.1f} dB < {min_db} dB); the model was not kept")
     return rows
 

@@ -29,12 +29,13 @@ from pathlib import Path
 
 import torch
 
-from ..errors import OptionError, OutputError
-from ..files import atomic_write
+from .. import frames as fr
+from ..errors import ModelError, OptionError, OutputError
+from ..files import atomic_write, check_outputs
 from ..imageio import read_image, write_image
 from ..perceptual.tensors import to_batch, to_frame
 from . import nets
-from .config import TrainConfig
+from .config import TrainConfig, read_state
 from .data import Indexed, PhotoCrops, ResumableSampler, batches
 from .objective import PerceptualLoss, border_distance
 
@@ -73,6 +74,7 @@ class Trainer:
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         if self.out.exists() and not (resume or overwrite):
             raise OutputError(f"{self.out} exists; pass resume=True to continue it or overwrite=True to start again", param=("resume", "overwrite"))
+        check_outputs([self.out], overwrite=True)  # a folder, or a missing one: said now, not after the training
 
         torch.manual_seed(cfg.seed)
         self.net = nets.build(cfg.tier, width=cfg.width, block_norm=cfg.block_norm).to(self.device, memory_format=torch.channels_last)
@@ -148,9 +150,17 @@ class Trainer:
         self.cfg = replace(self.cfg, block_norm=getattr(net, "block_norm", False))
 
     def _load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = read_state(path)
         if state.get("tier") != self.cfg.tier:
             raise OptionError(f"{path} holds a {state.get('tier')} net, not {self.cfg.tier}")
+        try:
+            self._restore(state, path)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+            raise ModelError(f"{path} is damaged or does not fit this net ({type(exc).__name__}: "
+                             f"{str(exc)[:120]}); move it away to start afresh") from None
+        log.info("rtnst: resumed %s at step %d", path, self.step)
+
+    def _restore(self, state: dict, path: Path) -> None:
         self._use_version_of(state["model"], source=path)
         self.net.load_state_dict(state["model"])
         if "optimizer" in state:
@@ -158,14 +168,13 @@ class Trainer:
             for group in self.opt.param_groups:  # the saved state holds the old rate; --lr may change it
                 group["lr"] = self.cfg.lr
         self.step = int(state.get("step", 0))
-        self.history = state.get("history", [])
+        self.history = list(state.get("history", []))
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         if "rng" in state:
-            torch.set_rng_state(state["rng"].cpu())  # map_location moved it to the GPU
+            torch.set_rng_state(state["rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu())
-        log.info("rtnst: resumed %s at step %d", path, self.step)
 
     def save(self) -> None:
         if self.rank != 0:
@@ -291,11 +300,10 @@ class Trainer:
         return dict(zip(keys, t.tolist()))
 
     def stylize_preview(self):
-        from .. import frames as fr
-
-        img = fr.resize(self.preview, fr.fit_max_side(self.preview.shape[1], self.preview.shape[0], 512))
-        h, w = img.shape[:2]
         m = self.net.PAD_MULTIPLE
+        img = fr.resize(self.preview, fr.fit_max_side(self.preview.shape[1], self.preview.shape[0], 512))
+        img = fr.resize(img, (max(img.shape[1], 4 * m), max(img.shape[0], 4 * m)))  # tiny: enlarged, not cropped away
+        h, w = img.shape[:2]
         img = img[: h - h % m, : w - w % m]
         self.net.eval()
         with torch.no_grad():
@@ -307,8 +315,7 @@ class Trainer:
     def write_preview(self) -> None:
         if self.rank != 0:
             return
-        folder = self.out.with_name(self.out.stem + ".previews")
-        folder.mkdir(parents=True, exist_ok=True)
+        (folder := self.out.with_name(self.out.stem + ".previews")).mkdir(parents=True, exist_ok=True)
         write_image(folder / f"step_{self.step:06d}.jpg", self.stylize_preview(), overwrite=True)
 
     def plot_losses(self) -> Path | None:
