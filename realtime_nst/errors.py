@@ -54,6 +54,9 @@ def require(module: str, *, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is not installed; install it with: pip install 'realtime_nst[{extra}]'"
-        ) from exc
+        raise MissingDependencyError(f"{module} is not installed; {install_hint(extra)}") from exc
+
+
+def install_hint(extra: str) -> str:
+    """How to add an optional extra, installed from PyPI or from a checkout."""
+    return f"install it with: pip install 'realtime_nst[{extra}]' (in a checkout: pip install '.[{extra}]')"

@@ -28,10 +28,10 @@ def check_not_input(outputs: Iterable[str | os.PathLike], inputs: Iterable[str |
 
 
 def check_outputs(paths: Iterable[str | os.PathLike], *, overwrite: bool,
-                  inputs: Iterable[str | os.PathLike] = (), probe: bool = True) -> None:
+                  inputs: Iterable[str | os.PathLike] = (), probe: bool = True, make_folders: bool = False) -> None:
     """Fail before any work if an output cannot or may not be written: it is an input, it exists and
-    ``overwrite`` is off, it is a folder, or its folder is missing or (``probe``: a file is created
-    and removed there) read-only."""
+    ``overwrite`` is off, it is a folder, or its folder is missing (``make_folders``: made instead)
+    or (``probe``: a file is created and removed there) read-only."""
     paths = [Path(p) for p in paths]
     check_not_input(paths, inputs)
     for path in paths:
@@ -44,8 +44,14 @@ def check_outputs(paths: Iterable[str | os.PathLike], *, overwrite: bool,
     probed: set[Path] = set()
     for path in paths:
         parent = path.parent if str(path.parent) else Path(".")
+        if make_folders and not parent.exists():
+            try:
+                parent.mkdir(parents=True)
+            except OSError as exc:
+                raise OutputError(f"cannot make the folder {parent} for {path.name}: {exc.strerror}") from None
         if not parent.is_dir():
-            raise OutputError(f"cannot write {path}: folder {parent} does not exist")
+            why = "is not a folder" if parent.exists() else "does not exist"
+            raise OutputError(f"cannot write {path}: folder {parent} {why}")
         if probe and parent not in probed:
             probed.add(parent)
             _probe_writable(parent, path)

@@ -479,9 +479,12 @@ def test_resuming_a_damaged_checkpoint_is_one_error_naming_it(photo_dir, tiny_vg
         Trainer(tiny_config(photo_dir, tiny_vgg16_file, out, steps=2), resume=True)
 
 
-def test_an_output_that_cannot_be_written_is_refused_before_training(photo_dir, tiny_vgg16_file, tmp_path):
-    with pytest.raises(OutputError, match="does not exist"):
-        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "missing" / "run.pt"))
+def test_the_output_folder_is_made_and_one_that_cannot_be_is_refused_before_training(photo_dir, tiny_vgg16_file, tmp_path):
+    Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "runs" / "run.pt"))  # its folder is made, as export's
+    assert (tmp_path / "runs").is_dir()
+    (tmp_path / "file").write_text("a file where the folder would go")
+    with pytest.raises(OutputError, match="is not a folder"):
+        Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "file" / "run.pt"))
     (tmp_path / "folder.pt").mkdir()
     with pytest.raises(OutputError, match="is a folder"):
         Trainer(tiny_config(photo_dir, tiny_vgg16_file, tmp_path / "folder.pt"), overwrite=True)

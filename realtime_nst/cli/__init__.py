@@ -13,7 +13,7 @@ import re
 import sys
 
 from .. import __version__
-from ..errors import RtnstError
+from ..errors import RtnstError, install_hint
 
 COMMANDS = ["image", "video", "webcam", "serve", "bench", "models", "train", "export", "eval", "optimize"]
 # What each optional package is installed by, for a command that reaches one the user lacks.
@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = EXTRAS.get((exc.name or "").partition(".")[0])
         if extra is None:
             raise
-        print(f"rtnst: error: {exc.name} is not installed; install it with: pip install 'realtime_nst[{extra}]'",
-              file=sys.stderr)
+        print(f"rtnst: error: {exc.name} is not installed; {install_hint(extra)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rtnst: interrupted", file=sys.stderr)

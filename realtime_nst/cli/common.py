@@ -35,13 +35,13 @@ def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None
     g.add_argument("--output-size", type=size_arg, metavar="WxH", help="output frame size (default: source size)")
     g.add_argument("--preserve-color", action="store_true", help="keep the source colours (transfer luminance only)")
     g.add_argument("--strength", type=float, default=1.0, metavar="0..1", help="blend with the source: 1 = full style (default), 0 = source")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="onnxruntime threads per frame (default: `rtnst video`, `webcam` and `serve` on the CPU: one, with a "
+                        "frame per core stylised at once; otherwise one per core)")
     f = p.add_argument_group("foreign models (ONNX files not exported by rtnst)")
     f.add_argument("--input-range", choices=["0-255", "0-1"], help="pixel range the model takes and returns (default: from metadata, else 0-255)")
     f.add_argument("--channel-order", choices=["rgb", "bgr"], help="channel order the model takes (default: from metadata, else rgb)")
     f.add_argument("--pad-multiple", type=int, metavar="N", help="pad frames so sides are multiples of N (default: from metadata, else 8)")
-    f.add_argument("--threads", type=int, metavar="N",
-                   help="onnxruntime threads per frame (default: `rtnst video`, `webcam` and `serve` on the CPU: one, with a "
-                        "frame per core stylised at once; otherwise one per core)")
 
 
 def make_stylizer(args: argparse.Namespace, model: str | None = None, *, spin: bool = True,

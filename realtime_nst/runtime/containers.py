@@ -10,7 +10,7 @@ from ..errors import OutputError
 
 # The first the container takes: VP9 for .webm, MPEG-1/2 for MPEG program streams (.mpg, .vob).
 _VIDEO_CODECS = ("libx264", "h264", "mpeg4", "libvpx-vp9", "mpeg2video", "mpeg1video")
-_SUFFIXES_TO_USE = ".mp4, .mkv, .mov, .webm, .avi or .gif"  # what the messages of a refused output suggest
+_SUFFIXES_TO_USE = ".mp4, .mkv, .mov, .webm, .avi, .ts, .mpg or .gif"  # what the messages of a refused output suggest
 # FFmpeg lists what a container takes only where the muxer keeps a table. MPEG-TS (.ts, .mts, .m2ts)
 # keeps none, so only its defaults (MPEG-2 video, MP2 audio) are listed, yet H.264 with AAC is what
 # broadcast, camcorder and stream recordings put in it.

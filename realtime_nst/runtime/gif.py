@@ -16,9 +16,10 @@ from . import swscale as sws
 log = logging.getLogger("rtnst")
 
 GIF_SUFFIX = ".gif"
-# GIF stores delays in 1/100 s, and browsers play a delay of 0 or 1 as 10: a frame that would follow
-# the last one by less than 2/100 s is left out, so that a 60 fps clip plays at its own speed.
+# GIF stores delays in 1/100 s, and browsers play a delay of 0 or 1 as 10: frames are at least 2/100 s
+# apart, and some of a 60 fps clip's are left out so that it plays at its own speed (see write).
 _MIN_DELAY_CS = 2
+_MAX_LAG_CS = 3
 _SPOOL_CODEC, _SPOOL_PIX_FMT = "ffv1", "bgr0"  # lossless, ~3.6x smaller than raw frames, ~6 ms a 360p frame
 # The palette's colour counts are taken from every 2nd pixel of every 2nd row of frames at least this
 # tall and wide: the same colours, a quarter of palettegen's time (1.3 against 4.2 ms a 360p frame).
@@ -96,8 +97,12 @@ class GifFileSink(KeptIfFinished):
         else:
             self._pts0 = pts if self._pts0 is None else self._pts0
             time_s = (pts - self._pts0) * self._tb
-        at_cs = round(time_s * 100)
-        if self._delays_at_cs and at_cs - self._delays_at_cs[-1] < _MIN_DELAY_CS:
+        due_cs = round(time_s * 100)
+        # A frame due sooner than GIF can show it waits its turn; one that would fall further behind
+        # than _MAX_LAG_CS is left out. Frames that arrive in bursts (a live camera's clock) are kept,
+        # a clip faster than 50 fps drops frames and keeps its pace.
+        at_cs = max(due_cs, self._delays_at_cs[-1] + _MIN_DELAY_CS) if self._delays_at_cs else due_cs
+        if at_cs - due_cs > _MAX_LAG_CS:
             self.frames_left_out += 1
             return
         sampled = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[::self._step, ::self._step]), format="bgr24")

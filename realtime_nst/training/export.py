@@ -176,8 +176,7 @@ def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8:
     if opset < 17:
         raise OptionError(f"opset must be at least 17, got {opset}", param="opset")
     targets = [out] + [out.with_suffix(f".{p}.onnx") for p, on in (("fp16", fp16), ("int8", int8)) if on]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    check_outputs(targets, overwrite=overwrite, inputs=[checkpoint])
+    check_outputs(targets, overwrite=overwrite, inputs=[checkpoint], make_folders=True)
     net, info = load_checkpoint(checkpoint)
     log.info("rtnst: exporting %s (%s, %s, step %s)", checkpoint, info["style"], info["tier"], info.get("step", "?"))
     model = to_onnx(net, opset=opset)

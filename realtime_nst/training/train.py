@@ -74,7 +74,7 @@ class Trainer:
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         if self.out.exists() and not (resume or overwrite):
             raise OutputError(f"{self.out} exists; pass resume=True to continue it or overwrite=True to start again", param=("resume", "overwrite"))
-        check_outputs([self.out], overwrite=True)  # a folder, or a missing one: said now, not after the training
+        check_outputs([self.out], overwrite=True, make_folders=True)  # said now, not after the training
 
         torch.manual_seed(cfg.seed)
         self.net = nets.build(cfg.tier, width=cfg.width, block_norm=cfg.block_norm).to(self.device, memory_format=torch.channels_last)
