@@ -607,3 +607,11 @@ def test_an_existing_folder_as_output_is_named_as_such(tmp_path, identity, capsy
     (tmp_path / "o.mp4").mkdir()
     assert main(["-q", "video", str(src), str(tmp_path / "o.mp4"), "--model", str(identity)]) == 2
     assert "is a folder" in capsys.readouterr().err  # not "exists; pass --overwrite", which would not help
+
+
+def test_a_bad_input_is_reported_before_the_model_loads(tmp_path, capsys):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    for name in ("missing.mp4", "notes.mp4"):
+        assert main(["video", str(tmp_path / name), str(tmp_path / "o.mp4"), "--model", str(tmp_path / "no.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert name in err and "no.onnx" not in err

@@ -65,13 +65,14 @@ def run(args: argparse.Namespace) -> int:
     check_video_output(args.output)  # a suffix FFmpeg cannot write fails before the model loads
     if args.smooth_strength is not None:
         strength_for(args.smooth_strength, None)  # a bad value fails before the model loads
+    with VideoFileSource(args.input) as source:  # a missing or bad input fails before the model loads
+        size = source.size  # upright: known from its first frame
     plan = plan_threads(threads=args.threads)
     with make_stylizer(args, spin=False, threads=plan.threads) as stylizer:
         smoother = make_smoother_from(args, stylizer)
         workers = plan.workers_for(stylizer)
         if not args.quiet:
-            with VideoFileSource(args.input) as source:  # its first frame gives the upright size; a bad file fails as stylize_video would
-                note_native_size(stylizer, *(args.output_size or source.size), args, what="stylising")
+            note_native_size(stylizer, *(args.output_size or size), args, what="stylising")
             if smoother is not None:
                 log.info("rtnst: smoothing against flicker: %s at strength %g (--smooth none: off)", args.smooth,
                          smoother.strength)
