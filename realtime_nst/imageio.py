@@ -84,6 +84,8 @@ def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
             count = 1
         if count > 1:
             log.warning("rtnst: %s holds %d frames (an animation or pages): only the first is used", path, count)
+    elif data[:4].tobytes() == b"RIFF" and data[8:12].tobytes() == b"WEBP" and b"ANIM" in data[:256].tobytes():
+        log.warning("rtnst: %s is an animated WebP: only its first frame is used", path)  # ANIM: its header chunk
     return frame
 
 

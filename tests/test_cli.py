@@ -157,6 +157,8 @@ def test_bench_end_to_end_on_a_clip_scaled_to_each_size(identity, tmp_path, caps
     assert "does not exist" in capsys.readouterr().err
     assert main(["bench", "--model", str(identity), "--sizes", ","]) == 2  # nothing to measure is no success
     assert "--sizes" in capsys.readouterr().err
+    assert main(["bench", "--model", str(identity), "--sizes", "64x48", "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
 
 
 def test_video_files_are_smoothed_along_the_flow_unless_told_otherwise(identity, tmp_path, monkeypatch):
@@ -303,13 +305,17 @@ def test_image_keeps_transparency_where_the_output_can_hold_it(tmp_path, identit
     assert cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED).shape == (8, 8, 3)
 
 
-def test_animated_gif_uses_its_first_frame_and_says_so(tmp_path, identity, caplog):
+def test_animated_gif_and_webp_use_their_first_frame_and_say_so(tmp_path, identity, caplog):
     gif = tmp_path / "a.gif"
     assert cv2.imwritemulti(str(gif), [np.full((8, 8, 3), v, np.uint8) for v in (0, 120, 240)])
     out = tmp_path / "o.png"
     assert main(["-q", "image", str(gif), str(out), "--model", str(identity)]) == 0
     assert "holds 3 frames (an animation or pages): only the first is used" in caplog.text
     assert int(cv2.imread(str(out)).mean()) < 10
+    webp = tmp_path / "a.webp"
+    assert cv2.imwritemulti(str(webp), [np.full((8, 8, 3), v, np.uint8) for v in (0, 120, 240)])
+    assert main(["-q", "image", str(webp), str(tmp_path / "w.png"), "--model", str(identity)]) == 0
+    assert "a.webp is an animated WebP: only its first frame is used" in caplog.text
 
 
 def test_sigterm_during_a_folder_run_says_how_far_it_got(tmp_path, identity):

@@ -150,6 +150,12 @@ def test_refusals(realtime_export, tmp_path):
     assert not (tmp_path / "m.onnx").exists()  # refused before the fp32 model was written
     with pytest.raises(OptionError, match=".onnx"):
         ex.export(folder / "mosaic.pt", tmp_path / "m.pb")
+    state = torch.load(folder / "mosaic.pt", weights_only=True)
+    state["model"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    torch.save(state, tmp_path / "diverged.pt")
+    with pytest.raises(ModelError, match="NaN or infinite"):
+        ex.export(tmp_path / "diverged.pt", tmp_path / "m.onnx")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="not a readable"):
         ex.export(tmp_path / "junk.pt", tmp_path / "m.onnx")

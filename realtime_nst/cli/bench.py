@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     if not sizes:
         raise OptionError(f"--sizes needs at least one WxH, got {args.sizes!r}")
+    if args.threads is not None and args.threads < 1:  # said now, not after the first model's pass
+        raise OptionError(f"--threads must be at least 1, got {args.threads}")
     clip = None
     if args.clip and not args.model_only:
         clip = Path(args.clip)

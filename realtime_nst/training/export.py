@@ -66,6 +66,10 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
             net.load_state_dict(weights)
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit the {info['tier']} net: {str(exc).splitlines()[0]}") from None
+    bad = [k for k, v in net.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelError(f"{path}: {len(bad)} of its weights hold NaN or infinite values ({bad[0]}, ...): "
+                         "a run that diverged; take an earlier checkpoint")
     info.setdefault("style", path.stem)
     return net.eval(), info
 
@@ -180,6 +184,9 @@ def export(checkpoint: str | Path, out: str | Path, *, fp16: bool = False, int8:
     net, info = load_checkpoint(checkpoint)
     log.info("rtnst: exporting %s (%s, %s, step %s)", checkpoint, info["style"], info["tier"], info.get("step", "?"))
     model = to_onnx(net, opset=opset)
+    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if written != opset:
+        log.warning("rtnst: opset %d was asked for; the exporter wrote opset %d", opset, written)
     # An rtnst model re-exported keeps the rest of its metadata too (a measured smoothing strength):
     # its weights, and so what was measured of them, are the same.
     meta = {**info.get("metadata", {}), **metadata(net, info, "fp32")}
