@@ -51,6 +51,7 @@ INPUT = "input"  # the result holding the input video's own E_warp: the floor no
 # less of the frame visible than this is a cut (or a flash) and is left out; within the shared clips'
 # shots the least visible pair shows 42%.
 CUT_VISIBLE_FRACTION = 0.3
+MIN_SIDE_PX = 16  # OpenCV's DIS flow needs 12 px; E_warp means little below this
 
 
 def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tuple[Iterator[np.ndarray], int]:
@@ -75,9 +76,6 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tup
     return frames(), count
 
 
-MIN_SIDE_PX = 16
-
-
 class MetricFlow:
     """Accurate flow for the metric: DIS "medium" (variational refinement on) at full resolution."""
 
@@ -86,7 +84,7 @@ class MetricFlow:
 
     def __call__(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(backward flow cur->prev, non-occlusion mask) for two input frames of the same size."""
-        if min(cur.shape[:2]) < MIN_SIDE_PX:  # OpenCV's DIS flow needs 12 px; E_warp means little below this
+        if min(cur.shape[:2]) < MIN_SIDE_PX:
             raise InputError(f"flicker is measured on frames of {MIN_SIDE_PX} px or more a side, got "
                              f"{cur.shape[1]}x{cur.shape[0]}")
         g0 = cv2.cvtColor(prev, cv2.COLOR_BGR2GRAY)

@@ -45,7 +45,7 @@ class QualityMeter:
         from ..perceptual.vgg import load_vgg
 
         style = fr.resize(style, fr.fit_max_side(style.shape[1], style.shape[0], EVAL_SIDE_PX))
-        if not measurable(style):
+        if min(style.shape[:2]) < MIN_METRIC_SIDE_PX:
             raise InputError(f"the style image is too small or too thin to measure: {style.shape[1]}x"
                              f"{style.shape[0]} at a long side of {EVAL_SIDE_PX}, where both sides must be "
                              f"{MIN_METRIC_SIDE_PX} px or more")
@@ -68,11 +68,6 @@ class QualityMeter:
             s = style_distance(out, self.style_grams)
             c = content_distance(out[self.content_layer], ref[self.content_layer])
         return float(s[0]), float(c[0])
-
-
-def measurable(image: np.ndarray) -> bool:
-    """Whether an image at the metric's size is large enough for the VGG distances."""
-    return min(image.shape[:2]) >= MIN_METRIC_SIDE_PX
 
 
 def shift_sensitivity(stylize, frame: np.ndarray, *, output: np.ndarray | None = None, shifts_px=SHIFTS_PX,
