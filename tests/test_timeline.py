@@ -18,8 +18,10 @@ FLASH_FRAME = 12  # a white frame, with a click in the sound at the same moment
 RATE = 48000
 
 
-def flash_clip(path: Path, *, start_s: float = 0.0, frames: int = 24, fmt: str | None = None) -> Path:
-    """Grey frames with one white one, and silence with one click at its time; both tracks start at ``start_s``."""
+def flash_clip(path: Path, *, start_s: float = 0.0, frames: int = 24, fmt: str | None = None,
+               audio_lead_s: float = 0.0) -> Path:
+    """Grey frames with one white one, and silence with one click at its time; both tracks start at ``start_s``
+    (the sound ``audio_lead_s`` earlier, or later where negative)."""
     import av
 
     with av.open(str(path), "w", format=fmt) as out:
@@ -34,12 +36,13 @@ def flash_clip(path: Path, *, start_s: float = 0.0, frames: int = 24, fmt: str |
                 out.mux(packet)
         for packet in video.encode(None):
             out.mux(packet)
-        sound = np.zeros(RATE * frames // FPS + 1024, np.float32)
-        at = RATE * FLASH_FRAME // FPS
+        lead = round(audio_lead_s * RATE)
+        sound = np.zeros(RATE * frames // FPS + 1024 + max(0, lead), np.float32)
+        at = RATE * FLASH_FRAME // FPS + lead
         sound[at:at + 480] = 0.8 * np.sin(np.arange(480) * 2 * np.pi * 1000 / RATE)
         for k in range(0, len(sound) - 1024, 1024):
             chunk = av.AudioFrame.from_ndarray(sound[None, k:k + 1024], format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = RATE, k + round(start_s * RATE), Fraction(1, RATE)
+            chunk.sample_rate, chunk.pts, chunk.time_base = RATE, k + round(start_s * RATE) - lead, Fraction(1, RATE)
             for packet in audio.encode(chunk):
                 out.mux(packet)
         for packet in audio.encode(None):
@@ -54,17 +57,30 @@ def flash_and_click_s(path: Path) -> tuple[list[float], list[float], float]:
     with av.open(str(path)) as c:
         times = [(float(f.pts * f.time_base), f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
     with av.open(str(path)) as c:
-        parts = [(float(f.pts * f.time_base), f.to_ndarray()[0]) for f in c.decode(audio=0)]
-    sound = np.concatenate([p for _, p in parts])
+        parts = [(float(f.pts * f.time_base), f.to_ndarray()[0], f.sample_rate) for f in c.decode(audio=0)]
+    sound = np.concatenate([p for _, p, _ in parts]).astype(np.float32)
+    if sound.dtype.kind != "f" or np.abs(sound).max() > 2:  # integer samples (MP2, PCM)
+        sound /= 32768
+    rate = parts[0][2]
     loud = np.flatnonzero(np.abs(sound) > 0.3)
-    starts = loud[np.r_[True, np.diff(loud) > RATE // 10]] if len(loud) else []
-    return ([t for t, level in times if level > 200], [parts[0][0] + s / RATE for s in starts], times[-1][0])
+    starts = loud[np.r_[True, np.diff(loud) > rate // 10]] if len(loud) else []
+    return ([t for t, level in times if level > 200], [parts[0][0] + s / rate for s in starts], times[-1][0])
 
 
 @pytest.mark.parametrize("suffix, fmt", [(".ts", "mpegts"), (".mkv", None)])
 def test_sound_stays_with_the_picture_when_the_source_does_not_start_at_zero(tmp_path, identity, suffix, fmt):
     src = flash_clip(tmp_path / f"in{suffix}", start_s=5.0, fmt=fmt)  # camcorders and broadcasts start late
     out = tmp_path / "out.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", "none"]) == 0
+    flashes, clicks, _ = flash_and_click_s(out)
+    assert flashes == pytest.approx([FLASH_FRAME / FPS], abs=1e-3)
+    assert clicks == pytest.approx(flashes, abs=0.03)
+
+
+@pytest.mark.parametrize("lead_s", [0.5, -0.3])  # sound from before the picture; sound that starts late
+def test_sound_re_encoded_for_the_container_stays_with_the_picture(tmp_path, identity, lead_s):
+    src = flash_clip(tmp_path / "in.mkv", start_s=1.0, audio_lead_s=lead_s)
+    out = tmp_path / "out.webm"  # AAC cannot go into WebM: re-encoded to Opus
     assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", "none"]) == 0
     flashes, clicks, _ = flash_and_click_s(out)
     assert flashes == pytest.approx([FLASH_FRAME / FPS], abs=1e-3)
@@ -149,3 +165,70 @@ def test_two_sinks_on_one_name_use_their_own_temporary_files(tmp_path):
     for w in workers:
         w.join()
     assert probe(out)["count"] == 5 and [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
+
+
+def test_pcm_sound_from_matroska_is_re_encoded_for_mp4(tmp_path, identity, caplog):
+    import av
+
+    src = tmp_path / "pcm.mkv"  # Matroska stores no channel layout: MP4's muxer refused the copy
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=RATE)
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60, np.uint8), format="bgr24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        for k in range(0, RATE // 4, 1024):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 2048), np.int16), format="s16", layout="stereo")
+            chunk.sample_rate, chunk.pts = RATE, k
+            for packet in audio.encode(chunk):
+                out.mux(packet)
+        for packet in audio.encode(None):
+            out.mux(packet)
+    out = tmp_path / "o.mp4"
+    with caplog.at_level(logging.INFO, logger="rtnst"):
+        assert main(["video", str(src), str(out), "--model", str(identity), "--smooth", "none"]) == 0
+    assert probe(out)["audio"] == ["aac"] and "re-encoding it to aac" in caplog.text
+
+
+def test_a_variable_rate_source_keeps_its_timing_in_a_file_of_fixed_rate(tmp_path, identity, caplog):
+    import av
+
+    times_ms = [100 * i for i in range(12)] + [1200 + round(1000 * i / 30) for i in range(24)]  # 10 fps, then 30
+    flash_ms = times_ms[18]
+    src = tmp_path / "phone.mkv"
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 1000)
+        audio = out.add_stream("aac", rate=RATE)
+        for t in times_ms:
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 250 if t == flash_ms else 60, np.uint8),
+                                               format="bgr24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        sound = np.zeros(RATE * 2 + 1024, np.float32)
+        at = RATE * flash_ms // 1000
+        sound[at:at + 480] = 0.8 * np.sin(np.arange(480) * 2 * np.pi * 1000 / RATE)
+        for k in range(0, RATE * 2, 1024):
+            chunk = av.AudioFrame.from_ndarray(sound[None, k:k + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = RATE, k, Fraction(1, RATE)
+            for packet in audio.encode(chunk):
+                out.mux(packet)
+        for packet in audio.encode(None):
+            out.mux(packet)
+    out = tmp_path / "o.mpg"  # MPEG-1 stores a frame rate, as AVI does: no timestamps per frame
+    with caplog.at_level(logging.WARNING, logger="rtnst"):
+        assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", "none"]) == 0
+    assert "frames repeated" in caplog.text
+    flashes, clicks, last_s = flash_and_click_s(out)
+    first_s = flash_and_click_s(out)[2] - (probe(out)["count"] - 1) / probe(out)["rate"]
+    assert last_s - first_s == pytest.approx(times_ms[-1] / 1000, abs=0.05)  # as long as the source
+    assert len(flashes) == 1 and clicks == pytest.approx(flashes, abs=0.03)

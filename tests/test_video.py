@@ -615,3 +615,54 @@ def test_a_bad_input_is_reported_before_the_model_loads(tmp_path, capsys):
         assert main(["video", str(tmp_path / name), str(tmp_path / "o.mp4"), "--model", str(tmp_path / "no.onnx")]) == 2
         err = capsys.readouterr().err
         assert name in err and "no.onnx" not in err
+
+
+def test_anamorphic_pixels_keep_their_shape_unless_an_output_size_is_given(tmp_path, identity):
+    import av
+
+    src = tmp_path / "dv.mp4"  # 16:9 pictures in 4:3 frames, as DV and DVD store them
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(gradient_frame(64, 48, index=i), format="bgr24")
+            frame.pts = i
+            for packet in v.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+
+    def sar(path):
+        with av.open(str(path)) as c:
+            return c.streams.video[0].sample_aspect_ratio
+
+    assert main(["-q", "video", str(src), str(tmp_path / "o.mkv"), "--model", str(identity)]) == 0
+    assert sar(tmp_path / "o.mkv") == Fraction(4, 3)
+    assert main(["-q", "video", str(src), str(tmp_path / "sq.mp4"), "--model", str(identity),
+                 "--output-size", "86x48"]) == 0
+    assert sar(tmp_path / "sq.mp4") in (None, Fraction(0), Fraction(1))
+
+
+def test_an_index_entry_with_no_frame_is_not_taken_for_truncation(tmp_path, identity):
+    import av
+
+    src = tmp_path / "dropped.avi"  # a capture's placeholder for a frame its recorder dropped
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("mpeg4", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(12):
+            if i == 3:
+                empty = av.Packet(0)
+                empty.stream, empty.pts, empty.dts, empty.time_base = v, i, i, Fraction(1, 24)
+                out.mux(empty)
+                continue
+            frame = av.VideoFrame.from_ndarray(gradient_frame(64, 48, index=i), format="bgr24")
+            frame.pts = i
+            for packet in v.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+    out_path = tmp_path / "o.mp4"
+    assert main(["-q", "video", str(src), str(out_path), "--model", str(identity)]) == 0
+    assert probe(out_path)["count"] == 11

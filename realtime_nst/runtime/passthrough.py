@@ -40,6 +40,7 @@ class Passthrough:
         self._shifts: dict[int, int] = {}  # ticks taken off each stream's timestamps
         self._last: dict[int, tuple[int, int]] = {}  # each stream's last (dts, duration) on our timeline
         self._pending: list = []
+        self._encoded: dict[int, int] = {}  # re-encoded streams: samples given to the encoder
         self._skipped = 0
         self._closed = False
         try:
@@ -65,7 +66,10 @@ class Passthrough:
                 log.warning("rtnst: audio track %d has a codec FFmpeg does not know: left out", s.index)
                 continue
             name = s.codec_context.name
-            if takes(self._out, name):
+            # PCM in MP4 ("ipcm") is recent: many players cannot play it, and from Matroska, which
+            # stores no channel layout, FFmpeg's MP4 muxer refuses it. It is re-encoded there instead.
+            pcm_in_mp4 = name.startswith("pcm_") and self._out.format.name == "mp4"
+            if takes(self._out, name) and not pcm_in_mp4:
                 self._streams[s.index] = (self._out.add_stream_from_template(s), False)
                 continue
             target = self._out.default_audio_codec
@@ -115,8 +119,9 @@ class Passthrough:
             try:
                 if reencode:
                     for frame in packet.decode():
-                        frame.pts = None
-                        self._out.mux(out.encode(frame))
+                        for ready in self._fit_to_timeline(frame, packet.stream.index):
+                            ready.pts = None  # numbered from 0 by the encoder, as the samples lie end to end
+                            self._out.mux(out.encode(ready))
                 else:
                     packet.stream = out
                     self._out.mux(packet)
@@ -125,6 +130,36 @@ class Passthrough:
         for out, reencode in self._streams.values():
             if reencode:
                 self._out.mux(out.encode(None))
+
+    def _fit_to_timeline(self, frame, key: int):
+        """Decoded audio made to lie end to end from time 0, for an encoder that numbers samples from
+        there: what lies before 0 (audio that starts before the video) is cut, a gap is filled with
+        silence. Yields the frames to encode."""
+        import av
+        import numpy as np
+
+        rate, given = frame.sample_rate, self._encoded.get(key, 0)  # samples given to the encoder so far
+        if frame.pts is None or not frame.time_base or not frame.samples:
+            self._encoded[key] = given + frame.samples
+            yield frame
+            return
+        start = round(frame.pts * frame.time_base * rate)
+        if abs(start - given) <= rate // 200:  # within 5 ms: as it lies
+            self._encoded[key] = given + frame.samples
+            yield frame
+            return
+        samples = frame.to_ndarray()
+        per = samples.shape[1] // frame.samples  # columns a sample takes: 1 planar, channels packed
+        if start > given:  # a gap: silence up to the frame
+            for n in range(given, start, rate):
+                silence = np.zeros((samples.shape[0], min(rate, start - n) * per), samples.dtype)
+                yield _audio_frame(av, silence, frame)
+            given = start
+        cut = given - start  # samples of this frame that lie before what was given already
+        if cut >= frame.samples:
+            return
+        self._encoded[key] = given + frame.samples - cut
+        yield _audio_frame(av, samples[:, cut * per:], frame) if cut else frame
 
     def _to_our_timeline(self, packet) -> None:
         key, tb = packet.stream.index, packet.time_base
@@ -152,3 +187,12 @@ class Passthrough:
         if self._skipped:
             log.warning("rtnst: %d damaged audio or subtitle packet%s of the source left out", self._skipped,
                         "" if self._skipped == 1 else "s")
+
+
+def _audio_frame(av, samples, like):
+    """An audio frame of ``samples`` (to_ndarray's layout) in ``like``'s format and rate."""
+    import numpy as np
+
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format=like.format.name, layout=like.layout.name)
+    frame.sample_rate = like.sample_rate
+    return frame

@@ -19,6 +19,8 @@ from .choices import DEFAULT_PRESET, X264_PRESETS
 from .containers import open_container
 from .passthrough import JOIN_S, Passthrough
 
+_MAX_GAP_S = 10.0  # a longer jump forward in a source's clock is a break, not seconds of one frame repeated
+
 log = logging.getLogger("rtnst")
 
 # swscale's default RGB->YUV rounds down: grey 128 became Y 125 / UV 127, frames ~1 level darker from
@@ -57,14 +59,15 @@ class FrameSink(Protocol):
 
 
 def open_file_sink(path: str | os.PathLike, *, crf: int = 18, preset: str = DEFAULT_PRESET, progress: bool = False,
-                   **common) -> FrameSink:
-    """The sink for ``path``'s suffix: gif.GifFileSink for .gif (``crf`` and ``preset`` are H.264's and
-    unused there), else VideoFileSink (``progress``: a bar for the GIF's writing pass only)."""
+                   sample_aspect_ratio: Fraction | None = None, **common) -> FrameSink:
+    """The sink for ``path``'s suffix: gif.GifFileSink for .gif (``crf``, ``preset`` and
+    ``sample_aspect_ratio`` are video's and unused there: GIF players show square pixels), else
+    VideoFileSink (``progress``: a bar for the GIF's writing pass only)."""
     from .gif import GIF_SUFFIX, GifFileSink
 
     if Path(path).suffix.lower() == GIF_SUFFIX:
         return GifFileSink(path, progress=progress, **common)
-    return VideoFileSink(path, crf=crf, preset=preset, **common)
+    return VideoFileSink(path, crf=crf, preset=preset, sample_aspect_ratio=sample_aspect_ratio, **common)
 
 
 class VideoFileSink(KeptIfFinished):
@@ -79,10 +82,11 @@ class VideoFileSink(KeptIfFinished):
     def __init__(self, path: str | os.PathLike, *, width: int, height: int, fps: Fraction,
                  time_base: Fraction | None = None, audio_from: str | os.PathLike | None = None,
                  overwrite: bool = False, crf: int = 18, preset: str = DEFAULT_PRESET,
-                 frame_size: tuple[int, int] | None = None) -> None:
+                 frame_size: tuple[int, int] | None = None, sample_aspect_ratio: Fraction | None = None) -> None:
         """``crf`` and ``preset``: H.264's quality and speed (``crf`` scaled to VP9's range for .webm).
         ``frame_size``: frames are written at this (smaller) size and scaled to ``width`` x
-        ``height`` by the encoder's colour conversion."""
+        ``height`` by the encoder's colour conversion. ``sample_aspect_ratio``: the pixels' shape
+        players are told (None: square)."""
         self.path = Path(path)
         if preset not in X264_PRESETS:
             raise OptionError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}", param="preset")
@@ -104,6 +108,8 @@ class VideoFileSink(KeptIfFinished):
             log.info("rtnst: %dx%d frames are encoded as %dx%d (4:2:0 video needs even sides)", width, height,
                      self.width, self.height)
         self._video.width, self._video.height = self.width, self.height
+        if sample_aspect_ratio:
+            self._video.codec_context.sample_aspect_ratio = Fraction(sample_aspect_ratio)
         self.frame_size = tuple(frame_size) if frame_size and tuple(frame_size) != (width, height) else None
         self._video.pix_fmt = "yuv420p"
         # Frames become YUV by the matrix players assume for this size, and the stream says so
@@ -137,6 +143,8 @@ class VideoFileSink(KeptIfFinished):
         self._last_pts = -1
         self._restamped = 0
         self._joins = 0  # the source's timeline started again (joined clips)
+        self._repeated = self._left_out = 0  # frames, to keep a variable rate's timing at a fixed one
+        self._held = None  # the last frame encoded, repeated where a fixed rate needs it
         self._last_time_s = 0.0
         self._closed = False
         self._tracks: Passthrough | None = None
@@ -172,7 +180,13 @@ class VideoFileSink(KeptIfFinished):
             self._pts0 = pts  # the source's start: time 0 of the output, for its audio too
             if self._tracks is not None and self._src_tb is not None:
                 self._tracks.start_s = pts * self._src_tb
-        if pts is None or self._numbered:
+        copies = 1
+        if self._numbered and pts is not None and self._src_tb is not None:
+            copies = self._copies_at_the_rate(pts)
+            if copies == 0:
+                return
+            vf.pts = self.frames_written
+        elif pts is None or self._numbered:
             vf.pts = round(self.frames_written / self.fps / self._tb)
         else:
             vf.pts = pts - self._pts0
@@ -184,16 +198,35 @@ class VideoFileSink(KeptIfFinished):
             elif vf.pts <= self._last_pts:  # a damaged source repeats or reorders timestamps: the encoder
                 vf.pts = self._last_pts + 1  # and muxer need them increasing, so the frame takes the next
                 self._restamped += 1
-        self._last_pts = vf.pts
-        vf.time_base = self._tb
-        self._last_time_s = float(vf.pts * self._tb)
+        first = vf.pts
         try:
-            for packet in self._video.encode(vf):
-                self._out.mux(packet)
+            for k in range(copies):  # the frame before fills the slots up to this frame's own
+                shown = vf if k == copies - 1 or self._held is None else self._held
+                shown.pts, shown.time_base = first + k, self._tb
+                for packet in self._video.encode(shown):
+                    self._out.mux(packet)
+            self._held = vf
+            self._last_pts = vf.pts
+            self._last_time_s = float(vf.pts * self._tb)
             self._mux_tracks_until(self._last_time_s + float(1 / self.fps))
         except av.error.FFmpegError as exc:
             raise OutputError(f"writing {self.path} failed: {exc.strerror or exc}") from None
-        self.frames_written += 1
+        self.frames_written += copies
+
+    def _copies_at_the_rate(self, pts: int) -> int:
+        """How many times a frame goes into a file that stores a frame rate, not timestamps (.avi,
+        MPEG-1/2): a variable-rate source's frames are repeated or left out to keep its timing."""
+        slot = round((pts - self._pts0) * self._src_tb * self.fps)
+        behind = self.frames_written - slot
+        if behind / self.fps > JOIN_S or -behind / self.fps > _MAX_GAP_S:  # its clock started again, or jumped
+            self._pts0 = pts - round(self.frames_written / self.fps / self._src_tb)
+            self._joins += 1
+            return 1
+        if behind > 0:
+            self._left_out += 1
+            return 0
+        self._repeated -= behind
+        return 1 - behind
 
     def close(self, *, complete: bool = True) -> None:
         """Finish the file and move it into place. ``complete=False`` (interrupted, corrupt input)
@@ -205,6 +238,9 @@ class VideoFileSink(KeptIfFinished):
         if self._joins:
             log.warning("rtnst: the source's timestamps started again %d time%s (joined clips?); each part "
                         "continues the one before", self._joins, "" if self._joins == 1 else "s")
+        if self._repeated or self._left_out:
+            log.warning("rtnst: %s stores a fixed frame rate: %d frames repeated and %d left out to keep the "
+                        "source's timing", self.path.suffix, self._repeated, self._left_out)
         if self._restamped:
             log.warning("rtnst: %d frame%s of the source had a repeated or out-of-order timestamp; "
                         "each was given the next one", self._restamped, "" if self._restamped == 1 else "s")

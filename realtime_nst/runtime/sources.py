@@ -134,6 +134,15 @@ class VideoFileSource:
                 what = f"broke off after {self.frames_read} frames ({exc.strerror or exc})"
             raise CorruptInputError(f"{self.name} {what}", frames_done=self.frames_read) from None
 
+    @property
+    def sample_aspect_ratio(self) -> Fraction | None:
+        """The shape of a pixel as players show it (width over height; None: square), as delivered:
+        anamorphic DV and DVD video stores 16:9 pictures in 720x576 frames of 64:45 pixels."""
+        sar = self.stream.sample_aspect_ratio or self.stream.codec_context.sample_aspect_ratio
+        if not sar or sar == 1:
+            return None
+        return 1 / Fraction(sar) if self._turned else Fraction(sar)
+
     def shrink_to(self, size: tuple[int, int] | None) -> None:
         """From the next read on, deliver frames larger than ``size`` (w, h, as delivered) at that size,
         shrunk in the decoder's colour conversion: for a caller that scales every frame to it anyway
@@ -154,6 +163,7 @@ class VideoFileSource:
             self._check_complete()
             return None
         self.frames_read += 1
+        self._last_pts = frame.pts if frame.pts is not None else self._last_pts
         return TimedFrame(self._upright(frame), frame.pts)
 
     def _upright(self, frame) -> np.ndarray:
@@ -178,11 +188,20 @@ class VideoFileSource:
     def _check_complete(self) -> None:
         # A file cut short still demuxes cleanly up to the cut: compare with what its header promises.
         expected = self.stream.frames
-        if expected and self.frames_read < expected:
+        if expected and self.frames_read < expected and not self._reached_the_end():
             raise CorruptInputError(
                 f"{self.name} is truncated: it promises {expected} frames but only {self.frames_read} could be decoded",
                 frames_done=self.frames_read,
             )
+
+    def _reached_the_end(self) -> bool:
+        """Whether the last frame decoded is within a frame of the stream's stated end: an index may
+        count empty entries (an AVI's placeholder for a frame its recorder dropped) that decode to nothing."""
+        duration, last = self.stream.duration, getattr(self, "_last_pts", None)
+        if not duration or last is None or not self.time_base:
+            return False
+        frame_ticks = 1 / (self.fps * self.time_base)
+        return last + 2 * frame_ticks >= (self.stream.start_time or 0) + duration
 
     def close(self) -> None:
         if self._container is not None:

@@ -71,9 +71,12 @@ def stylize_video(
         # conversion scales it up, so the full-size stylised frame is never made (~4 ms a 720p frame).
         small = getattr(stylizer, "scaled_only_size", lambda w, h: None)(width, height)
         source.shrink_to(small)
+        # Non-square pixels are kept as they are, so the output plays at the source's shape; an output
+        # size of the caller's own has square pixels.
+        sar = None if getattr(stylizer, "output_size", None) else source.sample_aspect_ratio
         sink = open_file_sink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
                               audio_from=src_path, overwrite=overwrite, crf=crf, preset=preset,
-                              frame_size=small, progress=progress)
+                              frame_size=small, progress=progress, sample_aspect_ratio=sar)
         read = 0
 
         def frames():
