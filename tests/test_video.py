@@ -666,3 +666,26 @@ def test_an_index_entry_with_no_frame_is_not_taken_for_truncation(tmp_path, iden
     out_path = tmp_path / "o.mp4"
     assert main(["-q", "video", str(src), str(out_path), "--model", str(identity)]) == 0
     assert probe(out_path)["count"] == 11
+
+
+def test_a_cameras_timecode_is_kept(tmp_path, identity):
+    import av
+
+    src = tmp_path / "cam.mov"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.metadata["timecode"] = "01:02:03:04"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(gradient_frame(64, 48, index=i), format="bgr24")
+            frame.pts = i
+            for packet in v.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+    for ext in ("mov", "mkv"):
+        out_path = tmp_path / f"o.{ext}"
+        assert main(["-q", "video", str(src), str(out_path), "--model", str(identity)]) == 0
+        with av.open(str(out_path)) as c:
+            tags = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
+        assert tags.get("timecode") == "01:02:03:04", (ext, tags)

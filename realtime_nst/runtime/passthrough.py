@@ -57,10 +57,12 @@ class Passthrough:
         # The file's own tags (title, creation_time, ...; what the muxer writes itself is left to it)
         # and the video's language stay: photo and video libraries sort and label by them.
         self._out.metadata.update({k: v for k, v in self._src.metadata.items() if k not in _MUXER_TAGS})
+        # Its timecode too (camera and editing footage; a .mov keeps it as a timecode track).
         shown = self._src.streams.best("video") if self._src.streams.video else None  # as sources.py picks it
-        language = shown.metadata.get("language") if shown is not None else None
-        if language:
-            video.metadata["language"] = language
+        for tag in ("language", "timecode"):
+            value = shown.metadata.get(tag) if shown is not None else None
+            if value:
+                video.metadata[tag] = value
         for s in self._src.streams.audio:
             if s.codec_context is None:  # a codec FFmpeg does not know: neither copied nor decoded
                 log.warning("rtnst: audio track %d has a codec FFmpeg does not know: left out", s.index)

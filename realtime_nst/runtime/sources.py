@@ -16,6 +16,7 @@ from ..errors import CorruptInputError, InputError
 from .colour import FrameConverter
 
 log = logging.getLogger("rtnst")
+_TOLD_STREAMS: set[str] = set()  # the files whose choice of video stream was said
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -81,6 +82,11 @@ class VideoFileSource:
         # FFmpeg's pick (as ffmpeg and players make it): not an attached cover picture, else the stream
         # with the most to show, where the first video stream may be a one-frame thumbnail.
         self.stream = self._container.streams.best("video") or self._container.streams.video[0]
+        if len(self._container.streams.video) > 1 and self.name not in _TOLD_STREAMS:
+            _TOLD_STREAMS.add(self.name)  # a command opens its input more than once
+            log.info("rtnst: %s holds %d video streams: stylising stream %d (%dx%d), the one players show",
+                     self._short_name, len(self._container.streams.video), self.stream.index,
+                     self.stream.codec_context.width, self.stream.codec_context.height)
         if self.stream.codec_context is None:
             self._container.close()
             raise InputError(f"{self.name}: its video is in a format FFmpeg cannot decode")
