@@ -689,3 +689,39 @@ def test_a_cameras_timecode_is_kept(tmp_path, identity):
         with av.open(str(out_path)) as c:
             tags = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
         assert tags.get("timecode") == "01:02:03:04", (ext, tags)
+
+
+def test_interlaced_frames_are_deinterlaced_as_players_show_them(tmp_path, caplog):
+    import av
+
+    from realtime_nst.runtime.sources import VideoFileSource
+
+    def combing(image):  # what adjacent rows differ by beyond what rows two apart do
+        g = image.astype(np.float32).mean(axis=2)
+        return float(np.abs(g[1:-1] - (g[:-2] + g[2:]) / 2).mean())
+
+    src = tmp_path / "tv.mkv"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 128, 96, "yuv420p"
+        v.options = {"x264-params": "interlaced=1:tff=1", "crf": "12"}
+        for t in range(8):  # a bar moving 8 px a frame, its two fields 1/50 s apart: woven, it combs
+            woven = np.full((96, 128, 3), 40, np.uint8)
+            woven[0::2, 10 + 8 * t:26 + 8 * t] = 230
+            woven[1::2, 14 + 8 * t:30 + 8 * t] = 230
+            frame = av.VideoFrame.from_ndarray(woven, format="bgr24").reformat(format="yuv420p")
+            frame.pts = t  # x264 codes it as fields: decoded frames say they are interlaced
+            for packet in v.encode(frame):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+    with av.open(str(src)) as c:
+        decoded = [(f.to_ndarray(format="bgr24"), f.pts) for f in c.decode(video=0)]
+    woven, times = [f for f, _ in decoded], [t for _, t in decoded]
+    with caplog.at_level("INFO", logger="rtnst"), VideoFileSource(src) as source:
+        shown = []
+        while (item := source.read()) is not None:
+            shown.append(item)
+    assert len(shown) == len(woven) == 8 and [item.pts for item in shown] == times
+    assert np.mean([combing(i.frame) for i in shown]) < 0.4 * np.mean([combing(f) for f in woven])
+    assert "is interlaced" in caplog.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, NamedTuple, Protocol, runtime_checkable
@@ -16,7 +17,7 @@ from ..errors import CorruptInputError, InputError
 from .colour import FrameConverter
 
 log = logging.getLogger("rtnst")
-_TOLD_STREAMS: set[str] = set()  # the files whose choice of video stream was said
+_TOLD: set[tuple[str, str]] = set()  # (what, file) said once: a command opens its input more than once
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -82,8 +83,8 @@ class VideoFileSource:
         # FFmpeg's pick (as ffmpeg and players make it): not an attached cover picture, else the stream
         # with the most to show, where the first video stream may be a one-frame thumbnail.
         self.stream = self._container.streams.best("video") or self._container.streams.video[0]
-        if len(self._container.streams.video) > 1 and self.name not in _TOLD_STREAMS:
-            _TOLD_STREAMS.add(self.name)  # a command opens its input more than once
+        if len(self._container.streams.video) > 1 and ("streams", self.name) not in _TOLD:
+            _TOLD.add(("streams", self.name))
             log.info("rtnst: %s holds %d video streams: stylising stream %d (%dx%d), the one players show",
                      self._short_name, len(self._container.streams.video), self.stream.index,
                      self.stream.codec_context.width, self.stream.codec_context.height)
@@ -125,11 +126,14 @@ class VideoFileSource:
     def _decode(self) -> Iterator:
         import av
 
+        fields = _Deinterlacer(self._short_name)
         try:
             for packet in self._container.demux(self.stream):
                 for frame in packet.decode():
-                    yield frame
+                    yield from fields.frames(frame)
+            yield from fields.frames(None)
         except av.error.EOFError:
+            yield from fields.frames(None)
             return
         except av.error.FFmpegError as exc:
             if not self.url:
@@ -219,3 +223,55 @@ class VideoFileSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Deinterlacer:
+    """Interlaced frames (broadcast 1080i, DV, camcorders) woven from two fields are deinterlaced as
+    players do before they are shown, else the model stylises the combs along every moving edge and
+    the output, stored progressive, keeps them. FFmpeg's bwdif, a frame out for each frame in, one
+    frame later: ``frames(frame)`` yields what is ready, ``frames(None)`` the last one."""
+
+    def __init__(self, name: str) -> None:
+        self._name, self._graph, self._key = name, None, None
+        self._times: deque = deque()  # (pts, time_base) of the frames in: bwdif counts in half its time base
+
+    def frames(self, frame) -> Iterator:
+        import av
+        import av.filter
+
+        if frame is not None and not frame.interlaced_frame and self._graph is None:
+            yield frame  # progressive video, the common case: untouched
+            return
+        key = None if frame is None else (frame.width, frame.height, frame.format.name)
+        if self._graph is not None and (frame is None or key != self._key):
+            self._graph.push(None)  # the end, or frames of another size: what is held comes out
+            yield from self._pull()
+            self._graph = None
+        if frame is None:
+            return
+        if self._graph is None:
+            if ("interlaced", self._name) not in _TOLD:
+                _TOLD.add(("interlaced", self._name))
+                log.info("rtnst: %s is interlaced: its frames are deinterlaced (bwdif) as players show them",
+                         self._name)
+            self._graph, self._key = av.filter.Graph(), key
+            chain = [self._graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                                            time_base=frame.time_base or Fraction(1, 90_000)),
+                     self._graph.add("bwdif", "mode=send_frame:deint=interlaced"), self._graph.add("buffersink")]
+            for a, b in zip(chain, chain[1:]):
+                a.link_to(b)
+            self._graph.configure()
+        self._times.append((frame.pts, frame.time_base))
+        self._graph.push(frame)
+        yield from self._pull()
+
+    def _pull(self) -> Iterator:
+        import av
+
+        while True:
+            try:
+                out = self._graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            out.pts, out.time_base = self._times.popleft() if self._times else (out.pts, out.time_base)
+            yield out
