@@ -56,6 +56,23 @@ def onnx_model(path: Path, *, kind: str = "identity", metadata: dict[str, str] |
     return path
 
 
+def mux_frames(out, stream, images, *, pts=None, time_base=None, flush: bool = True) -> None:
+    """Encode BGR ``images`` into ``stream`` of the open container ``out``, at ``pts`` (0, 1, ... unless
+    given, in ``time_base`` if given); ``flush``: end the stream."""
+    import av
+
+    for t, image in zip(range(len(images)) if pts is None else pts, images):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24").reformat(format=stream.pix_fmt)
+        frame.pts = t
+        if time_base is not None:
+            frame.time_base = time_base
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    if flush:
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
 def gradient_frame(w: int, h: int, *, index: int = 0) -> np.ndarray:
     """A frame with distinct B, G, R content and a moving bar (so codecs and flow have structure)."""
     yy, xx = np.mgrid[0:h, 0:w]

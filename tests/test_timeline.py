@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakes import probe
+from fakes import mux_frames, probe
 from realtime_nst.cli import main
 from realtime_nst.errors import OutputError
 from realtime_nst.runtime.sinks import VideoFileSink
@@ -28,26 +28,37 @@ def flash_clip(path: Path, *, start_s: float = 0.0, frames: int = 24, fmt: str |
         video = out.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         audio = out.add_stream("aac", rate=RATE)
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 250 if i == FLASH_FRAME else 60, np.uint8),
-                                               format="bgr24")
-            frame.pts, frame.time_base = i + round(start_s * FPS), Fraction(1, FPS)
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
+        first = round(start_s * FPS)
+        mux_frames(out, video, [grey(flash=i == FLASH_FRAME) for i in range(frames)],
+                   pts=range(first, first + frames), time_base=Fraction(1, FPS))
         lead = round(audio_lead_s * RATE)
-        sound = np.zeros(RATE * frames // FPS + 1024 + max(0, lead), np.float32)
-        at = RATE * FLASH_FRAME // FPS + lead
-        sound[at:at + 480] = 0.8 * np.sin(np.arange(480) * 2 * np.pi * 1000 / RATE)
-        for k in range(0, len(sound) - 1024, 1024):
-            chunk = av.AudioFrame.from_ndarray(sound[None, k:k + 1024], format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = RATE, k + round(start_s * RATE) - lead, Fraction(1, RATE)
-            for packet in audio.encode(chunk):
-                out.mux(packet)
-        for packet in audio.encode(None):
-            out.mux(packet)
+        mux_sound(out, audio, click_at(RATE * FLASH_FRAME // FPS + lead, RATE * frames // FPS + 1024 + max(0, lead)),
+                  first=round(start_s * RATE) - lead)
     return path
+
+
+def grey(*, flash: bool = False) -> np.ndarray:
+    return np.full((48, 64, 3), 250 if flash else 60, np.uint8)
+
+
+def click_at(at: int, length: int) -> np.ndarray:
+    """Silence of ``length`` samples at RATE with a 10 ms click from sample ``at``."""
+    sound = np.zeros(length, np.float32)
+    sound[at:at + 480] = 0.8 * np.sin(np.arange(480) * 2 * np.pi * 1000 / RATE)
+    return sound
+
+
+def mux_sound(out, audio, sound: np.ndarray, *, first: int = 0) -> None:
+    """Encode mono float ``sound`` into ``audio`` in chunks of 1024 samples, the first at sample ``first``."""
+    import av
+
+    for k in range(0, len(sound) - 1024 + 1, 1024):
+        chunk = av.AudioFrame.from_ndarray(sound[None, k:k + 1024], format="fltp", layout="mono")
+        chunk.sample_rate, chunk.pts, chunk.time_base = RATE, first + k, Fraction(1, RATE)
+        for packet in audio.encode(chunk):
+            out.mux(packet)
+    for packet in audio.encode(None):
+        out.mux(packet)
 
 
 def flash_and_click_s(path: Path) -> tuple[list[float], list[float], float]:
@@ -175,13 +186,7 @@ def test_pcm_sound_from_matroska_is_re_encoded_for_mp4(tmp_path, identity, caplo
         video = out.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         audio = out.add_stream("pcm_s16le", rate=RATE)
-        for i in range(6):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60, np.uint8), format="bgr24")
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
+        mux_frames(out, video, [grey()] * 6)
         for k in range(0, RATE // 4, 1024):
             chunk = av.AudioFrame.from_ndarray(np.zeros((1, 2048), np.int16), format="s16", layout="stereo")
             chunk.sample_rate, chunk.pts = RATE, k
@@ -206,24 +211,9 @@ def test_a_variable_rate_source_keeps_its_timing_in_a_file_of_fixed_rate(tmp_pat
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         video.codec_context.time_base = Fraction(1, 1000)
         audio = out.add_stream("aac", rate=RATE)
-        for t in times_ms:
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 250 if t == flash_ms else 60, np.uint8),
-                                               format="bgr24")
-            frame.pts, frame.time_base = t, Fraction(1, 1000)
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-        sound = np.zeros(RATE * 2 + 1024, np.float32)
-        at = RATE * flash_ms // 1000
-        sound[at:at + 480] = 0.8 * np.sin(np.arange(480) * 2 * np.pi * 1000 / RATE)
-        for k in range(0, RATE * 2, 1024):
-            chunk = av.AudioFrame.from_ndarray(sound[None, k:k + 1024], format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = RATE, k, Fraction(1, RATE)
-            for packet in audio.encode(chunk):
-                out.mux(packet)
-        for packet in audio.encode(None):
-            out.mux(packet)
+        mux_frames(out, video, [grey(flash=t == flash_ms) for t in times_ms], pts=times_ms,
+                   time_base=Fraction(1, 1000))
+        mux_sound(out, audio, click_at(RATE * flash_ms // 1000, RATE * 2 + 1024))
     out = tmp_path / "o.mpg"  # MPEG-1 stores a frame rate, as AVI does: no timestamps per frame
     with caplog.at_level(logging.WARNING, logger="rtnst"):
         assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", "none"]) == 0

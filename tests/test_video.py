@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fakes import gradient_frame, probe, write_chroma_ramp, write_clip
+from fakes import gradient_frame, mux_frames, probe, write_chroma_ramp, write_clip
 from realtime_nst.cli import main
 from realtime_nst.runtime.sinks import VideoFileSink
 from realtime_nst.runtime.stylizer import OnnxStylizer
@@ -590,13 +590,7 @@ def test_the_video_not_a_one_frame_thumbnail_stream_is_stylised(tmp_path, identi
         video = out.add_stream("libx264", rate=24)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         for stream, n in ((thumb, 1), (video, 12)):
-            for i in range(n):
-                frame = av.VideoFrame.from_ndarray(gradient_frame(64, 48, index=i), format="bgr24")
-                frame.pts = i
-                for packet in stream.encode(frame.reformat(format=stream.pix_fmt)):
-                    out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
+            mux_frames(out, stream, [gradient_frame(64, 48, index=i) for i in range(n)])
     out = tmp_path / "o.mp4"
     assert main(["-q", "video", str(src), str(out), "--model", str(identity)]) == 0
     assert probe(out)["count"] == 12
@@ -625,13 +619,7 @@ def test_anamorphic_pixels_keep_their_shape_unless_an_output_size_is_given(tmp_p
         v = out.add_stream("libx264", rate=24)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         v.codec_context.sample_aspect_ratio = Fraction(4, 3)
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(gradient_frame(64, 48, index=i), format="bgr24")
-            frame.pts = i
-            for packet in v.encode(frame.reformat(format="yuv420p")):
-                out.mux(packet)
-        for packet in v.encode(None):
-            out.mux(packet)
+        mux_frames(out, v, [gradient_frame(64, 48, index=i) for i in range(3)])
 
     def sar(path):
         with av.open(str(path)) as c:
@@ -651,18 +639,12 @@ def test_an_index_entry_with_no_frame_is_not_taken_for_truncation(tmp_path, iden
     with av.open(str(src), "w") as out:
         v = out.add_stream("mpeg4", rate=24)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        for i in range(12):
-            if i == 3:
-                empty = av.Packet(0)
-                empty.stream, empty.pts, empty.dts, empty.time_base = v, i, i, Fraction(1, 24)
-                out.mux(empty)
-                continue
-            frame = av.VideoFrame.from_ndarray(gradient_frame(64, 48, index=i), format="bgr24")
-            frame.pts = i
-            for packet in v.encode(frame.reformat(format="yuv420p")):
-                out.mux(packet)
-        for packet in v.encode(None):
-            out.mux(packet)
+        images = [gradient_frame(64, 48, index=i) for i in range(12)]
+        mux_frames(out, v, images[:3], flush=False)
+        empty = av.Packet(0)
+        empty.stream, empty.pts, empty.dts, empty.time_base = v, 3, 3, Fraction(1, 24)
+        out.mux(empty)
+        mux_frames(out, v, images[4:], pts=range(4, 12))
     out_path = tmp_path / "o.mp4"
     assert main(["-q", "video", str(src), str(out_path), "--model", str(identity)]) == 0
     assert probe(out_path)["count"] == 11
@@ -676,13 +658,7 @@ def test_a_cameras_timecode_is_kept(tmp_path, identity):
         v = out.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         v.metadata["timecode"] = "01:02:03:04"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(gradient_frame(64, 48, index=i), format="bgr24")
-            frame.pts = i
-            for packet in v.encode(frame.reformat(format="yuv420p")):
-                out.mux(packet)
-        for packet in v.encode(None):
-            out.mux(packet)
+        mux_frames(out, v, [gradient_frame(64, 48, index=i) for i in range(3)])
     for ext in ("mov", "mkv"):
         out_path = tmp_path / f"o.{ext}"
         assert main(["-q", "video", str(src), str(out_path), "--model", str(identity)]) == 0
@@ -705,16 +681,13 @@ def test_interlaced_frames_are_deinterlaced_as_players_show_them(tmp_path, caplo
         v = out.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 128, 96, "yuv420p"
         v.options = {"x264-params": "interlaced=1:tff=1", "crf": "12"}
+        images = []
         for t in range(8):  # a bar moving 8 px a frame, its two fields 1/50 s apart: woven, it combs
             woven = np.full((96, 128, 3), 40, np.uint8)
             woven[0::2, 10 + 8 * t:26 + 8 * t] = 230
             woven[1::2, 14 + 8 * t:30 + 8 * t] = 230
-            frame = av.VideoFrame.from_ndarray(woven, format="bgr24").reformat(format="yuv420p")
-            frame.pts = t  # x264 codes it as fields: decoded frames say they are interlaced
-            for packet in v.encode(frame):
-                out.mux(packet)
-        for packet in v.encode(None):
-            out.mux(packet)
+            images.append(woven)
+        mux_frames(out, v, images)  # x264 codes them as fields: decoded frames say they are interlaced
     with av.open(str(src)) as c:
         decoded = [(f.to_ndarray(format="bgr24"), f.pts) for f in c.decode(video=0)]
     woven, times = [f for f, _ in decoded], [t for _, t in decoded]

@@ -163,6 +163,9 @@ class VideoFileSink(KeptIfFinished):
 
         if self._closed:
             raise OutputError(f"{self.path} is already closed")
+        first, copies = self._place(pts)
+        if copies == 0:
+            return  # a frame that a fixed frame rate has no slot for
         if self.frame_size:
             if (frame.shape[1], frame.shape[0]) != self.frame_size:
                 raise OutputError(f"{self.path}: expected {self.frame_size[0]}x{self.frame_size[1]} frames, "
@@ -176,29 +179,6 @@ class VideoFileSink(KeptIfFinished):
         vf = self._scale(
             av.VideoFrame.from_ndarray(frame, format="bgr24"), width=self.width, height=self.height, format=self._video.pix_fmt, dst_colorspace=self._matrix,
             dst_color_range="MPEG", interpolation=flags)
-        if pts is not None and self._pts0 is None:
-            self._pts0 = pts  # the source's start: time 0 of the output, for its audio too
-            if self._tracks is not None and self._src_tb is not None:
-                self._tracks.start_s = pts * self._src_tb
-        copies = 1
-        if self._numbered and pts is not None and self._src_tb is not None:
-            copies = self._copies_at_the_rate(pts)
-            if copies == 0:
-                return
-            vf.pts = self.frames_written
-        elif pts is None or self._numbered:
-            vf.pts = round(self.frames_written / self.fps / self._tb)
-        else:
-            vf.pts = pts - self._pts0
-            if (self._last_pts - vf.pts) * self._tb > JOIN_S:
-                step = max(1, round(1 / self.fps / self._tb))
-                self._pts0 = pts - (self._last_pts + step)
-                vf.pts = self._last_pts + step
-                self._joins += 1
-            elif vf.pts <= self._last_pts:  # a damaged source repeats or reorders timestamps: the encoder
-                vf.pts = self._last_pts + 1  # and muxer need them increasing, so the frame takes the next
-                self._restamped += 1
-        first = vf.pts
         try:
             for k in range(copies):  # the frame before fills the slots up to this frame's own
                 shown = vf if k == copies - 1 or self._held is None else self._held
@@ -212,6 +192,27 @@ class VideoFileSink(KeptIfFinished):
         except av.error.FFmpegError as exc:
             raise OutputError(f"writing {self.path} failed: {exc.strerror or exc}") from None
         self.frames_written += copies
+
+    def _place(self, pts: int | None) -> tuple[int, int]:
+        """(the output timestamp of a frame with source timestamp ``pts``, how many times it goes in)."""
+        if pts is not None and self._pts0 is None:
+            self._pts0 = pts  # the source's start: time 0 of the output, for its audio too
+            if self._tracks is not None and self._src_tb is not None:
+                self._tracks.start_s = pts * self._src_tb
+        if self._numbered and pts is not None and self._src_tb is not None:
+            return self.frames_written, self._copies_at_the_rate(pts)
+        if pts is None or self._numbered:
+            return round(self.frames_written / self.fps / self._tb), 1
+        out = pts - self._pts0
+        if (self._last_pts - out) * self._tb > JOIN_S:
+            step = max(1, round(1 / self.fps / self._tb))
+            self._pts0 = pts - (self._last_pts + step)
+            self._joins += 1
+            return self._last_pts + step, 1
+        if out <= self._last_pts:  # a damaged source repeats or reorders timestamps: the encoder and muxer
+            self._restamped += 1  # need them increasing, so the frame takes the next
+            return self._last_pts + 1, 1
+        return out, 1
 
     def _copies_at_the_rate(self, pts: int) -> int:
         """How many times a frame goes into a file that stores a frame rate, not timestamps (.avi,

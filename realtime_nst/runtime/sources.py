@@ -236,12 +236,11 @@ class _Deinterlacer:
         self._times: deque = deque()  # (pts, time_base) of the frames in: bwdif counts in half its time base
 
     def frames(self, frame) -> Iterator:
-        import av
-        import av.filter
-
         if frame is not None and not frame.interlaced_frame and self._graph is None:
             yield frame  # progressive video, the common case: untouched
             return
+        import av.filter
+
         key = None if frame is None else (frame.width, frame.height, frame.format.name)
         if self._graph is not None and (frame is None or key != self._key):
             self._graph.push(None)  # the end, or frames of another size: what is held comes out
