@@ -61,6 +61,22 @@ def _may_have_alpha(head: bytes) -> bool:
     return head.startswith((b"II*\x00", b"MM\x00*")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _png_is_whole(data: np.ndarray) -> bool:
+    """Whether the PNG's chunks run to its IEND chunk within the file (each chunk: length, type,
+    data, CRC). Bytes after IEND, which some programs append, do not matter."""
+    at, size = 8, data.size
+    while at + 8 <= size:
+        length = int.from_bytes(data[at:at + 4].tobytes(), "big")
+        if data[at + 4:at + 8].tobytes() == b"IEND":
+            return True
+        at += 12 + length
+    return False
+
+
 def _read_bytes(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
@@ -74,7 +90,15 @@ def _read_bytes(path: Path) -> np.ndarray:
 
 
 def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
+    head = data[:16].tobytes()
+    kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    # libpng writes its own line to stderr for a cut-off file before OpenCV gives up on it
+    if kind == "PNG" and not _png_is_whole(data):
+        raise InputError(f"{path} is a truncated PNG image")
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if frame is None and kind:
+        raise InputError(f"{path} looks like a {kind} image, but OpenCV cannot decode it (damaged, truncated or a "
+                         "variant it does not read)")
     if frame is None:
         raise InputError(f"{path} is not an image OpenCV can decode (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
     if data[:4].tobytes() == b"GIF8" or path.suffix.lower() in (".tif", ".tiff"):  # may hold several pictures
@@ -84,9 +108,14 @@ def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
             count = 1
         if count > 1:
             log.warning("rtnst: %s holds %d frames (an animation or pages): only the first is used", path, count)
-    elif data[:4].tobytes() == b"RIFF" and data[8:12].tobytes() == b"WEBP" and b"ANIM" in data[:256].tobytes():
-        log.warning("rtnst: %s is an animated WebP: only its first frame is used", path)  # ANIM: its header chunk
+    elif is_animated_webp(data[:256].tobytes()):
+        log.warning("rtnst: %s is an animated WebP: only its first frame is used", path)
     return frame
+
+
+def is_animated_webp(head: bytes) -> bool:
+    """From a file's first 256 bytes: a WebP animation (its ANIM chunk follows the VP8X header)."""
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and b"ANIM" in head[:256]
 
 
 def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray | None = None,

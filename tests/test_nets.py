@@ -124,3 +124,5 @@ def test_build_picks_the_net_version_the_weights_fit():
     assert type(nets.build("realtime")) is nets.RealtimeNet
     wide = nets.RealtimeNet(full=16, half=32).state_dict()  # a wider realtime net keeps its widths
     nets.build("realtime", state=wide).load_state_dict(wide)
+    deep = nets.RealtimeNet(quarter=32, blocks=5, block_norm=True).state_dict()  # and its depth
+    nets.build("realtime", state=deep).load_state_dict(deep)

@@ -698,3 +698,45 @@ def test_interlaced_frames_are_deinterlaced_as_players_show_them(tmp_path, caplo
     assert len(shown) == len(woven) == 8 and [item.pts for item in shown] == times
     assert np.mean([combing(i.frame) for i in shown]) < 0.4 * np.mean([combing(f) for f in woven])
     assert "is interlaced" in caplog.text
+
+
+def test_the_model_sees_anamorphic_pixels_square(tmp_path):
+    import av
+
+    from realtime_nst.runtime.video import stylize_video
+
+    src = tmp_path / "dv.mp4"  # 16:9 pictures in 4:3 frames, as DV and DVD store them
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        mux_frames(out, v, [gradient_frame(64, 48, index=i) for i in range(3)])
+
+    class Recorder:
+        def __init__(self):
+            self.shapes = set()
+
+        def stylize(self, frame):
+            self.shapes.add(frame.shape)
+            return frame
+
+    for name, size in (("o.mp4", (64, 48)), ("o.gif", (85, 48))):
+        model = Recorder()
+        stylize_video(src, tmp_path / name, model, progress=False)
+        assert model.shapes == {(48, 85, 3)}  # 64 px of 4:3 pixels are shown 85 px wide
+        assert probe(tmp_path / name)["size"] == size  # the video keeps its pixels; a GIF's are square
+
+
+def test_an_animated_webp_is_named_not_called_corrupt(tmp_path, capsys):
+    import av
+
+    if "libwebp_anim" not in av.codecs_available:
+        pytest.skip("this FFmpeg has no WebP animation encoder")
+    src = tmp_path / "anim.webp"
+    with av.open(str(src), "w", format="webp") as out:
+        s = out.add_stream("libwebp_anim", rate=10)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuva420p"
+        mux_frames(out, s, [gradient_frame(32, 32, index=i) for i in range(3)])
+    assert main(["-q", "video", str(src), str(tmp_path / "o.mp4"), "--model", str(tmp_path / "no.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "animated WebP" in err and "corrupt" not in err

@@ -91,6 +91,10 @@ class VideoFileSource:
         if self.stream.codec_context is None:
             self._container.close()
             raise InputError(f"{self.name}: its video is in a format FFmpeg cannot decode")
+        if self.path is not None and self.stream.codec_context.name == "webp" and _animated_webp(self.path):
+            self._container.close()  # FFmpeg's WebP decoder reads still pictures only
+            raise InputError(f"{self.name} is an animated WebP, which FFmpeg cannot decode as video: convert it to "
+                             ".gif or .mp4 first (read as an image, its first frame can be stylised)")
         # Frame threads hold back a frame each: throughput for a file, latency for a live stream (a
         # 640x360 MPEG-TS stream over local TCP at 25 fps: 180 ms from encoder to frame, 96 with slices).
         self.stream.thread_type = "SLICE" if self.url else "AUTO"
@@ -274,3 +278,13 @@ class _Deinterlacer:
                 return
             out.pts, out.time_base = self._times.popleft() if self._times else (out.pts, out.time_base)
             yield out
+
+
+def _animated_webp(path: Path) -> bool:
+    from ..imageio import is_animated_webp
+
+    try:
+        with open(path, "rb") as f:
+            return is_animated_webp(f.read(256))
+    except OSError:
+        return False

@@ -14,6 +14,7 @@ from ..files import check_output_path
 from ..signals import stop_on_signals
 from .pipeline import run_pipeline
 from .choices import DEFAULT_PRESET
+from .gif import GIF_SUFFIX
 from .sinks import open_file_sink
 from .sources import VideoFileSource, is_stream_url
 from .stylizer import Stylizer
@@ -66,14 +67,19 @@ def stylize_video(
         raise OptionError(f"max_frames must be positive, got {max_frames}", param="max_frames")
     with VideoFileSource(src_path) as source:
         width, height = getattr(stylizer, "output_size", None) or source.size
+        # Non-square pixels (DV, DVD) are kept in the file, so it plays at the source's shape, but the
+        # model sees them square: its strokes are round as the picture is shown, not stretched by the
+        # pixels' shape. GIF players show square pixels, so a GIF is made at the shape shown. An output
+        # size of the caller's own has square pixels.
+        sar = None if getattr(stylizer, "output_size", None) else source.sample_aspect_ratio
+        square = (max(1, round(width * sar)), height) if sar else None
+        if square and out_path.suffix.lower() == GIF_SUFFIX:
+            (width, height), sar = square, None
         # A model that runs smaller than the video (its native size, max_side_px) gets the frame
         # scaled down here and its output goes to the encoder as it is: the encoder's colour
         # conversion scales it up, so the full-size stylised frame is never made (~4 ms a 720p frame).
-        small = getattr(stylizer, "scaled_only_size", lambda w, h: None)(width, height)
+        small = getattr(stylizer, "scaled_only_size", lambda w, h: None)(*(square or (width, height))) or square
         source.shrink_to(small)
-        # Non-square pixels are kept as they are, so the output plays at the source's shape; an output
-        # size of the caller's own has square pixels.
-        sar = None if getattr(stylizer, "output_size", None) else source.sample_aspect_ratio
         sink = open_file_sink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
                               audio_from=src_path, overwrite=overwrite, crf=crf, preset=preset,
                               frame_size=small, progress=progress, sample_aspect_ratio=sar)

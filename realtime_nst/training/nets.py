@@ -284,13 +284,15 @@ def build(tier: str, *, state: dict[str, torch.Tensor] | None = None, width: int
     """A fresh net of ``tier`` (``width``: the realtime net's channels at full resolution, twice that
     at half; ``block_norm``: see RealtimeNet); given the weights it is to load (``state``), the
     version of the net they fit: realtime weights with a 1/8 level (``down3``) are RealtimeNetV2's,
-    or V1's when their upsampling is a 2x2 transposed conv; RealtimeNet's take the widths and block
-    norms they were trained with."""
+    or V1's when their upsampling is a 2x2 transposed conv; RealtimeNet's take the widths, block count
+    and block norms they were trained with."""
     if tier == "realtime" and state is not None and "down3.0.weight" in state:
         head = tuple(getattr(state.get("head.weight"), "shape", ()))
         return RealtimeNetV1() if head[-2:] == (2, 2) else RealtimeNetV2()
     if tier == "realtime" and state is not None and {"stem.0.weight", "down1.1.weight"} <= state.keys():
         return RealtimeNet(full=state["stem.0.weight"].shape[0], half=state["down1.1.weight"].shape[0],
+                           quarter=state["down2.1.weight"].shape[0],
+                           blocks=len({k.split(".")[1] for k in state if k.startswith("blocks.")}),
                            block_norm=any(k.startswith("blocks.0.body.2.") for k in state))
     if tier == "realtime" and (width is not None or block_norm):
         return RealtimeNet(**({"full": width, "half": 2 * width} if width else {}), block_norm=block_norm)
