@@ -134,6 +134,20 @@ def test_truncated_video_keeps_decoded_frames(tmp_path, identity, capsys):
     assert 0 < decoded < 60 and kept == decoded == probe(out)["count"]  # every decoded frame is written
 
 
+def test_a_transport_stream_cut_part_way_through_a_packet_is_truncated(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.ts", frames=30, size=(160, 120), audio=None)
+    data = src.read_bytes()
+    assert len(data) % 188 == 0
+    cut = tmp_path / "cut.ts"  # a half-downloaded recording: no index to tell, but a packet left whole
+    cut.write_bytes(data[: len(data) // 2 + 77])
+    out = tmp_path / "out.mp4"
+    assert main(["-q", "video", str(cut), str(out), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truncated" in err[0] and str(out) in err[0]
+    assert 0 < probe(out)["count"] < 30
+    assert main(["-q", "video", str(src), str(tmp_path / "whole.mp4"), "--model", str(identity)]) == 0
+
+
 def test_existing_output_is_not_overwritten(tmp_path, identity, capsys):
     src = write_clip(tmp_path / "in.mp4", frames=4, audio=None)
     out = tmp_path / "out.mp4"

@@ -207,6 +207,14 @@ class VideoFileSource:
                 f"{self.name} is truncated: it promises {expected} frames but only {self.frames_read} could be decoded",
                 frames_done=self.frames_read,
             )
+        # A transport stream has no header or index to promise anything, but it is a run of fixed-size
+        # packets (188 bytes; 192 in Blu-ray and AVCHD .m2ts/.mts, 204 with DVB's error correction):
+        # a half-downloaded one ends part way through one.
+        if self.path is not None and self._container.format.name == "mpegts":
+            size = self.path.stat().st_size
+            if all(size % packet for packet in (188, 192, 204)):
+                raise CorruptInputError(f"{self.name} is truncated: it ends part way through a transport-stream "
+                                        f"packet, after {self.frames_read} frames", frames_done=self.frames_read)
 
     def _reached_the_end(self) -> bool:
         """Whether the last frame decoded is within a frame of the stream's stated end: an index may
