@@ -92,6 +92,7 @@ def _read_bytes(path: Path) -> np.ndarray:
 def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
     head = data[:16].tobytes()
     kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    kind = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else kind
     # libpng writes its own line to stderr for a cut-off file before OpenCV gives up on it
     if kind == "PNG" and not _png_is_whole(data):
         raise InputError(f"{path} is a truncated PNG image")
