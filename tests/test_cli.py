@@ -29,12 +29,14 @@ def test_unknown_option_is_one_line_exit_2():
 @pytest.mark.parametrize("name, said", [
     ("cut.gif", "looks like a GIF image, but OpenCV cannot decode it"),  # OpenCV logs "can't read header"
     ("cut.png", "is a truncated PNG image"),  # libpng logs "PNG input buffer is incomplete"
+    ("cut.webp", "looks like a WebP image, but OpenCV cannot decode it"),
     ("notes.jpg", "is not an image OpenCV can decode (expected one of .bmp, .gif, .jpeg, .jpg, .png, .tif"),
 ])
 def test_undecodable_image_is_our_one_line_only(tmp_path, identity, name, said):
     bad = tmp_path / name
     whole = cv2.imencode(".png", np.full((64, 64, 3), 90, np.uint8))[1].tobytes()
-    bad.write_bytes({"cut.gif": b"GIF89a", "cut.png": whole[: len(whole) // 2], "notes.jpg": b"a text"}[name])
+    bad.write_bytes({"cut.gif": b"GIF89a", "cut.png": whole[: len(whole) // 2], "notes.jpg": b"a text",
+                    "cut.webp": b"RIFF\x10\x00\x00\x00WEBPVP8 cut"}[name])
     proc = subprocess.run([sys.executable, "-m", "realtime_nst", "image", str(bad), str(tmp_path / "o.png"),
                            "--model", str(identity), "-q"], capture_output=True, text=True)
     lines = proc.stderr.strip().splitlines()
