@@ -393,3 +393,11 @@ def test_a_folder_is_stylised_one_image_per_core_and_fail_fast_one_at_a_time(tmp
     at_once.clear()
     assert main(["-q", "image", str(photos), str(tmp_path / "ff"), "--model", str(identity), "--fail-fast"]) == 0
     assert max(at_once) == 1
+
+
+def test_one_unreadable_image_is_reported_before_the_model_loads(tmp_path, capsys):
+    (tmp_path / "notes.png").write_text("not an image")
+    args = [str(tmp_path / "notes.png"), str(tmp_path / "o.png"), "--model", str(tmp_path / "no.onnx")]
+    assert main(["image", *args]) == 2
+    err = capsys.readouterr().err
+    assert "notes.png" in err and "no.onnx" not in err

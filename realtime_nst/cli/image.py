@@ -69,11 +69,12 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
     return pairs
 
 
-def _stylise_file(stylizer, src: Path, dst: Path, *, overwrite: bool) -> tuple[int, int]:
-    """Read, stylise and write one image; returns its (width, height)."""
+def _stylise_file(stylizer, src: Path, dst: Path, *, overwrite: bool, read=None) -> tuple[int, int]:
+    """Read (unless ``read``: the image and its transparency, read already), stylise and write one
+    image; returns its (width, height)."""
     from ..imageio import ALPHA_SUFFIXES, read_image_with_alpha, write_image
 
-    frame, alpha = read_image_with_alpha(src)
+    frame, alpha = read or read_image_with_alpha(src)
     if alpha is not None and dst.suffix.lower() not in ALPHA_SUFFIXES:
         log.warning("rtnst: %s has transparency, which %s cannot hold: written opaque (write %s to "
                     "keep it)", src, dst.name, "/".join(sorted(ALPHA_SUFFIXES)))
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import check_outputs
-    from ..imageio import IMAGE_SUFFIXES
+    from ..imageio import IMAGE_SUFFIXES, read_image_with_alpha
     from ..runtime.session import plan_threads
     from ..signals import stop_on_signals
 
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([dst for _, dst in pairs], overwrite=args.overwrite, inputs=[src for src, _ in pairs])
     if pairs[0][1] == out and out.suffix.lower() not in IMAGE_SUFFIXES:
         raise OutputError(f"cannot tell the image format of {out}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    # One image is read before the model loads, so an unreadable one is reported at once.
+    read = read_image_with_alpha(pairs[0][0]) if len(pairs) == 1 else None
     failed: list[tuple[Path, RtnstError]] = []
     done, noted = 0, False
     stop = threading.Event()
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
             def top_up() -> None:
                 while not stop.is_set() and len(running) < depth and (pair := next(todo, None)):
-                    running[pool.submit(_stylise_file, stylizer, *pair, overwrite=args.overwrite)] = pair[0]
+                    running[pool.submit(_stylise_file, stylizer, *pair, overwrite=args.overwrite, read=read)] = pair[0]
 
             top_up()
             while running:
