@@ -58,11 +58,18 @@ def _may_have_alpha(head: bytes) -> bool:
         # which comes before the first IDAT.
         idat = head.find(b"IDAT")
         return len(head) < 26 or head[25] in (4, 6) or idat < 0 or b"tRNS" in head[:idat]
-    return head.startswith((b"II*\x00", b"MM\x00*")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    return _kind(head) in ("TIFF", "WebP")
 
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
           (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _kind(head: bytes) -> str | None:
+    """The image format a file's first bytes (12 or more) name, if any."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
 def _png_is_whole(data: np.ndarray) -> bool:
@@ -90,9 +97,7 @@ def _read_bytes(path: Path) -> np.ndarray:
 
 
 def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
-    head = data[:16].tobytes()
-    kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
-    kind = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else kind
+    kind = _kind(data[:16].tobytes())
     # libpng writes its own line to stderr for a cut-off file before OpenCV gives up on it
     if kind == "PNG" and not _png_is_whole(data):
         raise InputError(f"{path} is a truncated PNG image")
@@ -116,7 +121,7 @@ def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
 
 def is_animated_webp(head: bytes) -> bool:
     """From a file's first 256 bytes: a WebP animation (its ANIM chunk follows the VP8X header)."""
-    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and b"ANIM" in head[:256]
+    return _kind(head) == "WebP" and b"ANIM" in head[:256]
 
 
 def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray | None = None,

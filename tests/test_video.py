@@ -625,15 +625,22 @@ def test_a_bad_input_is_reported_before_the_model_loads(tmp_path, capsys):
         assert name in err and "no.onnx" not in err
 
 
-def test_anamorphic_pixels_keep_their_shape_unless_an_output_size_is_given(tmp_path, identity):
+def _anamorphic_clip(path):
+    """16:9 pictures in 4:3 frames (64x48 of 4:3 pixels), as DV and DVD store them."""
     import av
 
-    src = tmp_path / "dv.mp4"  # 16:9 pictures in 4:3 frames, as DV and DVD store them
-    with av.open(str(src), "w") as out:
+    with av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=24)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         v.codec_context.sample_aspect_ratio = Fraction(4, 3)
         mux_frames(out, v, [gradient_frame(64, 48, index=i) for i in range(3)])
+    return path
+
+
+def test_anamorphic_pixels_keep_their_shape_unless_an_output_size_is_given(tmp_path, identity):
+    import av
+
+    src = _anamorphic_clip(tmp_path / "dv.mp4")
 
     def sar(path):
         with av.open(str(path)) as c:
@@ -715,16 +722,9 @@ def test_interlaced_frames_are_deinterlaced_as_players_show_them(tmp_path, caplo
 
 
 def test_the_model_sees_anamorphic_pixels_square(tmp_path):
-    import av
-
     from realtime_nst.runtime.video import stylize_video
 
-    src = tmp_path / "dv.mp4"  # 16:9 pictures in 4:3 frames, as DV and DVD store them
-    with av.open(str(src), "w") as out:
-        v = out.add_stream("libx264", rate=24)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        v.codec_context.sample_aspect_ratio = Fraction(4, 3)
-        mux_frames(out, v, [gradient_frame(64, 48, index=i) for i in range(3)])
+    src = _anamorphic_clip(tmp_path / "dv.mp4")
 
     class Recorder:
         def __init__(self):

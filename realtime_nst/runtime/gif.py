@@ -192,7 +192,8 @@ class GifFileSink(KeptIfFinished):
             local.frames_in.push(frame)
             done = list(_pull_all(local.sink))
             if len(done) != 1:  # paletteuse gives a frame back for each frame at once
-                raise OutputError(f"writing {self.path} failed: FFmpeg's paletteuse returned {len(done)} frames for one")
+                raise OutputError(f"writing {self.path} failed: FFmpeg's paletteuse returned {len(done)} frames "
+                                  "for one")
             return done[0]
 
         out = av.open(str(self.tmp), "w", format="gif")
