@@ -222,3 +222,17 @@ def test_a_variable_rate_source_keeps_its_timing_in_a_file_of_fixed_rate(tmp_pat
     first_s = flash_and_click_s(out)[2] - (probe(out)["count"] - 1) / probe(out)["rate"]
     assert last_s - first_s == pytest.approx(times_ms[-1] / 1000, abs=0.05)  # as long as the source
     assert len(flashes) == 1 and clicks == pytest.approx(flashes, abs=0.03)
+
+
+@pytest.mark.parametrize("fps", [Fraction(120000, 1001), Fraction(1800000, 60061)])  # slow motion; a phone's mean rate
+def test_avi_takes_rates_mpeg4_cannot_state_exactly(tmp_path, fps):
+    out = tmp_path / "o.avi"
+    with VideoFileSink(out, width=32, height=24, fps=fps, time_base=Fraction(1, 90_000)) as sink:
+        for i in range(6):
+            sink.write(np.full((24, 32, 3), 40 * i, np.uint8), i * round(90_000 / fps))
+    import av
+
+    with av.open(str(out)) as c:
+        rate = c.streams.video[0].average_rate
+        assert sum(1 for _ in c.decode(video=0)) == 6
+    assert abs(rate / fps - 1) < 1e-6

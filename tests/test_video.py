@@ -61,6 +61,22 @@ def test_frames_stay_in_order(tmp_path, identity):
     assert means == sorted(means)
 
 
+def test_avi_picture_starts_with_its_sound(tmp_path, identity):
+    """FFmpeg's reader puts H.264 in AVI two frames after its sound; the picture must start at 0 as the audio does."""
+    import av
+
+    src = write_clip(tmp_path / "in.mp4", frames=12, audio="aac")
+    out = tmp_path / "out.avi"
+    with OnnxStylizer(identity) as st:
+        stylize_video(src, out, st, progress=False)
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        first = next(c.decode(video=0))
+        assert first.pts * first.time_base == 0
+        assert stream.codec_context.name == "mpeg4" and stream.codec_tag == "XVID"
+    assert probe(out)["count"] == 12
+
+
 class StopAfter:
     """A stylizer that asks the pipeline to stop after ``n`` frames, as Ctrl-C would."""
 

@@ -15,6 +15,11 @@ _SUFFIXES_TO_USE = ".mp4, .mkv, .mov, .webm, .avi, .ts, .mpg or .gif"  # what th
 # keeps none, so only its defaults (MPEG-2 video, MP2 audio) are listed, yet H.264 with AAC is what
 # broadcast, camcorder and stream recordings put in it.
 _ALSO_TAKEN = {"mpegts": {"libx264", "h264", "aac", "mp3", "ac3", "eac3", "opus"}}
+# AVI stores no timestamps, and FFmpeg's reader (mpv's, and every tool's built on FFmpeg) gives H.264
+# in AVI a presentation time one or more frames after its decoding time, whatever the encoder's
+# settings: the picture plays 2 frames behind its sound. MPEG-4 Part 2, FFmpeg's own choice for AVI
+# and the codec AVI players expect (Xvid), reads back frame for frame.
+_FIRST_CHOICE = {"avi": "mpeg4"}
 # The MP4 muxer would write video under these suffixes, but players and media libraries file them as
 # audio (music, audiobooks) and show no picture.
 _AUDIO_MP4_SUFFIXES = {".m4a", ".m4b"}
@@ -53,7 +58,8 @@ def open_container(path: Path, target: Path):
     if path.suffix.lower() in _AUDIO_MP4_SUFFIXES:
         out.close()
         raise OutputError(f"{path.suffix} is an audio format (players show no picture): use {_SUFFIXES_TO_USE}")
-    codec = next((c for c in _VIDEO_CODECS if c in av.codecs_available and takes(out, c)), None)
+    choices = (_FIRST_CHOICE[out.format.name], *_VIDEO_CODECS) if out.format.name in _FIRST_CHOICE else _VIDEO_CODECS
+    codec = next((c for c in choices if c in av.codecs_available and takes(out, c)), None)
     if codec is None:
         out.close()
         raise OutputError(f"no video encoder for the {path.suffix} container; use {_SUFFIXES_TO_USE}")

@@ -96,6 +96,9 @@ class VideoFileSink(KeptIfFinished):
         self._out, codec = open_container(self.path, self.tmp)
         self.fps = Fraction(fps)
         self._numbered = self.path.suffix.lower() in _FRAME_NUMBERED or codec in _FRAME_RATE_CODECS
+        if codec == "mpeg4":  # MPEG-4 Part 2 counts time in steps of at least 1/65535 s
+            self.fps = 1 / (1 / self.fps).limit_denominator(65535)  # 119.88 fps (slow motion) within 1 ppm
+            self._numbered = self._numbered or bool(time_base and Fraction(time_base).denominator > 65535)
         self._video = self._out.add_stream(codec, rate=self.fps)
         # 4:2:0, which every player decodes (4:4:4 H.264 many cannot), needs even sides: an odd frame
         # loses its last column or row. (x264's SPS cropping, which would keep it, is not reachable
@@ -131,6 +134,9 @@ class VideoFileSink(KeptIfFinished):
                                    **({"strict": "unofficial"} if codec in _FRAME_RATE_CODECS else {})}
         if self._numbered:  # AVI cannot order B-frames (no presentation timestamps): players would shuffle them
             self._video.codec_context.max_b_frames = 0
+        if codec == "mpeg4" and self.path.suffix.lower() == ".avi":
+            # FFmpeg tags it FMP4, which many players and TVs do not know; they know the codec as Xvid.
+            self._video.codec_tag = "XVID"
         # Encoder and stream share the source's time base, so source timestamps pass through unchanged.
         # AVI has no timestamps, only a frame rate: there frames are numbered at fps (with the source's
         # fine time base its muxer wrote a 600 fps stream padded with empty frames).
