@@ -11,8 +11,11 @@ import numpy as np
 
 from .errors import InputError, OutputError
 from .files import atomic_write, check_output_path
+from .profiles import PROFILE_HEAD_BYTES, may_have_profile, to_srgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+if cv2.haveImageWriter("x.avif"):  # OpenCV builds with libavif (PyPI's since 4.11) read and write AVIF
+    IMAGE_SUFFIXES.add(".avif")
 ALPHA_SUFFIXES = {".png", ".webp"}  # the formats whose transparency is kept
 # (OpenCV writes a TIFF's fourth channel without marking it as alpha: other programs do not read it so)
 _PNG_HEAD_BYTES = 1 << 16  # where a PNG's first IDAT is looked for (else it is decoded twice)
@@ -65,10 +68,19 @@ _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "G
           (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
 
+HEIC_SUFFIXES = {".heic", ".heif"}  # an iPhone's photos: listed to be named, as OpenCV cannot decode them
+HEIC_ADVICE = "save it as JPEG first (an iPhone takes JPEG photos with Settings > Camera > Formats > Most Compatible)"
+# ISO base media (HEIF) files: the major brand after "ftyp". iPhones save HEIC by default.
+_HEIF_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", **dict.fromkeys(
+    (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"), "HEIC")}
+
+
 def _kind(head: bytes) -> str | None:
-    """The image format a file's first bytes (12 or more) name, if any."""
+    """The image format a file's first bytes (48 or more) name, if any."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
+    if head[4:8] == b"ftyp":  # an AVIF may give the generic HEIF brand first and "avif" among the others
+        return "AVIF" if b"avif" in head[8:48] or b"avis" in head[8:48] else _HEIF_BRANDS.get(head[8:12])
     return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
@@ -97,16 +109,20 @@ def _read_bytes(path: Path) -> np.ndarray:
 
 
 def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
-    kind = _kind(data[:16].tobytes())
+    kind = _kind(data[:48].tobytes())
     # libpng writes its own line to stderr for a cut-off file before OpenCV gives up on it
     if kind == "PNG" and not _png_is_whole(data):
         raise InputError(f"{path} is a truncated PNG image")
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if frame is None and kind == "HEIC":
+        raise InputError(f"{path} is a HEIC image, which OpenCV cannot decode: {HEIC_ADVICE}")
     if frame is None and kind:
         raise InputError(f"{path} looks like a {kind} image, but OpenCV cannot decode it (damaged, truncated or a "
                          "variant it does not read)")
     if frame is None:
         raise InputError(f"{path} is not an image OpenCV can decode (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+    if may_have_profile(kind, data[:PROFILE_HEAD_BYTES].tobytes()):
+        frame = to_srgb(frame, data.tobytes(), path)
     if data[:4].tobytes() == b"GIF8" or path.suffix.lower() in (".tif", ".tiff"):  # may hold several pictures
         try:
             count = cv2.imcount(str(path))

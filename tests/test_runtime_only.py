@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import onnx_model, write_clip
+from fakes import DISPLAY_P3_D50, onnx_model, rgb_profile, write_clip
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME_VENV = REPO / ".venv-runtime"
@@ -68,14 +68,18 @@ def test_stylising_commands_work_without_torch(rtnst):
     import numpy as np
 
     cv2.imwrite(str(work / "in.png"), np.full((20, 30, 3), 90, np.uint8))
+    from PIL import Image
+
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(work / "p3.png", icc_profile=rgb_profile(DISPLAY_P3_D50))
     for args in (["--version"], ["models"], ["-q", "image", "in.png", "out.png", "--model", str(model)],
+                 ["-q", "image", "p3.png", "p3out.png", "--model", str(model)],  # the colour engine is installed
                  ["video", "in.mp4", "out.mp4", "--model", str(model), "-q"],
                  ["bench", "--model", str(model), "--sizes", "32x24", "--frames", "2", "--warmup", "1", "--model-only"],
                  ["eval", "flicker", str(clip), "--model", str(model), "--smooth", "none,flow", "-q"]):
         proc = rtnst(*args)
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr
-    assert (work / "out.png").is_file() and (work / "out.mp4").is_file()
+    assert (work / "out.png").is_file() and (work / "out.mp4").is_file() and (work / "p3out.png").is_file()
 
 
 @pytest.mark.parametrize("args", [["train", "--style", "s.jpg", "--data", ".", "--out", "x.pt"],

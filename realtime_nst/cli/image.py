@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = False) -> list[tuple[Path, Path]]:
     """Pairs (input file, output file). A single file input with an output that is not a folder is
     file→file; otherwise every image goes into the folder OUT (a folder input's subfolders mirrored)."""
-    from ..imageio import IMAGE_SUFFIXES, list_images
+    from ..imageio import HEIC_ADVICE, HEIC_SUFFIXES, IMAGE_SUFFIXES, list_images
 
     out = Path(output)
     found: list[tuple[Path, Path]] = []  # (file, its path relative to OUT)
@@ -49,6 +49,13 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
                 if subfolders:
                     log.warning("rtnst: %s: %d subfolder%s not searched (--recursive searches them)", item,
                                 len(subfolders), "" if len(subfolders) == 1 else "s")
+            heic = [f for f in item.glob("**/*" if recursive else "*") if f.suffix.lower() in HEIC_SUFFIXES]
+            if heic and not images:
+                raise InputError(f"folder {item} holds HEIC images only, which OpenCV cannot decode: "
+                                 + HEIC_ADVICE.replace("save it", "save them"))
+            if heic:
+                log.warning("rtnst: %s: %d HEIC image%s left out, as OpenCV cannot decode HEIC: %s", item, len(heic),
+                            "" if len(heic) == 1 else "s", HEIC_ADVICE.replace("save it", "save them"))
             if not images:
                 raise InputError(f"folder {item} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             found += [(f, f.relative_to(item)) for f in images]
