@@ -236,3 +236,31 @@ def test_avi_takes_rates_mpeg4_cannot_state_exactly(tmp_path, fps):
         rate = c.streams.video[0].average_rate
         assert sum(1 for _ in c.decode(video=0)) == 6
     assert abs(rate / fps - 1) < 1e-6
+
+
+def test_a_fixed_rate_rounded_to_milliseconds_is_put_back_on_its_grid(tmp_path):
+    import av
+
+    fps = Fraction(30000, 1001)
+    out = tmp_path / "o.mp4"
+    ms = [round(i * 1000 / fps) for i in range(10)] + [520]  # an OBS .mkv's timestamps, then one after a gap
+    with VideoFileSink(out, width=32, height=24, fps=fps, time_base=Fraction(1, 1000)) as sink:
+        for t in ms:
+            sink.write(np.full((24, 32, 3), 90, np.uint8), t)
+    with av.open(str(out)) as c:
+        times = sorted(p.pts * p.time_base for p in c.demux(video=0) if p.pts is not None)
+    assert times[:10] == [i / fps for i in range(10)]  # one frame duration: a fixed rate, as the source was
+    assert times[10] == Fraction(52, 100)  # off the grid: where the source has it
+
+
+def test_a_phones_variable_rate_keeps_its_frames_times(tmp_path):
+    import av
+
+    ticks = [0, 20, 40, 60, 85, 105, 125]  # 1/600 s: a phone's .mov, one frame late; its mean rate is odd
+    out = tmp_path / "o.mp4"
+    with VideoFileSink(out, width=32, height=24, fps=Fraction(1800000, 60061), time_base=Fraction(1, 600)) as sink:
+        for t in ticks:
+            sink.write(np.full((24, 32, 3), 90, np.uint8), t)
+    with av.open(str(out)) as c:
+        times = sorted(p.pts * p.time_base for p in c.demux(video=0) if p.pts is not None)
+    assert times == [Fraction(t, 600) for t in ticks]

@@ -4,6 +4,7 @@ windows, virtual cameras."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -141,9 +142,19 @@ class VideoFileSink(KeptIfFinished):
         # AVI has no timestamps, only a frame rate: there frames are numbered at fps (with the source's
         # fine time base its muxer wrote a 600 fps stream padded with empty frames).
         tb = Fraction(time_base) if time_base and not self._numbered else 1 / self.fps
+        self._src_tb = Fraction(time_base) if time_base else None
+        # A time base that cannot hold the frame rate's grid (Matroska's 1/1000 s, so OBS's recordings,
+        # at 29.97 fps) rounds a fixed rate to 33, 33 and 34 ms frames, which an MP4 keeps as a variable
+        # rate (editors flag it, and drift its sound). A base that holds both the grid and the source's
+        # ticks puts the frames back on the grid (_to_out). Only for a nominal rate (24, 29.97, 50 fps):
+        # a phone's variable rate averages to an odd one (1800000/60061), and its frames keep their times.
+        grid = math.lcm(self._src_tb.denominator, self.fps.numerator) if tb == self._src_tb else 0
+        self._snap = (self.fps.denominator in (1, 1001) and grid <= 10_000_000
+                      and (1 / (self.fps * tb)).denominator != 1)
+        if self._snap:
+            tb = Fraction(1, grid)
         self._video.time_base = self._video.codec_context.time_base = tb
         self._tb = tb  # the muxer may change the stream's time base when it writes the header
-        self._src_tb = Fraction(time_base) if time_base else None
         self.frames_written = 0
         self._pts0: int | None = None
         self._last_pts = -1
@@ -209,16 +220,25 @@ class VideoFileSink(KeptIfFinished):
             return self.frames_written, self._copies_at_the_rate(pts)
         if pts is None or self._numbered:
             return round(self.frames_written / self.fps / self._tb), 1
-        out = pts - self._pts0
+        out = self._to_out(pts - self._pts0)
         if (self._last_pts - out) * self._tb > JOIN_S:
             step = max(1, round(1 / self.fps / self._tb))
-            self._pts0 = pts - (self._last_pts + step)
+            self._pts0 = pts - round((self._last_pts + step) * self._tb / self._src_tb)
             self._joins += 1
             return self._last_pts + step, 1
         if out <= self._last_pts:  # a damaged source repeats or reorders timestamps: the encoder and muxer
             self._restamped += 1  # need them increasing, so the frame takes the next
             return self._last_pts + 1, 1
         return out, 1
+
+    def _to_out(self, ticks: int) -> int:
+        """A source time (``ticks`` after its start) in the output's time base: on the frame rate's grid
+        where it lies within the source's rounding of it, else exactly as the source has it."""
+        if not self._snap:
+            return ticks
+        t = ticks * self._src_tb
+        on_grid = round(t * self.fps) / self.fps
+        return round((on_grid if abs(t - on_grid) <= self._src_tb else t) / self._tb)
 
     def _copies_at_the_rate(self, pts: int) -> int:
         """How many times a frame goes into a file that stores a frame rate, not timestamps (.avi,
