@@ -149,7 +149,7 @@ class VideoFileSink(KeptIfFinished):
         # ticks puts the frames back on the grid (_to_out). Only for a nominal rate (24, 29.97, 50 fps):
         # a phone's variable rate averages to an odd one (1800000/60061), and its frames keep their times.
         grid = math.lcm(self._src_tb.denominator, self.fps.numerator) if tb == self._src_tb else 0
-        self._snap = (self.fps.denominator in (1, 1001) and grid <= 10_000_000
+        self._snap = (self.fps.denominator in (1, 1001) and grid <= (65535 if codec == "mpeg4" else 10_000_000)
                       and (1 / (self.fps * tb)).denominator != 1)
         if self._snap:
             tb = Fraction(1, grid)
@@ -223,7 +223,7 @@ class VideoFileSink(KeptIfFinished):
         out = self._to_out(pts - self._pts0)
         if (self._last_pts - out) * self._tb > JOIN_S:
             step = max(1, round(1 / self.fps / self._tb))
-            self._pts0 = pts - round((self._last_pts + step) * self._tb / self._src_tb)
+            self._pts0 = pts - round((self._last_pts + step) * self._tb / (self._src_tb or self._tb))
             self._joins += 1
             return self._last_pts + step, 1
         if out <= self._last_pts:  # a damaged source repeats or reorders timestamps: the encoder and muxer
