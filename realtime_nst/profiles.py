@@ -41,7 +41,7 @@ def to_srgb(frame: np.ndarray, data: bytes, path: Path) -> np.ndarray:
             return frame
         digest = hashlib.sha1(icc).digest()
         if digest not in _CONVERSIONS:
-            _CONVERSIONS[digest] = _transform(ImageCms, Image, icc)
+            _CONVERSIONS[digest] = _transform(icc)
         transform = _CONVERSIONS[digest]
         if transform is None:
             return frame
@@ -53,10 +53,12 @@ def to_srgb(frame: np.ndarray, data: bytes, path: Path) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def _transform(ImageCms, Image, icc: bytes):
+def _transform(icc: bytes):
     """The profile's transform to sRGB, or None for a profile that is not RGB or is sRGB already
     (every colour of a 6x6x6 cube within one level: sRGB's many variants, such as the black-scaled
     one, included)."""
+    from PIL import Image, ImageCms
+
     profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     if profile.profile.xcolor_space.strip() != "RGB":  # grey and CMYK: OpenCV's own conversion stands
         return None

@@ -50,12 +50,12 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
                     log.warning("rtnst: %s: %d subfolder%s not searched (--recursive searches them)", item,
                                 len(subfolders), "" if len(subfolders) == 1 else "s")
             heic = [f for f in item.glob("**/*" if recursive else "*") if f.suffix.lower() in HEIC_SUFFIXES]
+            advice = HEIC_ADVICE.replace("save it", "save them")
             if heic and not images:
-                raise InputError(f"folder {item} holds HEIC images only, which OpenCV cannot decode: "
-                                 + HEIC_ADVICE.replace("save it", "save them"))
+                raise InputError(f"folder {item} holds HEIC images only, which OpenCV cannot decode: {advice}")
             if heic:
                 log.warning("rtnst: %s: %d HEIC image%s left out, as OpenCV cannot decode HEIC: %s", item, len(heic),
-                            "" if len(heic) == 1 else "s", HEIC_ADVICE.replace("save it", "save them"))
+                            "" if len(heic) == 1 else "s", advice)
             if not images:
                 raise InputError(f"folder {item} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             found += [(f, f.relative_to(item)) for f in images]
