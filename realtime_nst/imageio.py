@@ -11,7 +11,8 @@ import numpy as np
 
 from .errors import InputError, OutputError
 from .files import atomic_write, check_output_path
-from .profiles import PROFILE_HEAD_BYTES, may_have_profile, to_srgb
+from .heif import HEIC_SUFFIXES, can_read_heic, decode_heic
+from .profiles import PROFILE_HEAD_BYTES, may_have_profile, profile_to_srgb, to_srgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 if cv2.haveImageWriter("x.avif"):  # OpenCV builds with libavif (PyPI's since 4.11) read and write AVIF
@@ -68,8 +69,6 @@ _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "G
           (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
 
-HEIC_SUFFIXES = {".heic", ".heif"}  # an iPhone's photos: listed to be named, as OpenCV cannot decode them
-HEIC_ADVICE = "save it as JPEG first (an iPhone takes JPEG photos with Settings > Camera > Formats > Most Compatible)"
 # ISO base media (HEIF) files: the major brand after "ftyp". iPhones save HEIC by default.
 _HEIF_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", **dict.fromkeys(
     (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"), "HEIC")}
@@ -113,14 +112,16 @@ def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
     # libpng writes its own line to stderr for a cut-off file before OpenCV gives up on it
     if kind == "PNG" and not _png_is_whole(data):
         raise InputError(f"{path} is a truncated PNG image")
+    if kind == "HEIC":
+        frame, icc = decode_heic(data.tobytes(), path)
+        return profile_to_srgb(frame, icc, path)
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if frame is None and kind == "HEIC":
-        raise InputError(f"{path} is a HEIC image, which OpenCV cannot decode: {HEIC_ADVICE}")
     if frame is None and kind:
         raise InputError(f"{path} looks like a {kind} image, but OpenCV cannot decode it (damaged, truncated or a "
                          "variant it does not read)")
     if frame is None:
-        raise InputError(f"{path} is not an image OpenCV can decode (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise InputError(f"{path} is not an image OpenCV can decode (expected one of "
+                         f"{', '.join(sorted(readable_suffixes()))})")
     if may_have_profile(kind, data[:PROFILE_HEAD_BYTES].tobytes()):
         frame = to_srgb(frame, data.tobytes(), path)
     if data[:4].tobytes() == b"GIF8" or path.suffix.lower() in (".tif", ".tiff"):  # may hold several pictures
@@ -140,6 +141,16 @@ def is_animated_webp(head: bytes) -> bool:
     return _kind(head) == "WebP" and b"ANIM" in head[:256]
 
 
+def check_image_format(path: Path) -> None:
+    """That write_image can encode ``path``'s format, told by its suffix."""
+    suffix = path.suffix.lower()
+    if suffix in HEIC_SUFFIXES:
+        raise OutputError(f"cannot write {path}: rtnst reads HEIC but does not write it; use .jpg (or another of "
+                          f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+    if suffix not in IMAGE_SUFFIXES:
+        raise OutputError(f"cannot tell the image format of {path}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+
+
 def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray | None = None,
                 overwrite: bool = False) -> None:
     """Encode fully in memory, then write whole (files.atomic_write). ``alpha`` (HxW uint8), when
@@ -148,9 +159,8 @@ def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray
     # No write probe per image: callers probe the folder once before a run, and the write itself
     # reports a folder that refuses it.
     check_output_path(path, overwrite=overwrite, probe=False)
+    check_image_format(path)
     suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise OutputError(f"cannot tell the image format of {path}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     if alpha is not None:
         if suffix not in ALPHA_SUFFIXES:
             raise OutputError(f"{path} cannot hold transparency: use one of {', '.join(sorted(ALPHA_SUFFIXES))}")
@@ -164,9 +174,15 @@ def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray
         buf.tofile(tmp)
 
 
+def readable_suffixes() -> set[str]:
+    """The image files read_image reads: IMAGE_SUFFIXES, and HEIC where the heif extra is installed."""
+    return IMAGE_SUFFIXES | HEIC_SUFFIXES if can_read_heic() else IMAGE_SUFFIXES
+
+
 def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder")
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    suffixes = readable_suffixes()
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes)

@@ -30,15 +30,25 @@ def may_have_profile(kind: str | None, head: bytes) -> bool:
 def to_srgb(frame: np.ndarray, data: bytes, path: Path) -> np.ndarray:
     """``frame`` (BGR, decoded from ``data``) in sRGB: converted where the file embeds an RGB profile
     that is not sRGB, else as it is. A profile that cannot be read is said and ignored."""
-    from PIL import Image, ImageCms  # Pillow's LittleCMS; only tagged images get here
+    from PIL import Image  # Pillow's LittleCMS; only tagged images get here
 
     try:
         with warnings.catch_warnings():  # only the header is read: a panorama's size is no bomb here
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 icc = im.info.get("icc_profile")
-        if not icc:
-            return frame
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        return _unreadable(frame, path, exc)
+    return profile_to_srgb(frame, icc, path)
+
+
+def profile_to_srgb(frame: np.ndarray, icc: bytes | None, path: Path) -> np.ndarray:
+    """``frame`` (BGR) taken from an image whose embedded ICC profile is ``icc`` (None: untagged), in sRGB."""
+    if not icc:
+        return frame
+    from PIL import Image, ImageCms
+
+    try:
         digest = hashlib.sha1(icc).digest()
         if digest not in _CONVERSIONS:
             _CONVERSIONS[digest] = _transform(icc)
@@ -47,10 +57,14 @@ def to_srgb(frame: np.ndarray, data: bytes, path: Path) -> np.ndarray:
             return frame
         rgb = Image.fromarray(np.ascontiguousarray(frame[:, :, ::-1]))
         out = np.asarray(ImageCms.applyTransform(rgb, transform))[:, :, ::-1]
-    except (OSError, ValueError, ImageCms.PyCMSError, Image.DecompressionBombError) as exc:
-        log.warning("rtnst: %s: its colour profile cannot be read (%s); its colours are taken as sRGB", path, exc)
-        return frame
+    except (OSError, ValueError, ImageCms.PyCMSError) as exc:
+        return _unreadable(frame, path, exc)
     return np.ascontiguousarray(out)
+
+
+def _unreadable(frame: np.ndarray, path: Path, exc: Exception) -> np.ndarray:
+    log.warning("rtnst: %s: its colour profile cannot be read (%s); its colours are taken as sRGB", path, exc)
+    return frame
 
 
 def _transform(icc: bytes):

@@ -18,7 +18,8 @@ from fakes import DISPLAY_P3_D50, onnx_model, rgb_profile, write_clip
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME_VENV = REPO / ".venv-runtime"
-TRAINING_ONLY = ("torch", "torchvision", "onnx", "onnxscript", "safetensors", "matplotlib", "pyvirtualcam")
+# in the extras, not in `pip install .`
+EXTRAS_ONLY = ("torch", "torchvision", "onnx", "onnxscript", "safetensors", "matplotlib", "pyvirtualcam", "pillow_heif")
 
 
 def _installed_is_current(python: Path) -> bool:
@@ -42,7 +43,7 @@ def rtnst(tmp_path_factory):
     if not python.exists() or not _installed_is_current(python):
         python = Path(sys.executable)
         hide = work / "hide"
-        for name in TRAINING_ONLY:  # a package that fails to import is one that is not installed
+        for name in EXTRAS_ONLY:  # a package that fails to import is one that is not installed
             (hide / name).mkdir(parents=True)
             (hide / name / "__init__.py").write_text(f"raise ModuleNotFoundError(\"No module named '{name}'\", name={name!r})\n")
         env["PYTHONPATH"] = os.pathsep.join([str(hide), str(REPO)])
@@ -111,3 +112,12 @@ print("ok")
 """
     proc = rtnst(code=code)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_a_heic_photo_names_the_heif_extra_in_one_line(rtnst):
+    (rtnst.work / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+    proc = rtnst("-q", "image", "IMG_0001.HEIC", "o.jpg", "--model", str(onnx_model(rtnst.work / "id.onnx")))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "is a HEIC image, which OpenCV cannot decode: install the heif extra" in lines[0]
+    assert "realtime_nst[heif]" in lines[0] and not (rtnst.work / "o.jpg").exists()

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "unless --overwrite is given. A file that cannot be read is reported and skipped; the "
                     "run goes on and ends with exit code 2 and the count (--fail-fast stops at the first). "
                     "An image's transparency is kept when the output is .png or .webp; another format is "
-                    "written opaque, and said.")
+                    "written opaque, and said. HEIC photos (an iPhone's) are read with the heif extra "
+                    "(pip install 'realtime_nst[heif]') and written as .jpg into a folder.")
     p.add_argument("inputs", nargs="+", metavar="IN", help="image file(s) or folder(s) of images")
     p.add_argument("output", metavar="OUT", help="output image file (one input), or a folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -37,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = False) -> list[tuple[Path, Path]]:
     """Pairs (input file, output file). A single file input with an output that is not a folder is
     file→file; otherwise every image goes into the folder OUT (a folder input's subfolders mirrored)."""
-    from ..imageio import HEIC_ADVICE, HEIC_SUFFIXES, IMAGE_SUFFIXES, list_images
+    from ..heif import HEIC_SUFFIXES, can_read_heic, cannot_read_advice
+    from ..imageio import list_images, readable_suffixes
 
     out = Path(output)
     found: list[tuple[Path, Path]] = []  # (file, its path relative to OUT)
@@ -49,15 +51,16 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
                 if subfolders:
                     log.warning("rtnst: %s: %d subfolder%s not searched (--recursive searches them)", item,
                                 len(subfolders), "" if len(subfolders) == 1 else "s")
-            heic = [f for f in item.glob("**/*" if recursive else "*") if f.suffix.lower() in HEIC_SUFFIXES]
-            advice = HEIC_ADVICE.replace("save it", "save them")
+            heic = [] if can_read_heic() else [
+                f for f in item.glob("**/*" if recursive else "*") if f.suffix.lower() in HEIC_SUFFIXES]
             if heic and not images:
-                raise InputError(f"folder {item} holds HEIC images only, which OpenCV cannot decode: {advice}")
+                raise InputError(f"folder {item} holds HEIC images only, which OpenCV cannot decode: "
+                                 f"{cannot_read_advice(many=True)}")
             if heic:
                 log.warning("rtnst: %s: %d HEIC image%s left out, as OpenCV cannot decode HEIC: %s", item, len(heic),
-                            "" if len(heic) == 1 else "s", advice)
+                            "" if len(heic) == 1 else "s", cannot_read_advice(many=True))
             if not images:
-                raise InputError(f"folder {item} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                raise InputError(f"folder {item} holds no images ({', '.join(sorted(readable_suffixes()))})")
             found += [(f, f.relative_to(item)) for f in images]
         elif item.exists():
             found.append((item, Path(item.name)))
@@ -68,12 +71,19 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
         return [(found[0][0], out)]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file; with several inputs or a folder OUT must be a folder")
-    pairs = [(f, out / rel.with_name(f"{rel.stem}{suffix}{rel.suffix}")) for f, rel in found]
+    pairs = [(f, out / rel.with_name(f"{rel.stem}{suffix}{_written_as(rel.suffix)}")) for f, rel in found]
     names = [p[1] for p in pairs]
     clash = {n for n in names if names.count(n) > 1}
     if clash:
         raise OutputError(f"several inputs would write {sorted(clash)[0]}; use distinct names or --suffix")
     return pairs
+
+
+def _written_as(suffix: str) -> str:
+    """An output's suffix in a folder: the input's, but for a format rtnst reads and cannot write."""
+    from ..heif import HEIC_SUFFIXES, WRITTEN_AS
+
+    return WRITTEN_AS if suffix.lower() in HEIC_SUFFIXES else suffix
 
 
 def _stylise_file(stylizer, src: Path, dst: Path, *, overwrite: bool, read=None) -> tuple[int, int]:
@@ -96,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import check_outputs
-    from ..imageio import IMAGE_SUFFIXES, read_image_with_alpha
+    from ..imageio import check_image_format, read_image_with_alpha
     from ..runtime.session import plan_threads
     from ..signals import stop_on_signals
 
@@ -111,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
     # Before the model loads: outputs that are inputs, that exist, whose folder is missing, or whose
     # format cannot be told from the name.
     check_outputs([dst for _, dst in pairs], overwrite=args.overwrite, inputs=[src for src, _ in pairs])
-    if pairs[0][1] == out and out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise OutputError(f"cannot tell the image format of {out}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    if pairs[0][1] == out:
+        check_image_format(out)
     # One image is read before the model loads, so an unreadable one is reported at once.
     read = read_image_with_alpha(pairs[0][0]) if len(pairs) == 1 else None
     failed: list[tuple[Path, RtnstError]] = []

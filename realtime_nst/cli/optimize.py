@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import ModelError, OptionError, OutputError
+from ..errors import ModelError, OptionError
 
 log = logging.getLogger("rtnst")
 
@@ -106,10 +106,9 @@ def _snapshot_path(out: Path, step: int) -> Path:
 def _check_outputs(out: Path, snapshots: list[Path], overwrite: bool, inputs: list[str]) -> None:
     """Fail before minutes of work, not after."""
     from ..files import check_outputs
-    from ..imageio import IMAGE_SUFFIXES
+    from ..imageio import check_image_format
 
-    if out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise OutputError(f"cannot tell the image format of {out}: use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    check_image_format(out)
     check_outputs([out, *snapshots], overwrite=overwrite, inputs=inputs)
 
 
