@@ -12,7 +12,7 @@ import numpy as np
 from .errors import InputError, OutputError
 from .files import atomic_write, check_output_path
 from .heif import HEIC_SUFFIXES, can_read_heic, decode_heic
-from .profiles import PROFILE_HEAD_BYTES, may_have_profile, profile_to_srgb, to_srgb
+from .profiles import in_srgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 if cv2.haveImageWriter("x.avif"):  # OpenCV builds with libavif (PyPI's since 4.11) read and write AVIF
@@ -114,7 +114,7 @@ def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
         raise InputError(f"{path} is a truncated PNG image")
     if kind == "HEIC":
         frame, icc = decode_heic(data.tobytes(), path)
-        return profile_to_srgb(frame, icc, path)
+        return in_srgb(frame, data, kind, path, icc=icc)
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if frame is None and kind:
         raise InputError(f"{path} looks like a {kind} image, but OpenCV cannot decode it (damaged, truncated or a "
@@ -122,8 +122,7 @@ def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
     if frame is None:
         raise InputError(f"{path} is not an image OpenCV can decode (expected one of "
                          f"{', '.join(sorted(readable_suffixes()))})")
-    if may_have_profile(kind, data[:PROFILE_HEAD_BYTES].tobytes()):
-        frame = to_srgb(frame, data.tobytes(), path)
+    frame = in_srgb(frame, data, kind, path)
     if data[:4].tobytes() == b"GIF8" or path.suffix.lower() in (".tif", ".tiff"):  # may hold several pictures
         try:
             count = cv2.imcount(str(path))

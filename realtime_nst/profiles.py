@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cicp import find_code_points, profile_for
+
 log = logging.getLogger("rtnst")
 
 # Where each format keeps its profile, found in the file's first bytes so that an untagged image
@@ -20,6 +22,21 @@ log = logging.getLogger("rtnst")
 _MARKERS = {"JPEG": b"ICC_PROFILE\x00", "PNG": b"iCCP", "WebP": b"ICCP", "AVIF": b"colrprof"}
 PROFILE_HEAD_BYTES = 1 << 17  # a JPEG's APP2 follows an EXIF segment of up to 64 KiB
 _CONVERSIONS: dict[bytes, object | None] = {}  # profile digest -> its transform to sRGB, None: already sRGB
+
+
+def in_srgb(frame: np.ndarray, data: np.ndarray, kind: str | None, path: Path, *,
+            icc: bytes | None = None) -> np.ndarray:
+    """``frame`` (BGR, decoded from the file's bytes ``data``; ``kind`` as imageio._kind names it) in
+    sRGB, by the colour space the file states: an embedded ICC profile (``icc``, where the decoder
+    gave it already) or code points (cicp.py). A PNG's code points take precedence over its profile;
+    an AVIF's or HEIF's profile over its code points, which also carry the YCbCr matrix."""
+    head = data[:PROFILE_HEAD_BYTES].tobytes()
+    points = find_code_points(kind, head)
+    if points is not None and (kind == "PNG" or not (icc or may_have_profile(kind, head))):
+        return profile_to_srgb(frame, profile_for(points, path), path)
+    if icc:
+        return profile_to_srgb(frame, icc, path)
+    return to_srgb(frame, data.tobytes(), path) if may_have_profile(kind, head) else frame
 
 
 def may_have_profile(kind: str | None, head: bytes) -> bool:

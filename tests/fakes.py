@@ -263,31 +263,9 @@ class FakeSource:
 def rgb_profile(primaries_d50, *, gamma: float = 2.2, name: str = "Display P3 (test)") -> bytes:
     """A minimal ICC v2 display profile (matrix and gamma curves), as phones and cameras embed for
     Display P3 or Adobe RGB. ``primaries_d50``: the red, green and blue colorants' XYZ (D50)."""
-    import struct
+    from realtime_nst.cicp import matrix_profile
 
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", round(v * 65536))
-
-    def xyz(x: float, y: float, z: float) -> bytes:
-        return b"XYZ \0\0\0\0" + s15(x) + s15(y) + s15(z)
-
-    text = name.encode() + b"\0"
-    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
-    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
-    white = (0.9642, 1.0, 0.8249)
-    tags = [(b"desc", desc), (b"wtpt", xyz(*white)), (b"rXYZ", xyz(*primaries_d50[0])),
-            (b"gXYZ", xyz(*primaries_d50[1])), (b"bXYZ", xyz(*primaries_d50[2])),
-            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, body = struct.pack(">I", len(tags)), b""
-    for sig, data in tags:
-        table += sig + struct.pack(">II", offset + len(body), len(data))
-        body += data + b"\0" * (-len(data) % 4)
-    size = offset + len(body)
-    header = (struct.pack(">I", size) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ " + b"\0" * 12 + b"acsp"
-              + b"\0" * 24 + struct.pack(">I", 0) + s15(white[0]) + s15(white[1]) + s15(white[2]) + b"\0" * 48)
-    assert len(header) == 128
-    return header + table + body
+    return matrix_profile(primaries_d50, gamma, name=name)
 
 
 # Display P3's colorants, adapted to D50 (Bradford), as Apple's profile gives them.
