@@ -150,6 +150,45 @@ def test_truncated_video_keeps_decoded_frames(tmp_path, identity, capsys):
     assert 0 < decoded < 60 and kept == decoded == probe(out)["count"]  # every decoded frame is written
 
 
+def _damage_packet(src, index: int) -> None:
+    """Overwrites the bytes of the clip's ``index``-th video packet, as a bad sector would."""
+    import av
+
+    with av.open(str(src)) as c:
+        packets = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    pos, size = packets[index]
+    data = bytearray(src.read_bytes())
+    data[pos:pos + size] = b"\xff" * size
+    src.write_bytes(bytes(data))
+
+
+def test_a_damaged_packet_is_left_out_and_the_rest_stylised(tmp_path, identity, caplog):
+    src = write_clip(tmp_path / "in.mp4", frames=30, size=(160, 120))
+    _damage_packet(src, 10)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level("WARNING", logger="rtnst"):
+        assert main(["-q", "video", str(src), str(out), "--model", str(identity)]) == 0
+    assert "1 damaged video packet could not be decoded and was left out (the first after frame 10)" in caplog.text
+    info = probe(out)
+    assert info["count"] == 29 and abs(info["audio_samples"] / 48000 - 30 * 1001 / 30000) < 0.05
+    import av
+
+    with av.open(str(out)) as c:  # the frame before the gap is shown longer: the picture lasts as long as before
+        v = c.streams.video[0]
+        assert abs(float(v.duration * v.time_base) - 30 * 1001 / 30000) < 0.01
+
+
+def test_damage_with_nothing_after_it_is_still_corrupt(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.mp4", frames=12, size=(160, 120), audio=None)
+    for index in range(6, 12):  # the second half: a file whose end was overwritten
+        _damage_packet(src, index)
+    out = tmp_path / "out.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is corrupt: decoding failed after" in err[0] and str(out) in err[0]
+    assert 0 < probe(out)["count"] <= 6
+
+
 def test_a_transport_stream_cut_part_way_through_a_packet_is_truncated(tmp_path, identity, capsys):
     src = write_clip(tmp_path / "in.ts", frames=30, size=(160, 120), audio=None)
     data = src.read_bytes()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, NamedTuple, Protocol, runtime_checkable
@@ -15,6 +14,7 @@ import numpy as np
 
 from ..errors import CorruptInputError, InputError
 from .colour import FrameConverter
+from .deinterlace import Deinterlacer
 
 log = logging.getLogger("rtnst")
 _TOLD: set[tuple[str, str]] = set()  # (what, file) said once: a command opens its input more than once
@@ -103,6 +103,7 @@ class VideoFileSource:
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90_000)
         self.frame_count: int | None = self.stream.frames or self._estimate_frames()
         self.frames_read = 0
+        self.packets_skipped = 0  # damaged video packets left out
         self._frames: Iterator = self._decode()
         self._told_rotation = False
         self._colour = FrameConverter(self._short_name, key=self.url or str(self.path.resolve()))
@@ -130,23 +131,48 @@ class VideoFileSource:
     def _decode(self) -> Iterator:
         import av
 
-        fields = _Deinterlacer(self._short_name)
+        fields = Deinterlacer(self._short_name)
+        first_error, sound_since = None, 0  # a damaged packet's, and the packets decoded since the last one
         try:
             for packet in self._container.demux(self.stream):
-                for frame in packet.decode():
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError as exc:
+                    # A damaged packet (a bad sector, a glitch in a recording or a stream): players skip
+                    # it and go on, showing its neighbours longer, and so does rtnst, if frames follow.
+                    if first_error is None:
+                        first_error = (exc, self.frames_read)
+                    self.packets_skipped += 1
+                    sound_since = 0
+                    continue
+                sound_since += packet.size > 0  # not the end's empty packet, which gives the frames held back
+                for frame in frames:
                     yield from fields.frames(frame)
             yield from fields.frames(None)
         except av.error.EOFError:
             yield from fields.frames(None)
-            return
         except av.error.FFmpegError as exc:
-            if not self.url:
-                what = f"is corrupt: decoding failed after {self.frames_read} frames ({exc.strerror or exc})"
-            elif isinstance(exc, (av.error.ExitError, av.error.TimeoutError)):  # PyAV's timeout interrupts the read
-                what = f"sent nothing for {self.timeout_s:g} s after {self.frames_read} frames"
-            else:
-                what = f"broke off after {self.frames_read} frames ({exc.strerror or exc})"
-            raise CorruptInputError(f"{self.name} {what}", frames_done=self.frames_read) from None
+            raise self._broken(exc) from None
+        # Damage that runs to the end (decoders with frame threads report an error a few packets
+        # late) loses the rest of the video: that stays an error, as a truncated file is.
+        if first_error is not None and not (self._reached_the_end() if self.stream.duration else sound_since):
+            raise self._broken(first_error[0])
+        if self.packets_skipped:
+            n = self.packets_skipped
+            log.warning("rtnst: %s: %d damaged video packet%s could not be decoded and %s left out (the first after "
+                        "frame %d); the frames around %s are shown longer, as players do", self._short_name, n,
+                        "" if n == 1 else "s", "was" if n == 1 else "were", first_error[1], "it" if n == 1 else "them")
+
+    def _broken(self, exc) -> CorruptInputError:
+        import av
+
+        if not self.url:
+            what = f"is corrupt: decoding failed after {self.frames_read} frames ({exc.strerror or exc})"
+        elif isinstance(exc, (av.error.ExitError, av.error.TimeoutError)):  # PyAV's timeout interrupts the read
+            what = f"sent nothing for {self.timeout_s:g} s after {self.frames_read} frames"
+        else:
+            what = f"broke off after {self.frames_read} frames ({exc.strerror or exc})"
+        return CorruptInputError(f"{self.name} {what}", frames_done=self.frames_read)
 
     @property
     def sample_aspect_ratio(self) -> Fraction | None:
@@ -202,7 +228,7 @@ class VideoFileSource:
     def _check_complete(self) -> None:
         # A file cut short still demuxes cleanly up to the cut: compare with what its header promises.
         expected = self.stream.frames
-        if expected and self.frames_read < expected and not self._reached_the_end():
+        if expected and self.frames_read + self.packets_skipped < expected and not self._reached_the_end():
             raise CorruptInputError(
                 f"{self.name} is truncated: it promises {expected} frames but only {self.frames_read} could be decoded",
                 frames_done=self.frames_read,
@@ -235,57 +261,6 @@ class VideoFileSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _Deinterlacer:
-    """Interlaced frames (broadcast 1080i, DV, camcorders) woven from two fields are deinterlaced as
-    players do before they are shown, else the model stylises the combs along every moving edge and
-    the output, stored progressive, keeps them. FFmpeg's bwdif, a frame out for each frame in, one
-    frame later: ``frames(frame)`` yields what is ready, ``frames(None)`` the last one."""
-
-    def __init__(self, name: str) -> None:
-        self._name, self._graph, self._key = name, None, None
-        self._times: deque = deque()  # (pts, time_base) of the frames in: bwdif counts in half its time base
-
-    def frames(self, frame) -> Iterator:
-        if frame is not None and not frame.interlaced_frame and self._graph is None:
-            yield frame  # progressive video, the common case: untouched
-            return
-        import av.filter
-
-        key = None if frame is None else (frame.width, frame.height, frame.format.name)
-        if self._graph is not None and (frame is None or key != self._key):
-            self._graph.push(None)  # the end, or frames of another size: what is held comes out
-            yield from self._pull()
-            self._graph = None
-        if frame is None:
-            return
-        if self._graph is None:
-            if ("interlaced", self._name) not in _TOLD:
-                _TOLD.add(("interlaced", self._name))
-                log.info("rtnst: %s is interlaced: its frames are deinterlaced (bwdif) as players show them",
-                         self._name)
-            self._graph, self._key = av.filter.Graph(), key
-            chain = [self._graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
-                                            time_base=frame.time_base or Fraction(1, 90_000)),
-                     self._graph.add("bwdif", "mode=send_frame:deint=interlaced"), self._graph.add("buffersink")]
-            for a, b in zip(chain, chain[1:]):
-                a.link_to(b)
-            self._graph.configure()
-        self._times.append((frame.pts, frame.time_base))
-        self._graph.push(frame)
-        yield from self._pull()
-
-    def _pull(self) -> Iterator:
-        import av
-
-        while True:
-            try:
-                out = self._graph.pull()
-            except (av.error.BlockingIOError, av.error.EOFError):
-                return
-            out.pts, out.time_base = self._times.popleft() if self._times else (out.pts, out.time_base)
-            yield out
 
 
 def _animated_webp(path: Path) -> bool:
