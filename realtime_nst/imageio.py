@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import InputError, OutputError
 from .files import atomic_write, check_output_path
-from .heif import HEIC_SUFFIXES, can_read_heic, decode_heic
+from .heif import HEIC_SUFFIXES, can_read_heic, cannot_read_advice, decode_heic
 from .profiles import in_srgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -69,6 +69,23 @@ _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "G
           (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
 
+# Cameras' raw sensor data. OpenCV's TIFF reader would return the small preview many of them (DNG,
+# NEF, ARW) carry first, passed off as the photo; developing the raw data is a raw converter's job.
+RAW_SUFFIXES = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
+                ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw", ".mos"}
+RAW_ADVICE = "export it as JPEG, PNG or TIFF from a raw converter (Lightroom, darktable, the camera's app) first"
+
+
+def not_read(suffix: str) -> tuple[str, str] | None:
+    """For photos rtnst does not read, by suffix: (what they are, in the plural; what to do about them)."""
+    suffix = suffix.lower()
+    if suffix in RAW_SUFFIXES:
+        return "camera RAW files", RAW_ADVICE.replace("export it", "export them")
+    if suffix in HEIC_SUFFIXES and not can_read_heic():
+        return "HEIC images", cannot_read_advice(many=True)
+    return None
+
+
 # ISO base media (HEIF) files: the major brand after "ftyp". iPhones save HEIC by default.
 _HEIF_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", **dict.fromkeys(
     (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"), "HEIC")}
@@ -108,6 +125,8 @@ def _read_bytes(path: Path) -> np.ndarray:
 
 
 def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
+    if path.suffix.lower() in RAW_SUFFIXES:
+        raise InputError(f"{path} is a camera RAW file, which rtnst does not develop: {RAW_ADVICE}")
     kind = _kind(data[:48].tobytes())
     # libpng writes its own line to stderr for a cut-off file before OpenCV gives up on it
     if kind == "PNG" and not _png_is_whole(data):

@@ -31,12 +31,15 @@ def test_unknown_option_is_one_line_exit_2():
     ("cut.png", "is a truncated PNG image"),  # libpng logs "PNG input buffer is incomplete"
     ("cut.webp", "looks like a WebP image, but OpenCV cannot decode it"),
     ("notes.jpg", "is not an image OpenCV can decode (expected one of "),
+    # a raw file's first picture is often a small preview, which OpenCV would read as the photo
+    ("DSC_0001.NEF", "is a camera RAW file, which rtnst does not develop: export it as JPEG, PNG or TIFF"),
 ])
 def test_undecodable_image_is_our_one_line_only(tmp_path, identity, name, said):
     bad = tmp_path / name
     whole = cv2.imencode(".png", np.full((64, 64, 3), 90, np.uint8))[1].tobytes()
     bad.write_bytes({"cut.gif": b"GIF89a", "cut.png": whole[: len(whole) // 2], "notes.jpg": b"a text",
-                    "cut.webp": b"RIFF\x10\x00\x00\x00WEBPVP8 cut"}[name])
+                    "cut.webp": b"RIFF\x10\x00\x00\x00WEBPVP8 cut",
+                    "DSC_0001.NEF": cv2.imencode(".tiff", np.full((12, 16, 3), 90, np.uint8))[1].tobytes()}[name])
     proc = subprocess.run([sys.executable, "-m", "realtime_nst", "image", str(bad), str(tmp_path / "o.png"),
                            "--model", str(identity), "-q"], capture_output=True, text=True)
     lines = proc.stderr.strip().splitlines()
@@ -401,3 +404,18 @@ def test_one_unreadable_image_is_reported_before_the_model_loads(tmp_path, capsy
     assert main(["image", *args]) == 2
     err = capsys.readouterr().err
     assert "notes.png" in err and "no.onnx" not in err
+
+
+def test_camera_raw_files_in_a_folder_are_named_not_skipped_silently(tmp_path, identity, caplog, capsys):
+    folder = tmp_path / "card"
+    folder.mkdir()
+    preview = cv2.imencode(".tiff", np.full((12, 16, 3), 90, np.uint8))[1].tobytes()
+    (folder / "DSC_0001.NEF").write_bytes(preview)
+    (folder / "DSC_0002.dng").write_bytes(preview)
+    assert main(["-q", "image", str(folder), str(tmp_path / "out"), "--model", str(identity)]) == 2
+    assert "holds camera RAW files only, which rtnst does not read: export them as JPEG" in capsys.readouterr().err
+    cv2.imwrite(str(folder / "a.png"), np.full((8, 8, 3), 90, np.uint8))
+    with caplog.at_level("WARNING", logger="rtnst"):
+        assert main(["-q", "image", str(folder), str(tmp_path / "out"), "--model", str(identity)]) == 0
+    assert "2 camera RAW files left out" in caplog.text
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]

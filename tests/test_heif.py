@@ -101,7 +101,7 @@ def test_without_the_extra_heic_photos_are_named_with_what_to_do(tmp_path, ident
     assert main(["-q", "image", str(folder / "IMG_0001.HEIC"), str(tmp_path / "o.png"), "--model", str(identity)]) == 2
     assert "is a HEIC image, which OpenCV cannot decode: install the heif extra to read it" in capsys.readouterr().err
     assert main(["-q", "image", str(folder), str(tmp_path / "out"), "--model", str(identity)]) == 2
-    assert "holds HEIC images only, which OpenCV cannot decode: install the heif extra to read them" in \
+    assert "holds HEIC images only, which rtnst does not read: install the heif extra to read them" in \
         capsys.readouterr().err
     cv2.imwrite(str(folder / "a.png"), np.full((8, 8, 3), 90, np.uint8))
     with caplog.at_level("WARNING", logger="rtnst"):

@@ -38,7 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = False) -> list[tuple[Path, Path]]:
     """Pairs (input file, output file). A single file input with an output that is not a folder is
     file→file; otherwise every image goes into the folder OUT (a folder input's subfolders mirrored)."""
-    from ..heif import HEIC_SUFFIXES, can_read_heic, cannot_read_advice
     from ..imageio import list_images, readable_suffixes
 
     out = Path(output)
@@ -51,14 +50,7 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
                 if subfolders:
                     log.warning("rtnst: %s: %d subfolder%s not searched (--recursive searches them)", item,
                                 len(subfolders), "" if len(subfolders) == 1 else "s")
-            heic = [] if can_read_heic() else [
-                f for f in item.glob("**/*" if recursive else "*") if f.suffix.lower() in HEIC_SUFFIXES]
-            if heic and not images:
-                raise InputError(f"folder {item} holds HEIC images only, which OpenCV cannot decode: "
-                                 f"{cannot_read_advice(many=True)}")
-            if heic:
-                log.warning("rtnst: %s: %d HEIC image%s left out, as OpenCV cannot decode HEIC: %s", item, len(heic),
-                            "" if len(heic) == 1 else "s", cannot_read_advice(many=True))
+            _say_left_out(item, recursive=recursive, only=not images)
             if not images:
                 raise InputError(f"folder {item} holds no images ({', '.join(sorted(readable_suffixes()))})")
             found += [(f, f.relative_to(item)) for f in images]
@@ -77,6 +69,21 @@ def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = 
     if clash:
         raise OutputError(f"several inputs would write {sorted(clash)[0]}; use distinct names or --suffix")
     return pairs
+
+
+def _say_left_out(folder: Path, *, recursive: bool, only: bool) -> None:
+    """Names the photos in ``folder`` that rtnst does not read (HEIC without the heif extra, camera
+    RAW): a warning, or the error when the folder holds nothing else (``only``)."""
+    from collections import Counter
+
+    from ..imageio import not_read
+
+    kinds = Counter(why for f in folder.glob("**/*" if recursive else "*") if f.is_file() and (why := not_read(f.suffix)))
+    for (what, advice), count in kinds.items():
+        if only and len(kinds) == 1:
+            raise InputError(f"folder {folder} holds {what} only, which rtnst does not read: {advice}")
+        log.warning("rtnst: %s: %d %s left out, which rtnst does not read: %s", folder, count,
+                    what if count > 1 else what.replace("images", "image").replace("files", "file"), advice)
 
 
 def _written_as(suffix: str) -> str:
