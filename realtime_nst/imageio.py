@@ -100,6 +100,12 @@ def _kind(head: bytes) -> str | None:
     return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
+def _is_video(head: bytes) -> bool:
+    """From a file's first bytes: an MP4/MOV (not a HEIF still), Matroska/WebM or AVI file."""
+    return ((head[4:8] == b"ftyp" and _kind(head) is None) or head.startswith(b"\x1a\x45\xdf\xa3")
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI "))
+
+
 def _png_is_whole(data: np.ndarray) -> bool:
     """Whether the PNG's chunks run to its IEND chunk within the file (each chunk: length, type,
     data, CRC). Bytes after IEND, which some programs append, do not matter."""
@@ -138,6 +144,8 @@ def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
     if frame is None and kind:
         raise InputError(f"{path} looks like a {kind} image, but OpenCV cannot decode it (damaged, truncated or a "
                          "variant it does not read)")
+    if frame is None and _is_video(data[:48].tobytes()):
+        raise InputError(f"{path} is a video, not a still image: rtnst video stylises it")
     if frame is None:
         raise InputError(f"{path} is not an image OpenCV can decode (expected one of "
                          f"{', '.join(sorted(readable_suffixes()))})")

@@ -31,6 +31,7 @@ def test_unknown_option_is_one_line_exit_2():
     ("cut.png", "is a truncated PNG image"),  # libpng logs "PNG input buffer is incomplete"
     ("cut.webp", "looks like a WebP image, but OpenCV cannot decode it"),
     ("notes.jpg", "is not an image OpenCV can decode (expected one of "),
+    ("clip.mp4", "is a video, not a still image: rtnst video stylises it"),
     # a raw file's first picture is often a small preview, which OpenCV would read as the photo
     ("DSC_0001.NEF", "is a camera RAW file, which rtnst does not develop: export it as JPEG, PNG or TIFF"),
 ])
@@ -39,6 +40,7 @@ def test_undecodable_image_is_our_one_line_only(tmp_path, identity, name, said):
     whole = cv2.imencode(".png", np.full((64, 64, 3), 90, np.uint8))[1].tobytes()
     bad.write_bytes({"cut.gif": b"GIF89a", "cut.png": whole[: len(whole) // 2], "notes.jpg": b"a text",
                     "cut.webp": b"RIFF\x10\x00\x00\x00WEBPVP8 cut",
+                    "clip.mp4": b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + bytes(64),
                     "DSC_0001.NEF": cv2.imencode(".tiff", np.full((12, 16, 3), 90, np.uint8))[1].tobytes()}[name])
     proc = subprocess.run([sys.executable, "-m", "realtime_nst", "image", str(bad), str(tmp_path / "o.png"),
                            "--model", str(identity), "-q"], capture_output=True, text=True)

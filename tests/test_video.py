@@ -257,6 +257,15 @@ def test_an_output_suffix_ffmpeg_cannot_write_as_video_is_refused_before_the_mod
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "junk.onnx"]
 
 
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.png", "photo.webp"])
+def test_a_photo_given_as_a_video_is_named_with_the_command_for_it(tmp_path, identity, capsys, name):
+    cv2.imwrite(str(tmp_path / name), np.full((48, 64, 3), 90, np.uint8))
+    assert main(["video", str(tmp_path / name), str(tmp_path / "o.mp4"), "--model", str(identity)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a still image, not a video: rtnst image stylises it" in err[0], err
+    assert not (tmp_path / "o.mp4").exists()
+
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets"
 
 

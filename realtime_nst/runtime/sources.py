@@ -95,6 +95,9 @@ class VideoFileSource:
             self._container.close()  # FFmpeg's WebP decoder reads still pictures only
             raise InputError(f"{self.name} is an animated WebP, which FFmpeg cannot decode as video: convert it to "
                              ".gif or .mp4 first (read as an image, its first frame can be stylised)")
+        if self._container.format.name == "image2" or self._container.format.name.endswith("_pipe"):
+            self._container.close()  # FFmpeg's still-picture readers: a one-frame "video" of a photo
+            raise InputError(f"{self.name} is a still image, not a video: rtnst image stylises it")
         # Frame threads hold back a frame each: throughput for a file, latency for a live stream (a
         # 640x360 MPEG-TS stream over local TCP at 25 fps: 180 ms from encoder to frame, 96 with slices).
         self.stream.thread_type = "SLICE" if self.url else "AUTO"
