@@ -17,6 +17,17 @@ def size_arg(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def time_arg(text: str) -> float:
+    """A time in a video as an argparse type: seconds (90, 90.5) or [H:]M:S (1:30, 1:02:03.5)."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+        if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time as seconds (90.5) or [H:]M:S (1:30.5), got {text!r}") from None
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+
 def add_model_options(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     """Model choice and how to run it (``many``: --model may be repeated)."""
     g = p.add_argument_group("model")

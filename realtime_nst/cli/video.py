@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .common import add_model_options, add_smoothing_options, make_stylizer, note_native_size
+from .common import add_model_options, add_smoothing_options, make_stylizer, note_native_size, time_arg
 
 log = logging.getLogger("rtnst")
 
@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--max-frames", type=int, metavar="N",
                    help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
+    p.add_argument("--start", type=time_arg, default=0.0, metavar="TIME",
+                   help="stylise from this time on (seconds, or [H:]M:S as players show it: 1:30.5); the output "
+                        "starts there, its sound too")
+    p.add_argument("--end", type=time_arg, metavar="TIME", help="stylise up to this time (as --start)")
     from ..runtime.choices import DEFAULT_PRESET, VIDEO_SMOOTH, X264_PRESETS
 
     p.add_argument("--crf", type=int, default=18,
@@ -50,7 +54,7 @@ def make_smoother_from(args: argparse.Namespace, stylizer):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..errors import InputError
+    from ..errors import InputError, OptionError
     from ..files import check_output_path
     from ..runtime.session import plan_threads
     from ..runtime.containers import check_video_output
@@ -65,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     check_video_output(args.output)  # a suffix FFmpeg cannot write fails before the model loads
     if args.smooth_strength is not None:
         strength_for(args.smooth_strength, None)  # a bad value fails before the model loads
-    with VideoFileSource(args.input) as source:  # a missing or bad input fails before the model loads
+    if args.end is not None and args.end <= args.start:
+        raise OptionError(f"--end ({args.end:g} s) must come after --start ({args.start:g} s)")
+    with VideoFileSource(args.input, start_s=args.start) as source:  # a bad input or --start fails before the model loads
         size = source.size  # upright: known from its first frame
     plan = plan_threads(threads=args.threads)
     with make_stylizer(args, spin=False, threads=plan.threads) as stylizer:
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                          smoother.strength)
         report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
                                progress=not args.quiet, crf=args.crf, preset=args.preset,
-                               max_frames=args.max_frames, workers=workers)
+                               max_frames=args.max_frames, start_s=args.start, end_s=args.end, workers=workers)
     if report.interrupted:
         log.warning("rtnst: interrupted: %s holds the first %d frames (playable, incomplete)",
                     report.output, report.frames_written)

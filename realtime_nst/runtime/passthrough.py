@@ -25,11 +25,12 @@ class Passthrough:
 
     Timestamps follow the video: ``start_s``, the source time of the video's first frame, is time 0
     (set it before the first ``mux_until``), and where a track's timestamps start again (joined
-    clips) it continues from where it was, as the video does. Damaged packets that FFmpeg refuses are
-    left out and counted; ``close()`` says how many.
+    clips) it continues from where it was, as the video does. With ``trimmed`` (the video starts part
+    way through the source) what ends before time 0 is left out. Damaged packets that FFmpeg refuses
+    are left out and counted; ``close()`` says how many.
     """
 
-    def __init__(self, out, source: Path, *, video, label: str) -> None:
+    def __init__(self, out, source: Path, *, video, label: str, trimmed: bool = False) -> None:
         import av
 
         self._out = out
@@ -42,6 +43,7 @@ class Passthrough:
         self._pending: list = []
         self._encoded: dict[int, int] = {}  # re-encoded streams: samples given to the encoder
         self._skipped = 0
+        self._trimmed, self._sought = trimmed, False
         self._closed = False
         try:
             self._add_streams(video)
@@ -103,6 +105,13 @@ class Passthrough:
 
         if self._demux is None:
             return
+        if self._trimmed and not self._sought and self.start_s > 1:  # go near the start, not through all before it
+            self._sought = True
+            try:
+                self._src.seek(int((self.start_s - 1) * 1_000_000))
+            except av.error.FFmpegError:
+                pass  # read from the top, leaving out what ends before the start
+            self._demux = self._src.demux([self._src.streams[i] for i in self._streams])
         while True:
             if not self._pending:
                 packet = next(self._demux, None)
@@ -112,6 +121,8 @@ class Passthrough:
                 if packet.dts is None and packet.size == 0:
                     continue  # the demuxer's flush packet
                 self._to_our_timeline(packet)
+                if self._trimmed and packet.pts is not None and (packet.pts + (packet.duration or 0)) <= 0:
+                    continue  # wholly before the part of the source the video starts at
                 self._pending.append(packet)
             packet = self._pending[0]
             if packet.pts is not None and time_s is not None and packet.pts * packet.time_base >= time_s:

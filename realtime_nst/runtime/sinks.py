@@ -67,6 +67,7 @@ def open_file_sink(path: str | os.PathLike, *, crf: int = 18, preset: str = DEFA
     from .gif import GIF_SUFFIX, GifFileSink
 
     if Path(path).suffix.lower() == GIF_SUFFIX:
+        common.pop("trimmed", None)  # a GIF has no sound to cut
         return GifFileSink(path, progress=progress, **common)
     return VideoFileSink(path, crf=crf, preset=preset, sample_aspect_ratio=sample_aspect_ratio, **common)
 
@@ -83,11 +84,13 @@ class VideoFileSink(KeptIfFinished):
     def __init__(self, path: str | os.PathLike, *, width: int, height: int, fps: Fraction,
                  time_base: Fraction | None = None, audio_from: str | os.PathLike | None = None,
                  overwrite: bool = False, crf: int = 18, preset: str = DEFAULT_PRESET,
-                 frame_size: tuple[int, int] | None = None, sample_aspect_ratio: Fraction | None = None) -> None:
+                 frame_size: tuple[int, int] | None = None, sample_aspect_ratio: Fraction | None = None,
+                 trimmed: bool = False) -> None:
         """``crf`` and ``preset``: H.264's quality and speed (``crf`` scaled to VP9's range for .webm).
         ``frame_size``: frames are written at this (smaller) size and scaled to ``width`` x
         ``height`` by the encoder's colour conversion. ``sample_aspect_ratio``: the pixels' shape
-        players are told (None: square)."""
+        players are told (None: square). ``trimmed``: the frames start part way through ``audio_from``,
+        whose tracks then start there too."""
         self.path = Path(path)
         if preset not in X264_PRESETS:
             raise OptionError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}", param="preset")
@@ -167,7 +170,8 @@ class VideoFileSink(KeptIfFinished):
         self._tracks: Passthrough | None = None
         if audio_from is not None:
             try:
-                self._tracks = Passthrough(self._out, Path(audio_from), video=self._video, label=self.path.suffix)
+                self._tracks = Passthrough(self._out, Path(audio_from), video=self._video, label=self.path.suffix,
+                                           trimmed=trimmed)
             except BaseException:
                 self._discard()
                 raise

@@ -12,7 +12,7 @@ from typing import Iterator, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import CorruptInputError, InputError
+from ..errors import CorruptInputError, InputError, OptionError
 from .colour import FrameConverter
 from .deinterlace import Deinterlacer
 
@@ -54,9 +54,10 @@ class FrameSource(Protocol):
 class VideoFileSource:
     """Decodes the first video stream of a file, in order, every frame, with its timestamp. A URL
     (rtsp://, srt://, http://, ...) is read the same way, as a stream FFmpeg receives, each network
-    wait bounded by ``timeout_s``."""
+    wait bounded by ``timeout_s``. ``start_s``: the file is read from the frame shown at that time on
+    (players' clock: 0 is its first frame)."""
 
-    def __init__(self, path: str | os.PathLike, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, path: str | os.PathLike, *, timeout_s: float = 10.0, start_s: float = 0.0) -> None:
         import av
 
         self.url = str(path) if is_stream_url(path) else None
@@ -105,6 +106,9 @@ class VideoFileSource:
         self.fps: Fraction = Fraction(rate)
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90_000)
         self.frame_count: int | None = self.stream.frames or self._estimate_frames()
+        self._from_pts = self._seek(start_s) if start_s > 0 else None  # frames before it are dropped
+        if self._from_pts is not None and self.stream.frames:
+            self.frame_count = max(0, self.stream.frames - round(start_s * self.fps))
         self.frames_read = 0
         self.packets_skipped = 0  # damaged video packets left out
         self._frames: Iterator = self._decode()
@@ -118,10 +122,38 @@ class VideoFileSource:
         except BaseException:
             self.close()
             raise
+        if self._first is None and self._from_pts is not None:
+            length = f" (its video lasts {self.duration_s:.2f} s)" if self.duration_s else ""
+            self.close()
+            raise InputError(f"{self.name} has no frame from {start_s:g} s on{length}")
         if self._first is None:
             self.close()
             raise CorruptInputError(f"{self.name} has a video stream but no frame could be decoded")
         self.size: tuple[int, int] = (self._first.frame.shape[1], self._first.frame.shape[0])
+
+    def _seek(self, start_s: float) -> int:
+        """Moves the reading to the keyframe before ``start_s``; returns the timestamp from which frames count."""
+        import av
+
+        if self.url:
+            raise OptionError("a live stream cannot be read from part way", param="start_s")
+        target = (self.stream.start_time or 0) + round(Fraction(start_s).limit_denominator(1_000_000) / self.time_base)
+        try:
+            self._container.seek(target, stream=self.stream, backward=True)
+        except av.error.FFmpegError:
+            self._container.seek(0, stream=self.stream, backward=True)  # no index: read from the start
+        return target - round(1 / (2 * self.fps * self.time_base))  # a frame within half a frame of it counts
+
+    @property
+    def duration_s(self) -> float | None:
+        """How long the video lasts, as its file states it (None: it does not)."""
+        if self.stream.duration and self.time_base:
+            return float(self.stream.duration * self.time_base)
+        return self._container.duration / 1_000_000 if self._container and self._container.duration else None
+
+    def time_s(self, pts: int | None) -> float | None:
+        """A frame's timestamp as players show it: seconds from the video's first frame."""
+        return None if pts is None else float((pts - (self.stream.start_time or 0)) * self.time_base)
 
     def _estimate_frames(self) -> int | None:
         duration = self.stream.duration
@@ -150,7 +182,8 @@ class VideoFileSource:
                     continue
                 sound_since += packet.size > 0  # not the end's empty packet, which gives the frames held back
                 for frame in frames:
-                    yield from fields.frames(frame)
+                    if self._from_pts is None or frame.pts is None or frame.pts >= self._from_pts:
+                        yield from fields.frames(frame)
             yield from fields.frames(None)
         except av.error.EOFError:
             yield from fields.frames(None)
@@ -229,8 +262,11 @@ class VideoFileSource:
         return cv2.rotate(image, turn)
 
     def _check_complete(self) -> None:
-        # A file cut short still demuxes cleanly up to the cut: compare with what its header promises.
-        expected = self.stream.frames
+        # A file cut short still demuxes cleanly up to the cut: compare with what its header promises
+        # (from part way: the frames after the start; none at all is said as that, by __init__).
+        expected = self.frame_count if self._from_pts is not None else self.stream.frames
+        if self._from_pts is not None and not self.frames_read:
+            return
         if expected and self.frames_read + self.packets_skipped < expected and not self._reached_the_end():
             raise CorruptInputError(
                 f"{self.name} is truncated: it promises {expected} frames but only {self.frames_read} could be decoded",

@@ -42,6 +42,8 @@ def stylize_video(
     crf: int = 18,
     preset: str = DEFAULT_PRESET,
     max_frames: int | None = None,
+    start_s: float = 0.0,
+    end_s: float | None = None,
     workers: int = 1,
 ) -> VideoReport:
     """Stylise ``input_path`` into ``output_path``.
@@ -49,7 +51,8 @@ def stylize_video(
     On Ctrl-C/SIGTERM (or ``stop`` set) the frames done so far are written as a playable file and
     the report says ``interrupted``. A truncated/corrupt input keeps the frames decoded before the
     damage and raises CorruptInputError afterwards, naming the output that holds them. With
-    ``max_frames`` only the first frames are stylised (a preview), with the audio cut to match.
+    ``max_frames`` only the first frames are stylised (a preview), with the audio cut to match; with
+    ``start_s`` and ``end_s`` (seconds on the players' clock) the part between them, its sound too.
     ``workers`` frames are stylised at once (``stylizer.stylize`` is then called from that many
     threads; see ``session.plan_threads``).
     """
@@ -65,7 +68,11 @@ def stylize_video(
         raise OptionError(f"workers must be positive, got {workers}", param="workers")
     if max_frames is not None and max_frames < 1:
         raise OptionError(f"max_frames must be positive, got {max_frames}", param="max_frames")
-    with VideoFileSource(src_path) as source:
+    if start_s < 0:
+        raise OptionError(f"start_s must be 0 or more, got {start_s:g}", param="start_s")
+    if end_s is not None and end_s <= start_s:
+        raise OptionError(f"end_s must be after start_s ({start_s:g} s), got {end_s:g}", param="end_s")
+    with VideoFileSource(src_path, start_s=start_s) as source:
         width, height = getattr(stylizer, "output_size", None) or source.size
         # Non-square pixels (DV, DVD) are kept in the file, so it plays at the source's shape, but the
         # model sees them square: its strokes are round as the picture is shown, not stretched by the
@@ -82,15 +89,20 @@ def stylize_video(
         source.shrink_to(small)
         sink = open_file_sink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
                               audio_from=src_path, overwrite=overwrite, crf=crf, preset=preset,
-                              frame_size=small, progress=progress, sample_aspect_ratio=sar)
-        read = 0
+                              frame_size=small, progress=progress, sample_aspect_ratio=sar, trimmed=start_s > 0)
+        read, cut = 0, False
 
         def frames():
-            nonlocal read
+            nonlocal read, cut
             if max_frames is not None and read >= max_frames:
+                cut = True
                 return None  # a preview of the first max_frames: the rest is not even decoded
+            item = source.read()
+            if item is not None and end_s is not None and (source.time_s(item.pts) or 0.0) >= end_s:
+                cut = True
+                return None
             read += 1
-            return source.read()
+            return item
 
         def process(frame):  # called from several threads at once: no state between frames
             if small:
@@ -101,7 +113,11 @@ def stylize_video(
             frame, styled = done
             sink.write(styled if smoother is None else smoother(frame, styled), pts)
 
-        total = source.frame_count if max_frames is None else min(max_frames, source.frame_count or max_frames)
+        total = source.frame_count
+        if end_s is not None and total:
+            total = min(total, max(1, round((end_s - start_s) * source.fps)))
+        if max_frames is not None:
+            total = min(max_frames, total or max_frames)
         bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True,
                    desc=src_path.name, smoothing=0.1)
         stop = stop or threading.Event()
@@ -119,8 +135,8 @@ def stylize_video(
             raise
         bar.close()
         interrupted = result.interrupted if result else False
-        # A preview (max_frames) keeps the audio of the frames written only, as an interrupted run does.
-        sink.close(complete=failure is None and not interrupted and max_frames is None)
+        # A part (max_frames, end_s) keeps the audio of the frames written only, as an interrupted run does.
+        sink.close(complete=failure is None and not interrupted and not cut)
     report = VideoReport(out_path, sink.frames_written, source.frame_count, interrupted)
     if failure is not None:
         raise CorruptInputError(f"{failure}; {out_path} holds the {sink.frames_written} frames stylised before it",

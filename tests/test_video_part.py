@@ -1,0 +1,85 @@
+"""`rtnst video --start/--end`: a part of a clip, its sound with it."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from fakes import probe, write_clip
+
+from realtime_nst.cli import main
+
+FPS = Fraction(30000, 1001)
+
+
+def _source_frames(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24").astype(int) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("out_name", ["part.mp4", "part.webm", "part.gif"])  # copied sound, re-encoded, none
+def test_start_and_end_give_that_part_and_its_sound(tmp_path, identity, out_name):
+    src = write_clip(tmp_path / "in.mp4", frames=60, size=(96, 64), fps=FPS)
+    out = tmp_path / out_name
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", "none",
+                 "--start", "0.5", "--end", "0:01.5"]) == 0
+    info = probe(out)
+    assert info["count"] == 30  # the frames shown from 0.5 s up to 1.5 s: 15 (0.5005 s) to 44 (1.468 s)
+    source = _source_frames(src)
+    if not out_name.endswith(".gif"):  # a GIF's palette changes the colours
+        first = info["frames"][0].astype(int)
+        errors = [np.abs(first - s).mean() for s in source]
+        assert int(np.argmin(errors)) == 15 and errors[15] < 3
+        assert abs(info["audio_samples"] / info["audio_rate"] - 30 / FPS) < 0.03  # sound as long as the picture
+
+
+def test_the_sound_of_a_part_is_in_step_with_its_picture(tmp_path, identity):
+    # a click at 1.0 s in the sound; the picture turns white at the same moment
+    src = tmp_path / "click.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=FPS)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=48000, layout="mono")
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 255 if i >= 30 else 0, np.uint8), format="bgr24")
+            frame.pts, frame.time_base = i, 1 / FPS
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+        sound = np.zeros(int(48000 * 60 / FPS), np.float32)
+        click_at = round(48000 * 30 / FPS)
+        sound[click_at:click_at + 48] = 0.8
+        for n in range(0, sound.size, 1024):
+            af = av.AudioFrame.from_ndarray(sound[None, n:n + 1024], format="flt", layout="mono")
+            af.sample_rate, af.pts = 48000, n
+            for p in a.encode(af):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    out = tmp_path / "part.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", "none",
+                 "--start", "0.7"]) == 0
+    with av.open(str(out)) as c:
+        white_at = next(float(f.pts * f.time_base) for f in c.decode(video=0) if f.to_ndarray(format="gray").mean() > 128)
+    with av.open(str(out)) as c:
+        samples = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])  # the first channel
+    click_s = int(np.argmax(np.abs(samples))) / 48000
+    assert abs(white_at - (30 / FPS - 0.7)) < 1 / FPS
+    assert abs(click_s - white_at) < 0.005, (click_s, white_at)  # within 5 ms
+
+
+def test_a_start_past_the_end_or_an_end_before_it_is_one_line(tmp_path, identity, capsys):
+    src = write_clip(tmp_path / "in.mp4", frames=12, fps=FPS, audio=None)
+    out = str(tmp_path / "o.mp4")
+    assert main(["video", str(src), out, "--model", str(identity), "--start", "100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no frame from 100 s on (its video lasts 0.40 s)" in err[0], err
+    assert main(["video", str(src), out, "--model", str(identity), "--start", "0:02", "--end", "1"]) == 2
+    assert "--end (1 s) must come after --start (2 s)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["video", str(src), out, "--model", str(identity), "--start", "1:75"])
+    assert exit_.value.code == 2 and "expected a time as seconds" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
