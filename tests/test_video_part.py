@@ -35,6 +35,19 @@ def test_start_and_end_give_that_part_and_its_sound(tmp_path, identity, out_name
         assert abs(info["audio_samples"] / info["audio_rate"] - 30 / FPS) < 0.03  # sound as long as the picture
 
 
+@pytest.mark.parametrize("in_name", ["in.ts", "in.mkv"])  # read from the top to the start; by its index
+def test_a_part_of_other_containers(tmp_path, identity, in_name):
+    src = write_clip(tmp_path / in_name, frames=30, size=(96, 64), fps=FPS)
+    out = tmp_path / "part.mp4"
+    assert main(["-q", "video", str(src), str(out), "--model", str(identity), "--smooth", "none",
+                 "--start", "0.3", "--end", "0.7"]) == 0
+    info = probe(out)
+    first = info["frames"][0].astype(int)
+    errors = [np.abs(first - s).mean() for s in _source_frames(src)]
+    assert info["count"] == 12 and int(np.argmin(errors)) == 9  # frames 9 (0.300 s) to 20 (0.667 s)
+    assert abs(info["audio_samples"] / info["audio_rate"] - 12 / FPS) < 0.03
+
+
 def test_the_sound_of_a_part_is_in_step_with_its_picture(tmp_path, identity):
     # a click at 1.0 s in the sound; the picture turns white at the same moment
     src = tmp_path / "click.mp4"

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
     p.add_argument("--start", type=time_arg, default=0.0, metavar="TIME",
                    help="stylise from this time on (seconds, or [H:]M:S as players show it: 1:30.5); the output "
-                        "starts there, its sound too")
+                        "starts there, its sound too (.ts and .mpg files, which have no index, are read from "
+                        "their start up to it)")
     p.add_argument("--end", type=time_arg, metavar="TIME", help="stylise up to this time (as --start)")
     from ..runtime.choices import DEFAULT_PRESET, VIDEO_SMOOTH, X264_PRESETS
 

@@ -69,3 +69,14 @@ def open_container(path: Path, target: Path):
 def takes(out, codec: str) -> bool:
     """Whether the output container ``out`` can hold ``codec`` (a codec or encoder name)."""
     return codec in out.supported_codecs or codec in _ALSO_TAKEN.get(out.format.name, ())
+
+
+# Input formats whose index FFmpeg seeks by: reading from part way (--start) jumps there. Others
+# (MPEG-TS and program streams, raw streams) are read from the top, what comes before the start
+# dropped: FFmpeg's seek by timestamp there can land past the start or at the end of a short file.
+_INDEXED = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "asf"}
+
+
+def seeks_by_index(container) -> bool:
+    """Whether an opened input ``container`` (PyAV) can be read from part way by seeking."""
+    return container.format.name in _INDEXED

@@ -6,7 +6,7 @@ import logging
 from fractions import Fraction
 from pathlib import Path
 
-from .containers import takes
+from .containers import seeks_by_index, takes
 
 log = logging.getLogger("rtnst")
 
@@ -105,7 +105,7 @@ class Passthrough:
 
         if self._demux is None:
             return
-        if self._trimmed and not self._sought and self.start_s > 1:  # go near the start, not through all before it
+        if self._trimmed and not self._sought and self.start_s > 1 and seeks_by_index(self._src):  # near the start
             self._sought = True
             try:
                 self._src.seek(int((self.start_s - 1) * 1_000_000))

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import CorruptInputError, InputError, OptionError
 from .colour import FrameConverter
+from .containers import seeks_by_index
 from .deinterlace import Deinterlacer
 
 log = logging.getLogger("rtnst")
@@ -138,10 +139,11 @@ class VideoFileSource:
         if self.url:
             raise OptionError("a live stream cannot be read from part way", param="start_s")
         target = (self.stream.start_time or 0) + round(Fraction(start_s).limit_denominator(1_000_000) / self.time_base)
-        try:
-            self._container.seek(target, stream=self.stream, backward=True)
-        except av.error.FFmpegError:
-            self._container.seek(0, stream=self.stream, backward=True)  # no index: read from the start
+        if seeks_by_index(self._container):
+            try:
+                self._container.seek(target, stream=self.stream, backward=True)
+            except av.error.FFmpegError:
+                self._container.seek(0, stream=self.stream, backward=True)  # then read from the top
         return target - round(1 / (2 * self.fps * self.time_base))  # a frame within half a frame of it counts
 
     @property
