@@ -156,7 +156,9 @@ def _decode_frame(data: np.ndarray, path: Path) -> np.ndarray:
         except cv2.error:
             count = 1
         if count > 1:
-            log.warning("rtnst: %s holds %d frames (an animation or pages): only the first is used", path, count)
+            animation = "; rtnst video stylises every frame of an animated GIF" if kind == "GIF" else ""
+            log.warning("rtnst: %s holds %d frames (an animation or pages): only the first is used%s", path, count,
+                        animation)
     elif is_animated_webp(data[:256].tobytes()):
         log.warning("rtnst: %s is an animated WebP: only its first frame is used", path)
     return frame

@@ -322,7 +322,8 @@ def test_animated_gif_and_webp_use_their_first_frame_and_say_so(tmp_path, identi
     assert cv2.imwritemulti(str(gif), [np.full((8, 8, 3), v, np.uint8) for v in (0, 120, 240)])
     out = tmp_path / "o.png"
     assert main(["-q", "image", str(gif), str(out), "--model", str(identity)]) == 0
-    assert "holds 3 frames (an animation or pages): only the first is used" in caplog.text
+    assert "holds 3 frames (an animation or pages): only the first is used; rtnst video stylises every frame" in \
+        caplog.text
     assert int(cv2.imread(str(out)).mean()) < 10
     webp = tmp_path / "a.webp"
     assert cv2.imwritemulti(str(webp), [np.full((8, 8, 3), v, np.uint8) for v in (0, 120, 240)])
