@@ -217,7 +217,7 @@ def test_existing_output_is_not_overwritten(tmp_path, identity, capsys):
 @pytest.mark.parametrize("make_input, expect", [
     (lambda p: p / "missing.mp4", "does not exist"),
     (lambda p: (p / "notes.mp4").write_text("hello") and p / "notes.mp4", "not a video"),
-    (lambda p: p, "not a file"),
+    (lambda p: p, "holds no videos"),  # a folder is searched for videos
 ])
 def test_bad_inputs_one_line_exit_2(tmp_path, identity, capsys, make_input, expect):
     src = make_input(tmp_path)
@@ -674,11 +674,12 @@ def test_the_video_not_a_one_frame_thumbnail_stream_is_stylised(tmp_path, identi
     assert probe(out)["count"] == 12
 
 
-def test_an_existing_folder_as_output_is_named_as_such(tmp_path, identity, capsys):
+def test_an_existing_folder_as_output_takes_the_video_under_its_own_name(tmp_path, identity, caplog):
     src = write_clip(tmp_path / "in.mp4", frames=2, audio=None)
     (tmp_path / "o.mp4").mkdir()
-    assert main(["-q", "video", str(src), str(tmp_path / "o.mp4"), "--model", str(identity)]) == 2
-    assert "is a folder" in capsys.readouterr().err  # not "exists; pass --overwrite", which would not help
+    with caplog.at_level("INFO", logger="rtnst"):
+        assert main(["video", str(src), str(tmp_path / "o.mp4"), "--model", str(identity)]) == 0
+    assert probe(tmp_path / "o.mp4" / "in.mp4")["count"] == 2 and f"wrote {tmp_path / 'o.mp4' / 'in.mp4'}" in caplog.text
 
 
 def test_a_bad_input_is_reported_before_the_model_loads(tmp_path, capsys):

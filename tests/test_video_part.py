@@ -96,3 +96,36 @@ def test_a_start_past_the_end_or_an_end_before_it_is_one_line(tmp_path, identity
         main(["video", str(src), out, "--model", str(identity), "--start", "1:75"])
     assert exit_.value.code == 2 and "expected a time as seconds" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_several_videos_and_folders_go_into_a_folder(tmp_path, identity, caplog, capsys):
+    clips = tmp_path / "clips"
+    (clips / "day2").mkdir(parents=True)
+    write_clip(clips / "a.mp4", frames=6, fps=FPS)
+    write_clip(clips / "day2" / "b.mkv", frames=4, fps=FPS)
+    (clips / "notes.txt").write_text("not a video")
+    broken = write_clip(tmp_path / "c.mp4", frames=5, fps=FPS, audio=None)
+    broken.write_bytes(broken.read_bytes()[:300])  # cut before its first frame
+    other = write_clip(tmp_path / "d.wmv.mov", frames=3, fps=FPS, audio=None)
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="rtnst"):
+        code = main(["video", str(clips), str(broken), str(other), str(out), "--model", str(identity), "-r",
+                     "--suffix", "_styled", "--smooth", "none"])
+    assert code == 2  # one input could not be stylised: said, and the others written
+    assert "1 of 4 videos could not be stylised in full" in capsys.readouterr().err
+    assert "skipped: " in caplog.text and "c.mp4 is not a video file FFmpeg can open" in caplog.text
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["a_styled.mp4", "d.wmv_styled.mov", "day2/b_styled.mkv"]
+    assert probe(out / "a_styled.mp4")["count"] == 6 and probe(out / "day2" / "b_styled.mkv")["count"] == 4
+
+
+def test_a_folder_without_videos_and_existing_outputs_are_refused_before_any_work(tmp_path, identity, capsys):
+    empty = tmp_path / "photos"
+    empty.mkdir()
+    assert main(["video", str(empty), str(tmp_path / "out"), "--model", str(identity)]) == 2
+    assert "holds no videos (" in capsys.readouterr().err
+    src = write_clip(tmp_path / "a.mp4", frames=3, fps=FPS, audio=None)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.mp4").write_bytes(b"precious")
+    assert main(["video", str(src), str(tmp_path / "b.mp4"), str(tmp_path / "out"), "--model", str(identity)]) == 2
+    assert (tmp_path / "out" / "a.mp4").read_bytes() == b"precious"

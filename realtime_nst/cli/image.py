@@ -36,39 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def plan(inputs: list[str], output: str, *, suffix: str = "", recursive: bool = False) -> list[tuple[Path, Path]]:
-    """Pairs (input file, output file). A single file input with an output that is not a folder is
-    file→file; otherwise every image goes into the folder OUT (a folder input's subfolders mirrored)."""
+    """Pairs (input file, output file): batch.plan_pairs over the images of folder inputs."""
+    from .batch import plan_pairs
+
+    return plan_pairs(inputs, output, find=lambda folder: _images_in(folder, recursive=recursive), recursive=recursive,
+                      suffix=suffix, written_as=_written_as)
+
+
+def _images_in(folder: Path, *, recursive: bool) -> list[Path]:
     from ..imageio import list_images, readable_suffixes
 
-    out = Path(output)
-    found: list[tuple[Path, Path]] = []  # (file, its path relative to OUT)
-    for item in map(Path, inputs):
-        if item.is_dir():
-            images = list_images(item, recursive=recursive)
-            if not recursive:
-                subfolders = [d for d in item.iterdir() if d.is_dir()]
-                if subfolders:
-                    log.warning("rtnst: %s: %d subfolder%s not searched (--recursive searches them)", item,
-                                len(subfolders), "" if len(subfolders) == 1 else "s")
-            _say_left_out(item, recursive=recursive, only=not images)
-            if not images:
-                raise InputError(f"folder {item} holds no images ({', '.join(sorted(readable_suffixes()))})")
-            found += [(f, f.relative_to(item)) for f in images]
-        elif item.exists():
-            found.append((item, Path(item.name)))
-        else:
-            raise InputError(f"input {item} does not exist")
-    single = len(inputs) == 1 and not Path(inputs[0]).is_dir() and not out.is_dir() and (out.suffix or out.exists())
-    if single:
-        return [(found[0][0], out)]
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out} is a file; with several inputs or a folder OUT must be a folder")
-    pairs = [(f, out / rel.with_name(f"{rel.stem}{suffix}{_written_as(rel.suffix)}")) for f, rel in found]
-    names = [p[1] for p in pairs]
-    clash = {n for n in names if names.count(n) > 1}
-    if clash:
-        raise OutputError(f"several inputs would write {sorted(clash)[0]}; use distinct names or --suffix")
-    return pairs
+    images = list_images(folder, recursive=recursive)
+    _say_left_out(folder, recursive=recursive, only=not images)
+    if not images:
+        raise InputError(f"folder {folder} holds no images ({', '.join(sorted(readable_suffixes()))})")
+    return images
 
 
 def _say_left_out(folder: Path, *, recursive: bool, only: bool) -> None:
@@ -116,15 +98,11 @@ def run(args: argparse.Namespace) -> int:
     from ..imageio import check_image_format, read_image_with_alpha
     from ..runtime.session import plan_threads
     from ..signals import stop_on_signals
+    from .batch import make_folders
 
     pairs = plan(args.inputs, args.output, suffix=args.suffix, recursive=args.recursive)
     out = Path(args.output)
-    if pairs[0][1] != out:  # into a folder (and its subfolders), made if needed
-        for folder in sorted({dst.parent for _, dst in pairs}):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"cannot make the output folder {folder}: {exc.strerror}") from None
+    make_folders(pairs, args.output)
     # Before the model loads: outputs that are inputs, that exist, whose folder is missing, or whose
     # format cannot be told from the name.
     check_outputs([dst for _, dst in pairs], overwrite=args.overwrite, inputs=[src for src, _ in pairs])

@@ -1,4 +1,4 @@
-"""``rtnst video IN OUT``."""
+"""``rtnst video IN... OUT``: one video to a file, or several videos / folders into a folder."""
 
 from __future__ import annotations
 
@@ -18,13 +18,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "smoothed along the optical flow against flicker (--smooth none: each frame as the model paints "
                     "it); audio is copied unchanged when the container allows it (else re-encoded, and said), "
                     "subtitle tracks where it can hold them (.mkv). Ctrl-C stops early and still leaves a playable "
-                    "file with the frames done so far.")
-    p.add_argument("input", metavar="IN", help="input video file")
+                    "file with the frames done so far. Several videos and/or folders go into a folder (rtnst video "
+                    "a.mp4 clips/ out_dir/); one that cannot be read is reported and skipped, and the run ends with "
+                    "exit code 2 and the count.")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="input video file(s) or folder(s) of videos")
     p.add_argument("output", metavar="OUT",
                    help="output video file (.mp4, .mkv, .mov, .webm, .avi, .ts, .mpg), or an animated .gif (no "
                         "sound; one 256-colour palette for the clip, made after the last frame; large: a 10 s "
-                        "640x360 clip makes ~40 MB, so try --max-frames or --output-size first)")
+                        "640x360 clip makes ~40 MB, so try --max-frames or --output-size first); with several "
+                        "inputs or a folder, a folder: each video under its own name (.mp4 where its own format "
+                        "cannot be written)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--suffix", default="", help="added to output file names in folder mode, e.g. _mosaic")
+    p.add_argument("--recursive", "-r", action="store_true",
+                   help="also the videos in subfolders of a folder input (written to the same subfolders of OUT)")
     p.add_argument("--max-frames", type=int, metavar="N",
                    help="only the first N frames, audio cut to match: a quick preview of settings on a long clip")
     p.add_argument("--start", type=time_arg, default=0.0, metavar="TIME",
@@ -56,39 +63,88 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import InputError, OptionError
-    from ..files import check_output_path
-    from ..runtime.session import plan_threads
+    from ..files import check_outputs
     from ..runtime.containers import check_video_output
+    from ..runtime.session import plan_threads
     from ..runtime.smoothing import strength_for
     from ..runtime.sources import VideoFileSource, is_stream_url
-    from ..runtime.video import stylize_video
+    from .batch import make_folders, plan_pairs
 
-    if is_stream_url(args.input):
-        raise InputError(f"IN must be a video file; {args.input} is a stream URL: stylise and record it with "
-                         f"rtnst webcam --camera {args.input} --no-window --record {args.output}")
-    check_output_path(Path(args.output), overwrite=args.overwrite, inputs=(Path(args.input),))
-    check_video_output(args.output)  # a suffix FFmpeg cannot write fails before the model loads
+    for given in args.inputs:
+        if is_stream_url(given):
+            raise InputError(f"IN must be a video file; {given} is a stream URL: stylise and record it with "
+                             f"rtnst webcam --camera {given} --no-window --record {args.output}")
+    pairs = plan_pairs(args.inputs, args.output, find=lambda folder: _videos_in(folder, recursive=args.recursive),
+                       recursive=args.recursive, suffix=args.suffix, written_as=_written_as)
+    make_folders(pairs, args.output)
+    check_outputs([dst for _, dst in pairs], overwrite=args.overwrite, inputs=[src for src, _ in pairs])
+    for _, dst in pairs:
+        check_video_output(dst)  # a suffix FFmpeg cannot write fails before the model loads
     if args.smooth_strength is not None:
         strength_for(args.smooth_strength, None)  # a bad value fails before the model loads
     if args.end is not None and args.end <= args.start:
         raise OptionError(f"--end ({args.end:g} s) must come after --start ({args.start:g} s)")
-    with VideoFileSource(args.input, start_s=args.start) as source:  # a bad input or --start fails before the model loads
-        size = source.size  # upright: known from its first frame
+    if len(pairs) == 1:  # a bad input or --start fails before the model loads
+        with VideoFileSource(pairs[0][0], start_s=args.start) as source:
+            size = source.size  # upright: known from its first frame
     plan = plan_threads(threads=args.threads)
+    failed: list[tuple[Path, InputError]] = []
     with make_stylizer(args, spin=False, threads=plan.threads) as stylizer:
-        smoother = make_smoother_from(args, stylizer)
         workers = plan.workers_for(stylizer)
-        if not args.quiet:
-            note_native_size(stylizer, *(args.output_size or size), args, what="stylising")
-            if smoother is not None:
-                log.info("rtnst: smoothing against flicker: %s at strength %g (--smooth none: off)", args.smooth,
-                         smoother.strength)
-        report = stylize_video(args.input, args.output, stylizer, smoother=smoother, overwrite=args.overwrite,
-                               progress=not args.quiet, crf=args.crf, preset=args.preset,
-                               max_frames=args.max_frames, start_s=args.start, end_s=args.end, workers=workers)
-    if report.interrupted:
-        log.warning("rtnst: interrupted: %s holds the first %d frames (playable, incomplete)",
-                    report.output, report.frames_written)
-        return 130
-    log.info("rtnst: wrote %s (%d frames)", report.output, report.frames_written)
+        for n, (src, dst) in enumerate(pairs):
+            smoother = make_smoother_from(args, stylizer)  # each clip's own history
+            if not args.quiet and n == 0:
+                if len(pairs) == 1:
+                    note_native_size(stylizer, *(args.output_size or size), args, what="stylising")
+                if smoother is not None:
+                    log.info("rtnst: smoothing against flicker: %s at strength %g (--smooth none: off)", args.smooth,
+                             smoother.strength)
+            try:
+                report = _stylise(args, src, dst, stylizer, smoother, workers)
+            except InputError as exc:
+                if len(pairs) == 1:
+                    raise
+                failed.append((src, exc))
+                log.error("rtnst: skipped: %s", exc)  # the message names the file
+                continue
+            if report.interrupted:
+                rest = f"; {len(pairs) - n - 1} videos not started" if n + 1 < len(pairs) else ""
+                log.warning("rtnst: interrupted: %s holds the first %d frames (playable, incomplete)%s",
+                            report.output, report.frames_written, rest)
+                return 130
+            log.info("rtnst: wrote %s (%d frames)", report.output, report.frames_written)
+    if failed:
+        raise InputError(f"{len(failed)} of {len(pairs)} videos could not be stylised in full (listed above; first: "
+                         f"{failed[0][0]}); the other {len(pairs) - len(failed)} were written to {args.output}")
     return 0
+
+
+def _stylise(args: argparse.Namespace, src, dst, stylizer, smoother, workers: int):
+    from ..runtime.video import stylize_video
+
+    return stylize_video(src, dst, stylizer, smoother=smoother, overwrite=args.overwrite, progress=not args.quiet,
+                         crf=args.crf, preset=args.preset, max_frames=args.max_frames, start_s=args.start,
+                         end_s=args.end, workers=workers)
+
+
+def _videos_in(folder, *, recursive: bool) -> list:
+    from ..errors import InputError
+    from ..runtime.containers import VIDEO_SUFFIXES
+
+    videos = sorted(p for p in folder.glob("**/*" if recursive else "*") if p.is_file()
+                    and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise InputError(f"folder {folder} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    return videos
+
+
+def _written_as(suffix: str) -> str:
+    """An output's suffix in a folder: the input's where rtnst can write that format, else .mp4."""
+    from ..errors import OutputError
+    from ..runtime.containers import check_video_output
+
+    try:
+        check_video_output(f"x{suffix}")
+    except OutputError:
+        return ".mp4"
+    return suffix

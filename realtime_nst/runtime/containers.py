@@ -71,6 +71,9 @@ def takes(out, codec: str) -> bool:
     return codec in out.supported_codecs or codec in _ALSO_TAKEN.get(out.format.name, ())
 
 
+# What a folder given to `rtnst video` is searched for.
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".vob",
+                  ".wmv", ".asf", ".flv", ".3gp", ".mxf", ".dv"}
 # Input formats whose index FFmpeg seeks by: reading from part way (--start) jumps there. Others
 # (MPEG-TS and program streams, raw streams) are read from the top, what comes before the start
 # dropped: FFmpeg's seek by timestamp there can land past the start or at the end of a short file.
