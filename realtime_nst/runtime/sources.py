@@ -143,7 +143,7 @@ class VideoFileSource:
             try:
                 self._container.seek(target, stream=self.stream, backward=True)
             except av.error.FFmpegError:
-                self._container.seek(0, stream=self.stream, backward=True)  # then read from the top
+                pass  # nothing read yet: the reading starts at the top, and frames before the start are dropped
         return target - round(1 / (2 * self.fps * self.time_base))  # a frame within half a frame of it counts
 
     @property
@@ -169,7 +169,7 @@ class VideoFileSource:
         import av
 
         fields = Deinterlacer(self._short_name)
-        first_error, sound_since = None, 0  # a damaged packet's, and the packets decoded since the last one
+        first_error, clean_since = None, 0  # a damaged packet's, and the packets decoded since the last one
         try:
             for packet in self._container.demux(self.stream):
                 try:
@@ -180,9 +180,9 @@ class VideoFileSource:
                     if first_error is None:
                         first_error = (exc, self.frames_read)
                     self.packets_skipped += 1
-                    sound_since = 0
+                    clean_since = 0
                     continue
-                sound_since += packet.size > 0  # not the end's empty packet, which gives the frames held back
+                clean_since += packet.size > 0  # not the end's empty packet, which gives the frames held back
                 for frame in frames:
                     if self._from_pts is None or frame.pts is None or frame.pts >= self._from_pts:
                         yield from fields.frames(frame)
@@ -193,7 +193,7 @@ class VideoFileSource:
             raise self._broken(exc) from None
         # Damage that runs to the end (decoders with frame threads report an error a few packets
         # late) loses the rest of the video: that stays an error, as a truncated file is.
-        if first_error is not None and not (self._reached_the_end() if self.stream.duration else sound_since):
+        if first_error is not None and not (self._reached_the_end() if self.stream.duration else clean_since):
             raise self._broken(first_error[0])
         if self.packets_skipped:
             n = self.packets_skipped
