@@ -129,3 +129,36 @@ def test_a_folder_without_videos_and_existing_outputs_are_refused_before_any_wor
     (tmp_path / "out" / "a.mp4").write_bytes(b"precious")
     assert main(["video", str(src), str(tmp_path / "b.mp4"), str(tmp_path / "out"), "--model", str(identity)]) == 2
     assert (tmp_path / "out" / "a.mp4").read_bytes() == b"precious"
+
+
+def _with_chapters(src, out):
+    """``src`` remuxed into ``out`` with two chapters: 0-1 s "Intro", 1-2 s "Main"."""
+    with av.open(str(src)) as i, av.open(str(out), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        o.set_chapters([{"id": n + 1, "start": n * 1000, "end": (n + 1) * 1000, "time_base": Fraction(1, 1000),
+                         "metadata": {"title": title}} for n, title in enumerate(("Intro", "Main"))])
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    return out
+
+
+def _chapters(path) -> list[tuple[float, float, str]]:
+    with av.open(str(path)) as c:
+        return [(round(float(ch["start"] * ch["time_base"]), 3), round(float(ch["end"] * ch["time_base"]), 3),
+                 ch["metadata"]["title"]) for ch in c.chapters()]
+
+
+@pytest.mark.skipif(not hasattr(av.container.InputContainer, "chapters"), reason="PyAV before 14 reads no chapters")
+def test_chapters_are_kept_and_cut_with_the_part(tmp_path, identity, caplog):
+    src = _with_chapters(write_clip(tmp_path / "plain.mkv", frames=60, size=(64, 48), fps=FPS), tmp_path / "in.mkv")
+    for name in ("out.mkv", "out.mp4"):
+        assert main(["-q", "video", str(src), str(tmp_path / name), "--model", str(identity)]) == 0
+        assert _chapters(tmp_path / name) == [(0.0, 1.0, "Intro"), (1.0, 2.0, "Main")]
+    assert main(["-q", "video", str(src), str(tmp_path / "part.mp4"), "--model", str(identity),
+                 "--start", "0.5", "--end", "1.25"]) == 0
+    assert _chapters(tmp_path / "part.mp4") == [(0.0, 0.5, "Intro"), (0.5, 0.75, "Main")]
+    with caplog.at_level("WARNING", logger="rtnst"):
+        assert main(["-q", "video", str(src), str(tmp_path / "out.avi"), "--model", str(identity)]) == 0
+    assert "the source's 2 chapters cannot go into .avi: left out" in caplog.text

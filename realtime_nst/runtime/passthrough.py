@@ -14,6 +14,7 @@ _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 # A timestamp this far behind the last one is the source's timeline starting again (clips joined by
 # `cat`, a stream that restarted): what follows continues from the last one instead of being squeezed in.
 JOIN_S = 0.5
+_CHAPTER_FORMATS = {"matroska", "webm", "mp4", "mov", "ipod", "ismv"}  # muxers that write chapters
 
 
 class Passthrough:
@@ -25,12 +26,14 @@ class Passthrough:
 
     Timestamps follow the video: ``start_s``, the source time of the video's first frame, is time 0
     (set it before the first ``mux_until``), and where a track's timestamps start again (joined
-    clips) it continues from where it was, as the video does. With ``trimmed`` (the video starts part
-    way through the source) what ends before time 0 is left out. Damaged packets that FFmpeg refuses
-    are left out and counted; ``close()`` says how many.
+    clips) it continues from where it was, as the video does. ``part_s``: the part of the source the
+    video covers, (start, end or None) in seconds on the players' clock, where it is not the whole:
+    what ends before its start is left out, and the chapters are cut to it. Damaged packets that
+    FFmpeg refuses are left out and counted; ``close()`` says how many.
     """
 
-    def __init__(self, out, source: Path, *, video, label: str, trimmed: bool = False) -> None:
+    def __init__(self, out, source: Path, *, video, label: str,
+                 part_s: tuple[float, float | None] | None = None) -> None:
         import av
 
         self._out = out
@@ -43,10 +46,11 @@ class Passthrough:
         self._pending: list = []
         self._encoded: dict[int, int] = {}  # re-encoded streams: samples given to the encoder
         self._skipped = 0
-        self._trimmed, self._sought = trimmed, False
+        self._trimmed, self._sought = bool(part_s and part_s[0] > 0), False
         self._closed = False
         try:
             self._add_streams(video)
+            self._add_chapters(part_s or (0.0, None))
         except BaseException:
             self._src.close()
             raise
@@ -98,6 +102,28 @@ class Passthrough:
             else:
                 log.warning("rtnst: subtitle track %d (%s) cannot go into %s: left out (.mkv keeps it)",
                             s.index, name, self._label)
+
+    def _add_chapters(self, part_s: tuple[float, float | None]) -> None:
+        """The source's chapters (an editor's or a camera's markers), cut to ``part_s`` and on the
+        output's timeline; set before the first packet, as the muxers write them in the header."""
+        chapters = self._src.chapters() if hasattr(self._src, "chapters") else []  # PyAV 14 and later
+        start, end = part_s
+        kept = []
+        for chapter in chapters:
+            tb = chapter["time_base"]
+            begins, ends = float(chapter["start"] * tb) - start, float(chapter["end"] * tb) - start
+            if ends <= 0 or (end is not None and begins >= end - start):
+                continue
+            ends = ends if end is None else min(ends, end - start)
+            kept.append({"id": len(kept) + 1, "start": round(max(begins, 0.0) * 1000), "end": round(ends * 1000),
+                         "time_base": Fraction(1, 1000), "metadata": dict(chapter["metadata"])})
+        if not kept:
+            return
+        if self._out.format.name.split(",")[0] not in _CHAPTER_FORMATS:
+            log.warning("rtnst: the source's %d chapter%s cannot go into %s: left out (.mkv and .mp4 keep them)",
+                        len(kept), "" if len(kept) == 1 else "s", self._label)
+            return
+        self._out.set_chapters(kept)
 
     def mux_until(self, time_s: float | None) -> None:
         """Mux the packets that start before ``time_s`` on the video's timeline (None: all that remain)."""

@@ -67,7 +67,7 @@ def open_file_sink(path: str | os.PathLike, *, crf: int = 18, preset: str = DEFA
     from .gif import GIF_SUFFIX, GifFileSink
 
     if Path(path).suffix.lower() == GIF_SUFFIX:
-        common.pop("trimmed", None)  # a GIF has no sound to cut
+        common.pop("part_s", None)  # a GIF has no sound or chapters to cut
         return GifFileSink(path, progress=progress, **common)
     return VideoFileSink(path, crf=crf, preset=preset, sample_aspect_ratio=sample_aspect_ratio, **common)
 
@@ -85,12 +85,12 @@ class VideoFileSink(KeptIfFinished):
                  time_base: Fraction | None = None, audio_from: str | os.PathLike | None = None,
                  overwrite: bool = False, crf: int = 18, preset: str = DEFAULT_PRESET,
                  frame_size: tuple[int, int] | None = None, sample_aspect_ratio: Fraction | None = None,
-                 trimmed: bool = False) -> None:
+                 part_s: tuple[float, float | None] | None = None) -> None:
         """``crf`` and ``preset``: H.264's quality and speed (``crf`` scaled to VP9's range for .webm).
         ``frame_size``: frames are written at this (smaller) size and scaled to ``width`` x
         ``height`` by the encoder's colour conversion. ``sample_aspect_ratio``: the pixels' shape
-        players are told (None: square). ``trimmed``: the frames start part way through ``audio_from``,
-        whose tracks then start there too."""
+        players are told (None: square). ``part_s``: the part of ``audio_from`` the frames cover,
+        (start, end or None) in seconds, where not the whole: its tracks and chapters are cut to it."""
         self.path = Path(path)
         if preset not in X264_PRESETS:
             raise OptionError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}", param="preset")
@@ -171,7 +171,7 @@ class VideoFileSink(KeptIfFinished):
         if audio_from is not None:
             try:
                 self._tracks = Passthrough(self._out, Path(audio_from), video=self._video, label=self.path.suffix,
-                                           trimmed=trimmed)
+                                           part_s=part_s)
             except BaseException:
                 self._discard()
                 raise

@@ -89,7 +89,8 @@ def stylize_video(
         source.shrink_to(small)
         sink = open_file_sink(out_path, width=width, height=height, fps=source.fps, time_base=source.time_base,
                               audio_from=src_path, overwrite=overwrite, crf=crf, preset=preset,
-                              frame_size=small, progress=progress, sample_aspect_ratio=sar, trimmed=start_s > 0)
+                              frame_size=small, progress=progress, sample_aspect_ratio=sar,
+                              part_s=(start_s, end_s) if start_s > 0 or end_s is not None else None)
         read, cut = 0, False
 
         def frames():
