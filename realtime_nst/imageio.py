@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, OutputError
+from .exif import with_exif
 from .files import atomic_write, check_output_path
 from .heif import HEIC_SUFFIXES, can_read_heic, cannot_read_advice, decode_heic
 from .profiles import in_srgb
@@ -180,9 +181,10 @@ def check_image_format(path: Path) -> None:
 
 
 def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray | None = None,
-                overwrite: bool = False) -> None:
+                overwrite: bool = False, exif: bytes | None = None) -> None:
     """Encode fully in memory, then write whole (files.atomic_write). ``alpha`` (HxW uint8), when
-    given, is written as the image's transparency: the format must hold one (ALPHA_SUFFIXES)."""
+    given, is written as the image's transparency: the format must hold one (ALPHA_SUFFIXES).
+    ``exif`` (exif.read_exif of the original) goes into a JPEG or PNG."""
     path = Path(path)
     # No write probe per image: callers probe the folder once before a run, and the write itself
     # reports a folder that refuses it.
@@ -198,8 +200,9 @@ def write_image(path: str | os.PathLike, frame: np.ndarray, *, alpha: np.ndarray
     ok, buf = cv2.imencode(suffix, frame)
     if not ok:
         raise OutputError(f"OpenCV could not encode {path}")
+    data = with_exif(buf.tobytes(), suffix, exif) if exif else buf.tobytes()
     with atomic_write(path, overwrite=overwrite) as tmp:
-        buf.tofile(tmp)
+        Path(tmp).write_bytes(data)
 
 
 def readable_suffixes() -> set[str]:

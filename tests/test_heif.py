@@ -108,3 +108,14 @@ def test_without_the_extra_heic_photos_are_named_with_what_to_do(tmp_path, ident
         assert main(["-q", "image", str(folder), str(tmp_path / "out"), "--model", str(identity)]) == 0
     assert "1 HEIC image left out" in caplog.text and "save them as JPEG" in caplog.text
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+
+
+def test_a_heic_photos_exif_goes_into_its_jpeg(tmp_path, identity):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:00:00"
+    _heic(tmp_path / "IMG_0001.HEIC", _halves(), exif=exif.tobytes())
+    assert main(["-q", "image", str(tmp_path / "IMG_0001.HEIC"), str(tmp_path / "out"), "--model", str(identity)]) == 0
+    with Image.open(tmp_path / "out" / "IMG_0001.jpg") as im:
+        assert im.size == (32, 48) and im.getexif()[0x0112] == 1
+        assert im.getexif().get_ifd(0x8769)[0x9003] == "2024:05:01 10:00:00"

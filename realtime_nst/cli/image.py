@@ -11,6 +11,7 @@ from ..errors import InputError, OutputError, RtnstError
 from .common import add_model_options, make_stylizer, note_native_size
 
 log = logging.getLogger("rtnst")
+_TOLD_NO_EXIF = threading.Event()  # said once a run: images are written from several threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,14 +79,20 @@ def _written_as(suffix: str) -> str:
 def _stylise_file(stylizer, src: Path, dst: Path, *, overwrite: bool, read=None) -> tuple[int, int]:
     """Read (unless ``read``: the image and its transparency, read already), stylise and write one
     image; returns its (width, height)."""
+    from ..exif import KEEPS_EXIF, read_exif
     from ..imageio import ALPHA_SUFFIXES, read_image_with_alpha, write_image
 
     frame, alpha = read or read_image_with_alpha(src)
+    exif = read_exif(src)  # the date taken, camera and place, for photo libraries
+    if exif and dst.suffix.lower() not in KEEPS_EXIF and not _TOLD_NO_EXIF.is_set():
+        _TOLD_NO_EXIF.set()
+        log.info("rtnst: %s cannot carry the photos' EXIF (date taken, camera) as rtnst writes it: "
+                 "%s do", dst.suffix, "/".join(sorted(KEEPS_EXIF)))
     if alpha is not None and dst.suffix.lower() not in ALPHA_SUFFIXES:
         log.warning("rtnst: %s has transparency, which %s cannot hold: written opaque (write %s to "
                     "keep it)", src, dst.name, "/".join(sorted(ALPHA_SUFFIXES)))
         alpha = None
-    write_image(dst, stylizer.stylize(frame), alpha=alpha, overwrite=overwrite)
+    write_image(dst, stylizer.stylize(frame), alpha=alpha, overwrite=overwrite, exif=exif)
     return frame.shape[1], frame.shape[0]
 
 
@@ -100,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from ..signals import stop_on_signals
     from .batch import make_folders
 
+    _TOLD_NO_EXIF.clear()
     pairs = plan(args.inputs, args.output, suffix=args.suffix, recursive=args.recursive)
     out = Path(args.output)
     make_folders(pairs, args.output)

@@ -1,0 +1,67 @@
+"""A photo's EXIF (date taken, camera, place) carried into its stylised copy, so that photo libraries
+sort and label it as they do the original. OpenCV's encoders write none."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+log = logging.getLogger("rtnst")
+
+_HEAD_BYTES = 1 << 17  # EXIF comes first in a JPEG, before the first IDAT in a PNG, in WebP's first chunks
+_ORIENTATION, _MAKER_NOTE, _EXIF_IFD = 0x0112, 0x927C, 0x8769
+KEEPS_EXIF = {".jpg", ".jpeg", ".png"}
+
+
+def read_exif(path: Path) -> bytes | None:
+    """The EXIF of the photo at ``path`` as an output should carry it ("Exif\\0\\0" + TIFF data), or
+    None: the orientation is "upright" (rtnst reads pictures upright), and the thumbnail (the original
+    picture) and the maker's note (offsets into the original file) are left out."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError:
+        return None
+    if b"Exif" not in head and b"eXIf" not in head:  # untagged, the common case: no Pillow import
+        return None
+    from PIL import Image
+
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1"):  # an iPhone's HEIC, where the heif extra reads it
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError:
+            return None
+        register_heif_opener()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a panorama's size, a damaged tag: the picture was read already
+            with Image.open(path) as im:
+                exif = im.getexif()
+                if not exif:
+                    return None
+                if _ORIENTATION in exif:
+                    exif[_ORIENTATION] = 1
+                details = exif.get_ifd(_EXIF_IFD)
+                details.pop(_MAKER_NOTE, None)
+                return exif.tobytes()
+    except Exception as exc:  # noqa: BLE001 - Pillow's many parse errors: the metadata is a nicety
+        log.info("rtnst: %s: its EXIF could not be read (%s); the output carries none", path, exc)
+        return None
+
+
+def with_exif(encoded: bytes, suffix: str, exif: bytes) -> bytes:
+    """An encoded JPEG or PNG (``suffix``) with ``exif`` (as read_exif gives it) in it."""
+    suffix = suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        if len(exif) + 2 > 0xFFFF or not encoded.startswith(b"\xff\xd8"):
+            return encoded  # too large for one APP1 segment
+        return encoded[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + encoded[2:]
+    if suffix == ".png":
+        import zlib
+
+        body = b"eXIf" + exif[6:]  # PNG's chunk holds the TIFF data without the "Exif\0\0" marker
+        chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+        at = encoded.find(b"IDAT") - 4
+        return encoded[:at] + chunk + encoded[at:] if at > 8 else encoded
+    return encoded
