@@ -10,14 +10,15 @@ from pathlib import Path
 log = logging.getLogger("rtnst")
 
 _HEAD_BYTES = 1 << 17  # EXIF comes first in a JPEG, before the first IDAT in a PNG, in WebP's first chunks
-_ORIENTATION, _MAKER_NOTE, _EXIF_IFD = 0x0112, 0x927C, 0x8769
+_ORIENTATION, _EXIF_IFD, _MAKER_NOTE, _COLOUR_SPACE = 0x0112, 0x8769, 0x927C, 0xA001
 KEEPS_EXIF = {".jpg", ".jpeg", ".png"}
 
 
 def read_exif(path: Path) -> bytes | None:
     """The EXIF of the photo at ``path`` as an output should carry it ("Exif\\0\\0" + TIFF data), or
-    None: the orientation is "upright" (rtnst reads pictures upright), and the thumbnail (the original
-    picture) and the maker's note (offsets into the original file) are left out."""
+    None: the orientation is "upright" (rtnst reads pictures upright), the colour space sRGB (rtnst
+    converts them to it), and the thumbnail (the original picture) and the maker's note (offsets into
+    the original file) are left out."""
     try:
         with open(path, "rb") as f:
             head = f.read(_HEAD_BYTES)
@@ -44,6 +45,8 @@ def read_exif(path: Path) -> bytes | None:
                     exif[_ORIENTATION] = 1
                 details = exif.get_ifd(_EXIF_IFD)
                 details.pop(_MAKER_NOTE, None)
+                if _COLOUR_SPACE in details:  # a P3 photo says "uncalibrated"; its copy is sRGB (profiles.py)
+                    details[_COLOUR_SPACE] = 1
                 return exif.tobytes()
     except Exception as exc:  # noqa: BLE001 - Pillow's many parse errors: the metadata is a nicety
         log.info("rtnst: %s: its EXIF could not be read (%s); the output carries none", path, exc)

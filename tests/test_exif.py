@@ -19,6 +19,7 @@ def _photo(path, **save) -> None:
     exif[0x010F] = "Canon"
     exif.get_ifd(0x8769)[0x9003] = TAKEN  # DateTimeOriginal
     exif.get_ifd(0x8769)[0x927C] = b"maker's own bytes"
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF  # ColorSpace "uncalibrated", as phones mark Display P3 photos
     exif.get_ifd(0x8825)[1] = "N"  # GPSLatitudeRef
     Image.fromarray(np.full((40, 60, 3), 120, np.uint8)).save(path, exif=exif.tobytes(), **save)
 
@@ -37,6 +38,7 @@ def test_the_date_camera_and_place_are_kept_and_the_orientation_is_upright(tmp_p
         assert exif[0x010F] == "Canon" and exif.get_ifd(0x8769)[0x9003] == TAKEN and exif.get_ifd(0x8825)[1] == "N"
         assert exif[0x0112] == 1  # the pixels are upright now: a viewer must not turn them again
         assert 0x927C not in exif.get_ifd(0x8769)  # the maker's note points into the original file
+        assert exif.get_ifd(0x8769)[0xA001] == 1  # sRGB, as the copy is written
 
 
 def test_a_folder_keeps_each_photos_exif_and_an_untagged_photo_gets_none(tmp_path, identity):
