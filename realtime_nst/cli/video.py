@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
                 log.error("rtnst: skipped: %s", exc)  # the message names the file
                 continue
             if report.interrupted:
-                rest = f"; {len(pairs) - n - 1} videos not started" if n + 1 < len(pairs) else ""
+                left = len(pairs) - n - 1
+                rest = f"; {left} video{'' if left == 1 else 's'} not started" if left else ""
                 log.warning("rtnst: interrupted: %s holds the first %d frames (playable, incomplete)%s",
                             report.output, report.frames_written, rest)
                 return 130
