@@ -162,3 +162,24 @@ def test_chapters_are_kept_and_cut_with_the_part(tmp_path, identity, caplog):
     with caplog.at_level("WARNING", logger="rtnst"):
         assert main(["-q", "video", str(src), str(tmp_path / "out.avi"), "--model", str(identity)]) == 0
     assert "the source's 2 chapters cannot go into .avi: left out" in caplog.text
+
+
+def test_a_data_track_left_out_is_said(tmp_path, identity, caplog):
+    src = tmp_path / "camera.ts"  # a camera's telemetry beside its picture
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        data = out.add_data_stream()
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            for p in v.encode(frame):
+                out.mux(p)
+            packet = av.Packet(b"GPS %d" % i)
+            packet.stream, packet.pts, packet.dts, packet.time_base = data, i * 3000, i * 3000, Fraction(1, 90000)
+            out.mux(packet)
+        for p in v.encode(None):
+            out.mux(p)
+    with caplog.at_level("WARNING", logger="rtnst"):
+        assert main(["-q", "video", str(src), str(tmp_path / "o.mp4"), "--model", str(identity)]) == 0
+    assert "data track 1 of the source left out of .mp4" in caplog.text

@@ -24,7 +24,8 @@ def time_arg(text: str) -> float:
         if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
             raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a time as seconds (90.5) or [H:]M:S (1:30.5), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a time as seconds (90.5) or [H:]M:S (1:30.5), got {text!r}") from None
     return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
 
 

@@ -61,7 +61,8 @@ def _say_left_out(folder: Path, *, recursive: bool, only: bool) -> None:
 
     from ..imageio import not_read
 
-    kinds = Counter(why for f in folder.glob("**/*" if recursive else "*") if f.is_file() and (why := not_read(f.suffix)))
+    kinds = Counter(why for f in folder.glob("**/*" if recursive else "*")
+                    if f.is_file() and (why := not_read(f.suffix)))
     for (what, advice), count in kinds.items():
         if only and len(kinds) == 1:
             raise InputError(f"folder {folder} holds {what} only, which rtnst does not read: {advice}")

@@ -102,6 +102,14 @@ class Passthrough:
             else:
                 log.warning("rtnst: subtitle track %d (%s) cannot go into %s: left out (.mkv keeps it)",
                             s.index, name, self._label)
+        # Named, not carried: a camera's telemetry (GoPro's GPS and motion data), a Matroska file's
+        # attachments (the fonts of styled subtitles). A timecode track goes over as the video's tag.
+        others = [f"attachment {s.metadata.get('filename', s.index)}" if s.type == "attachment"
+                  else f"data track {s.index}" for s in self._src.streams
+                  if s.type == "attachment" or (s.type == "data" and "timecode" not in s.metadata)]
+        if others:
+            log.warning("rtnst: %s of the source left out of %s (rtnst carries the sound, subtitles, chapters and "
+                        "timecode)", ", ".join(others), self._label)
 
     def _add_chapters(self, part_s: tuple[float, float | None]) -> None:
         """The source's chapters (an editor's or a camera's markers), cut to ``part_s`` and on the
