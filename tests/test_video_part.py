@@ -183,3 +183,13 @@ def test_a_data_track_left_out_is_said(tmp_path, identity, caplog):
     with caplog.at_level("WARNING", logger="rtnst"):
         assert main(["-q", "video", str(src), str(tmp_path / "o.mp4"), "--model", str(identity)]) == 0
     assert "data track 1 of the source left out of .mp4" in caplog.text
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path, identity):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_clip(clips / "a.mp4", frames=3, fps=FPS, audio=None)
+    args = ["-q", "video", str(clips), str(clips / "styled"), "--model", str(identity), "-r"]
+    assert main(args) == 0
+    assert main([*args, "--overwrite"]) == 0  # again, over its own outputs: they are not inputs
+    assert sorted(str(p.relative_to(clips)) for p in clips.rglob("*.mp4")) == ["a.mp4", "styled/a.mp4"]

@@ -27,11 +27,15 @@ def plan_pairs(inputs: list[str], output: str, *, find: Callable[[Path], list[Pa
                 if subfolders:
                     log.warning("rtnst: %s: %d subfolder%s not searched (--recursive searches them)", item,
                                 len(subfolders), "" if len(subfolders) == 1 else "s")
-            found += [(f, f.relative_to(item)) for f in find(item)]
+            # OUT inside the folder (photos/ -> photos/styled/): what an earlier run wrote there is not input
+            inside = out.resolve()
+            found += [(f, f.relative_to(item)) for f in find(item) if inside not in f.resolve().parents]
         elif item.exists():
             found.append((item, Path(item.name)))
         else:
             raise InputError(f"input {item} does not exist")
+    if not found:
+        raise InputError(f"no inputs outside the output folder {out}")
     single = len(inputs) == 1 and not Path(inputs[0]).is_dir() and not out.is_dir() and (out.suffix or out.exists())
     if single:
         return [(found[0][0], out)]
