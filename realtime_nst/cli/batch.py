@@ -27,8 +27,9 @@ def plan_pairs(inputs: list[str], output: str, *, find: Callable[[Path], list[Pa
                 if subfolders:
                     log.warning("rtnst: %s: %d subfolder%s not searched (--recursive searches them)", item,
                                 len(subfolders), "" if len(subfolders) == 1 else "s")
-            # OUT inside the folder (photos/ -> photos/styled/): what an earlier run wrote there is not input
-            inside = out.resolve()
+            # OUT inside the folder (photos/ -> photos/styled/): what an earlier run wrote there is not input.
+            # (OUT the folder itself is refused later: every output would replace its input.)
+            inside = out.resolve() if out.resolve() != item.resolve() else None
             found += [(f, f.relative_to(item)) for f in find(item) if inside not in f.resolve().parents]
         elif item.exists():
             found.append((item, Path(item.name)))
