@@ -26,18 +26,21 @@ def read_exif(path: Path) -> bytes | None:
         return None
     if b"Exif" not in head and b"eXIf" not in head:  # untagged, the common case: no Pillow import
         return None
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1"):  # an iPhone's HEIC, where the heif extra reads it
-        try:
-            from pillow_heif import register_heif_opener
-        except ImportError:
-            return None
-        register_heif_opener()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a panorama's size, a damaged tag: the picture was read already
-            with Image.open(path) as im:
+            try:
+                im = Image.open(path)
+            except UnidentifiedImageError:  # HEIC: Pillow reads it once the heif extra's plugin is registered
+                try:
+                    from pillow_heif import register_heif_opener
+                except ImportError:
+                    return None
+                register_heif_opener()
+                im = Image.open(path)
+            with im:
                 exif = im.getexif()
                 if not exif:
                     return None
